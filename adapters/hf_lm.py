@@ -1,0 +1,139 @@
+"""LanguageModel adapter over a transformers causal LM, with KV-cache reuse."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from tokensmith.core.errors import InputError, StaleStateError
+from tokensmith.core.language_model import LanguageModel, LMState
+from tokensmith.core.runtime import Runtime
+from tokensmith.core.tokenizer import Tokenizer
+
+_tickets = itertools.count(1)
+
+
+def is_causal_lm(model: Any) -> bool:
+    name = type(model).__name__
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return head is not None and ("ForCausalLM" in name or name.endswith("LMHeadModel"))
+
+
+def wrap_language_model(model: Any, tokenizer: Tokenizer, runtime: Runtime) -> HFCausalLM | None:
+    """An :class:`HFCausalLM` for causal LMs, ``None`` for other models (encoders)."""
+    return HFCausalLM(model, tokenizer, runtime) if is_causal_lm(model) else None
+
+
+class HFCausalLM(LanguageModel):
+    """Wraps a transformers ``*ForCausalLM`` (any architecture) without copying it.
+
+    Log-probabilities are computed in float32 (float64 if the model runs in
+    float64) and stay on the model's device.
+    """
+
+    def __init__(self, model: Any, tokenizer: Tokenizer, runtime: Runtime, name: str = "hf") -> None:
+        super().__init__()
+        self.model = model.eval()
+        self._tokenizer = tokenizer
+        self.runtime = runtime
+        self.name = name
+        params = inspect.signature(type(model).forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        cfg = model.config
+        self._context = int(getattr(cfg, "max_position_embeddings", None)
+                            or getattr(cfg, "n_positions", None) or 2048)
+        self._vocab = int(model.get_output_embeddings().weight.shape[0])
+        if tokenizer.vocab_size > self._vocab:
+            raise InputError(
+                f"tokenizer has {tokenizer.vocab_size} ids but the model only {self._vocab} output rows",
+                component=f"language model '{name}'", hint="pair the model with its own tokenizer")
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self._context
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _logprobs(self, logits: Any) -> Any:
+        import torch
+
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        return torch.log_softmax(logits.to(dtype), dim=-1)
+
+    def _forward(self, ids: list[int], cache: Any) -> tuple[Any, Any]:
+        import torch
+
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=x, use_cache=True, logits_to_keep=1,
+                             **{self._cache_kw: cache})
+        self.counters["forward_calls"] += 1
+        self.counters["forward_tokens"] += len(ids)
+        new_cache = out.get("cache", None) if "cache" in out else out.past_key_values
+        return self._logprobs(out.logits[0, -1]), new_cache
+
+    def start(self, ids: Sequence[int]) -> LMState:
+        ids = self.check_ids(ids)
+        if not ids:
+            raise InputError("start() needs at least one token", component=f"language model '{self.name}'",
+                             hint="start from lm.start_ids")
+        logprobs, cache = self._forward(ids, None)
+        ticket = next(_tickets)
+        cache._tokensmith_ticket = ticket
+        return LMState(tuple(ids), logprobs, cache, ticket)
+
+    def extend(self, state: LMState, ids: Sequence[int]) -> LMState:
+        ids = self.check_ids(ids, already=len(state.ids))
+        if not ids:
+            return state
+        if getattr(state.cache, "_tokensmith_ticket", None) != state.ticket:
+            raise StaleStateError("this state's cache was already extended by another state",
+                                  component=f"language model '{self.name}'",
+                                  hint="call lm.fork(state) before extending one state twice")
+        logprobs, cache = self._forward(ids, state.cache)
+        ticket = next(_tickets)
+        cache._tokensmith_ticket = ticket
+        return LMState(state.ids + tuple(ids), logprobs, cache, ticket)
+
+    def fork(self, state: LMState) -> LMState:
+        if getattr(state.cache, "_tokensmith_ticket", None) != state.ticket:
+            raise StaleStateError("cannot fork a state whose cache was already extended",
+                                  component=f"language model '{self.name}'",
+                                  hint="fork before extending")
+        cache = copy.deepcopy(state.cache)
+        ticket = next(_tickets)
+        cache._tokensmith_ticket = ticket
+        return LMState(state.ids, state.logprobs, cache, ticket)
+
+    def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
+        import torch
+
+        seqs = [self.check_ids(s) for s in sequences]
+        if not seqs:
+            return []
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
+        x = torch.full((len(seqs), width), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long, device=self.device)
+        for row, s in enumerate(seqs):
+            x[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[row, : len(s)] = 1
+        with torch.inference_mode():
+            out = self.model(input_ids=x, attention_mask=mask, use_cache=False)
+        self.counters["forward_calls"] += 1
+        self.counters["forward_tokens"] += sum(len(s) for s in seqs)
+        lp = self._logprobs(out.logits)
+        return [lp[row, : len(s)] for row, s in enumerate(seqs)]

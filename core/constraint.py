@@ -1,0 +1,102 @@
+"""Constraints: predicates on byte prefixes, composable, every evaluation counted.
+
+What a constraint *means* is the set of complete byte strings it accepts;
+``allows(prefix)`` says whether ``prefix`` can still be extended to one of
+them. How a decoder *uses* a constraint (masking, rejection sampling, SMC) is
+the decoder's business.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from .errors import InputError
+
+
+class Constraint(ABC):
+    """Subclasses implement :meth:`_allows` and :meth:`_accepts`; callers use the
+    counted :meth:`allows` and :meth:`accepts`."""
+
+    name: str = "constraint"
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    @abstractmethod
+    def _allows(self, prefix: bytes) -> bool: ...
+
+    def _accepts(self, text: bytes) -> bool:
+        return self._allows(text)
+
+    def allows(self, prefix: bytes) -> bool:
+        """Can ``prefix`` be extended to an accepted string? (one counted check)"""
+        if not isinstance(prefix, (bytes, bytearray)):
+            raise InputError(f"constraints take bytes, got {type(prefix).__name__}",
+                             component=f"constraint '{self.name}'", hint="pass text.encode('utf-8')")
+        self.checks += 1
+        return bool(self._allows(bytes(prefix)))
+
+    def accepts(self, text: bytes) -> bool:
+        """Is ``text`` a complete accepted string? (one counted check)"""
+        if not isinstance(text, (bytes, bytearray)):
+            raise InputError(f"constraints take bytes, got {type(text).__name__}",
+                             component=f"constraint '{self.name}'", hint="pass text.encode('utf-8')")
+        self.checks += 1
+        return bool(self._accepts(bytes(text)))
+
+    def reset_counters(self) -> None:
+        self.checks = 0
+
+    def __and__(self, other: Constraint) -> Constraint:
+        return AllOf(self, other)
+
+    def __or__(self, other: Constraint) -> Constraint:
+        return AnyOf(self, other)
+
+
+class FunctionConstraint(Constraint):
+    """Any Python callable on byte prefixes (and optionally on complete strings)."""
+
+    def __init__(self, allows: Callable[[bytes], bool],
+                 accepts: Callable[[bytes], bool] | None = None, name: str = "function") -> None:
+        super().__init__()
+        self._allows_fn = allows
+        self._accepts_fn = accepts or allows
+        self.name = name
+
+    def _allows(self, prefix: bytes) -> bool:
+        return self._allows_fn(prefix)
+
+    def _accepts(self, text: bytes) -> bool:
+        return self._accepts_fn(text)
+
+
+class AllOf(Constraint):
+    """Intersection. Short-circuits; the parts count their own checks too."""
+
+    def __init__(self, *parts: Constraint) -> None:
+        super().__init__()
+        self.parts = parts
+        self.name = " & ".join(p.name for p in parts)
+
+    def _allows(self, prefix: bytes) -> bool:
+        return all(p.allows(prefix) for p in self.parts)
+
+    def _accepts(self, text: bytes) -> bool:
+        return all(p.accepts(text) for p in self.parts)
+
+
+class AnyOf(Constraint):
+    """Union. Short-circuits; the parts count their own checks too."""
+
+    def __init__(self, *parts: Constraint) -> None:
+        super().__init__()
+        self.parts = parts
+        self.name = " | ".join(p.name for p in parts)
+
+    def _allows(self, prefix: bytes) -> bool:
+        return any(p.allows(prefix) for p in self.parts)
+
+    def _accepts(self, text: bytes) -> bool:
+        return any(p.accepts(text) for p in self.parts)

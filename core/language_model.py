@@ -1,0 +1,119 @@
+"""The LanguageModel interface: next-token log-probabilities with cache reuse.
+
+A :class:`LMState` is the model after reading a prefix: its ``ids``, the
+next-token ``logprobs`` (a 1-D float tensor over the model's vocabulary) and
+an opaque KV cache. :meth:`LanguageModel.extend` reuses and grows that cache,
+so a state can be extended once; to branch, :meth:`LanguageModel.fork` it
+first. Extending a state twice raises :class:`StaleStateError` instead of
+silently reading a cache that belongs to another branch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from .errors import ContextLengthError, InputError
+from .tokenizer import Tokenizer, require_text
+
+
+@attrs.define(eq=False)
+class LMState:
+    ids: tuple[int, ...]
+    logprobs: Any
+    cache: Any = None
+    #: identity of the cache owner; a state is stale once its cache grew past it
+    ticket: int = 0
+
+
+class LanguageModel(ABC):
+    """Next-token distributions of a causal LM over its tokenizer's ids.
+
+    ``counters`` counts ``forward_calls`` and ``forward_tokens`` so decoders
+    can report LM calls in their :class:`Generation`.
+    """
+
+    name: str = "lm"
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {"forward_calls": 0, "forward_tokens": 0}
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    @abstractmethod
+    def context_length(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Size of the model's output layer (may exceed the tokenizer's: padding rows)."""
+
+    @property
+    def start_ids(self) -> tuple[int, ...]:
+        """Ids every sequence is conditioned on (BOS, or EOS for models without BOS)."""
+        tok = self.tokenizer
+        if tok.bos_id is not None:
+            return (tok.bos_id,)
+        if tok.eos_id is not None:
+            return (tok.eos_id,)
+        return ()
+
+    @abstractmethod
+    def start(self, ids: Sequence[int]) -> LMState:
+        """Read ``ids`` (non-empty) from scratch."""
+
+    @abstractmethod
+    def extend(self, state: LMState, ids: Sequence[int]) -> LMState:
+        """Read ``ids`` after ``state``, reusing its cache (which the new state then owns)."""
+
+    @abstractmethod
+    def fork(self, state: LMState) -> LMState:
+        """A copy of ``state`` with its own cache, so both can be extended."""
+
+    @abstractmethod
+    def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
+        """For each sequence a ``[len(seq), vocab]`` tensor: row ``i`` is the
+        next-token log-distribution after ``seq[: i + 1]``. Batched, no cache."""
+
+    def check_ids(self, ids: Sequence[int], *, already: int = 0) -> list[int]:
+        if isinstance(ids, (str, bytes)):
+            raise InputError(f"expected token ids, got {type(ids).__name__}",
+                             component=f"language model '{self.name}'",
+                             hint="encode text with lm.tokenizer.encode(text).ids")
+        out = [int(i) for i in ids]
+        if already + len(out) > self.context_length:
+            raise ContextLengthError(
+                f"{already + len(out)} tokens exceed the context length {self.context_length}",
+                component=f"language model '{self.name}'",
+                hint="shorten the prompt or lower max_new_tokens")
+        bad = [i for i in out if not 0 <= i < self.vocab_size]
+        if bad:
+            raise InputError(f"token ids {bad[:5]} are outside the vocabulary (size {self.vocab_size})",
+                             component=f"language model '{self.name}'")
+        return out
+
+    def score_ids(self, ids: Sequence[int], *, context: Sequence[int] | None = None) -> float:
+        """log p(ids | context) as the sum of token log-probs (context defaults to start_ids)."""
+        context = list(self.start_ids if context is None else context)
+        if not context:
+            raise InputError("scoring needs a non-empty context (the model has no BOS/EOS id)",
+                             component=f"language model '{self.name}'",
+                             hint="pass context=[...] explicitly")
+        ids = list(ids)
+        full = context + ids
+        rows = self.logprobs_batch([full])[0]
+        total = 0.0
+        for pos, tok in enumerate(ids):
+            total += float(rows[len(context) - 1 + pos, tok])
+        return total
+
+    def score(self, text: str, *, context: Sequence[int] | None = None) -> float:
+        """Exact log-probability of ``text``'s tokenization given ``context``."""
+        require_text(text, f"language model '{self.name}'")
+        return self.score_ids(self.tokenizer.encode(text).ids, context=context)

@@ -1,0 +1,193 @@
+"""Pipelines: a frozen spec (code or TOML) and the built Pipeline that runs it.
+
+Resolving names into components is the registry's job
+(:meth:`tokensmith.registry.Registry.build_pipeline`); a :class:`Pipeline`
+holds components that are already built and runs plain Python/tensor code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .constraint import Constraint
+from .decoding import Decoder
+from .errors import ConfigError
+from .language_model import LanguageModel
+from .records import ComponentRef, Generation, ModelReport
+from .runtime import Runtime
+from .tokenizer import Tokenizer, require_text
+
+#: pipeline slots holding one registered component, with the kind each takes
+SLOTS: dict[str, str] = {
+    "tokenizer": "tokenizer",
+    "embedding": "embedding",
+    "normalization": "normalization",
+    "decoder": "decoder",
+    "constraint": "constraint",
+    "objective": "objective",
+    "evaluation": "evaluation",
+}
+DEFAULTS: dict[str, str] = {"tokenizer": "model", "embedding": "model",
+                            "normalization": "identity"}
+
+
+def _ref(value: Any) -> ComponentRef | None:
+    return None if value is None else ComponentRef.from_config(value)
+
+
+def _refs(values: Any) -> tuple[ComponentRef, ...]:
+    return tuple(ComponentRef.from_config(v) for v in (values or ()))
+
+
+@attrs.frozen
+class ModelSource:
+    """Where the model comes from: ``"smollm2"``, ``"minilm"``, ``"tiny-llama"``, a
+    transformers directory, a ``.gguf`` or ``.safetensors`` file."""
+
+    source: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda d: dict(d))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"source": self.source, **self.params}
+
+    @classmethod
+    def from_config(cls, value: Any) -> ModelSource:
+        if isinstance(value, ModelSource):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and "source" in value:
+            return cls(str(value["source"]), {k: v for k, v in value.items() if k != "source"})
+        raise ConfigError(f"[model] needs a 'source', got {value!r}",
+                          hint='e.g. [model] source = "smollm2"')
+
+
+@attrs.frozen
+class PipelineSpec:
+    """Everything a pipeline is made of, by name. Vary it with ``attrs.evolve``."""
+
+    model: ModelSource = attrs.field(converter=ModelSource.from_config)
+    tokenizer: ComponentRef = attrs.field(default=DEFAULTS["tokenizer"], converter=ComponentRef.from_config)
+    stages: tuple[ComponentRef, ...] = attrs.field(default=(), converter=_refs)
+    embedding: ComponentRef = attrs.field(default=DEFAULTS["embedding"], converter=ComponentRef.from_config)
+    normalization: ComponentRef = attrs.field(default=DEFAULTS["normalization"],
+                                              converter=ComponentRef.from_config)
+    decoder: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    constraint: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    objective: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    evaluation: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    runtime: Mapping[str, Any] = attrs.field(factory=lambda: {"device": "auto", "dtype": "auto"},
+                                             converter=lambda d: dict(d))
+    generate: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda d: dict(d))
+
+    def slots(self) -> dict[str, ComponentRef]:
+        out = {slot: getattr(self, slot) for slot in SLOTS}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def to_config(self) -> dict[str, Any]:
+        """A plain dict (TOML-ready); ``PipelineSpec.from_config(spec.to_config()) == spec``."""
+        out: dict[str, Any] = {"runtime": dict(self.runtime), "model": self.model.to_config()}
+        tokenizer = self.tokenizer.to_config()
+        if self.stages:
+            tokenizer["stages"] = [s.to_config() for s in self.stages]
+        out["tokenizer"] = tokenizer
+        for slot, ref in self.slots().items():
+            if slot != "tokenizer":
+                out[slot] = ref.to_config()
+        if self.generate:
+            out["generate"] = dict(self.generate)
+        return out
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PipelineSpec:
+        config = dict(config)
+        allowed = {"runtime", "model", "generate", *SLOTS}
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown pipeline tables {unknown}",
+                              hint="allowed tables: " + ", ".join(sorted(allowed)))
+        if "model" not in config:
+            raise ConfigError("the pipeline has no [model] table", hint='add [model] source = "smollm2"')
+        kwargs: dict[str, Any] = {k: v for k, v in config.items() if k in allowed}
+        tok = kwargs.get("tokenizer")
+        if isinstance(tok, Mapping) and "stages" in tok:
+            tok = dict(tok)
+            kwargs["stages"] = tok.pop("stages")
+            kwargs["tokenizer"] = tok
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PipelineSpec:
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"pipeline file {str(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        return cls.from_config(data)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_config())
+
+
+@attrs.define
+class BuildContext:
+    """What a factory may use: the runtime and whatever is already built."""
+
+    runtime: Runtime
+    model: Any = None
+    tokenizer: Tokenizer | None = None
+    lm: LanguageModel | None = None
+    source: ModelSource | None = None
+
+
+@attrs.define
+class Pipeline:
+    """Built components, ready to run. Made by ``Registry.build_pipeline``."""
+
+    spec: PipelineSpec
+    runtime: Runtime
+    model: Any
+    tokenizer: Tokenizer
+    lm: LanguageModel | None
+    decoder: Decoder | None
+    embedding: Any = None
+    normalization: Any = None
+    constraint: Constraint | None = None
+    objective: Any = None
+    evaluation: Any = None
+    stages: tuple[Any, ...] = ()
+    reports: list[ModelReport] = attrs.field(factory=list)
+    components: dict[str, Any] = attrs.field(factory=dict)
+
+    def prepare(self, text: str) -> str:
+        require_text(text, "pipeline")
+        for stage in self.stages:
+            text = stage.normalize(text)
+        return text
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None,
+                 seed: int | None = None) -> Generation:
+        """Run the decoder on ``prompt`` (after the tokenizer stages)."""
+        if self.decoder is None or self.lm is None:
+            raise ConfigError("this pipeline has no decoder/causal LM", component="pipeline",
+                              hint="set [decoder] and use a causal LM source")
+        if max_new_tokens is None:
+            max_new_tokens = int(self.spec.generate.get("max_new_tokens", 32))
+        if self.constraint is not None:
+            self.constraint.reset_counters()
+        return self.decoder.generate(self.lm, self.prepare(prompt), max_new_tokens=max_new_tokens,
+                                     constraint=self.constraint,
+                                     seed=self.runtime.seed if seed is None else seed)
+
+    def to_config(self) -> dict[str, Any]:
+        return self.spec.to_config()

@@ -1,0 +1,50 @@
+"""Hook implementations of tokensmith-baselines (records only; nothing heavy is imported)."""
+
+from __future__ import annotations
+
+from tokensmith import Component, hookimpl
+
+from .components import HFFileConfig
+from .decoding import GreedyConfig, SampleConfig
+
+_M = "tokensmith_baselines"
+
+
+@hookimpl
+def tokensmith_register_tokenizers():
+    return [
+        Component("model", f"{_M}.components:model_tokenizer",
+                  "the loaded model's own tokenizer (byte view checked at load)"),
+        Component("hf-file", f"{_M}.components:file_tokenizer",
+                  "a Hugging Face tokenizer.json file (byte view checked at load)",
+                  config_class=HFFileConfig),
+    ]
+
+
+@hookimpl
+def tokensmith_register_embeddings():
+    return [Component("model", f"{_M}.components:ModelEmbedding",
+                      "keep the model's own input embeddings (no change)")]
+
+
+@hookimpl
+def tokensmith_register_normalizations():
+    return [Component("identity", f"{_M}.components:IdentityNormalization",
+                      "keep the model's norm layers as they are (no surgery)")]
+
+
+@hookimpl
+def tokensmith_register_decoders():
+    return [
+        Component("greedy", f"{_M}.decoding:GreedyDecoder.from_config",
+                  "argmax decoding with KV cache; optional token healing", config_class=GreedyConfig),
+        Component("sample", f"{_M}.decoding:SamplingDecoder.from_config",
+                  "ancestral sampling with temperature, top-k, top-p; optional token healing",
+                  config_class=SampleConfig),
+    ]
+
+
+@hookimpl
+def tokensmith_register_demos():
+    return [Component("baselines", f"{_M}.demo:BaselineDemo",
+                      "greedy vs sampling vs token healing on prompts cut mid-word")]

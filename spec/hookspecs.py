@@ -1,0 +1,136 @@
+"""Hook specifications of the ``tokensmith`` plugin contract.
+
+Registration hooks return a list of :class:`~tokensmith.core.records.Component`
+records; the registry stamps each with its kind, plugin and distribution
+version. Every hook runs at registration or build time — none is called per
+token or per batch. An implementation may accept a subset of a hook's
+arguments (pluggy's opt-in arguments). Each hook is documented in
+``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from tokensmith.core.pipeline import ModelSource, Pipeline
+    from tokensmith.core.records import Component
+    from tokensmith.core.runtime import Runtime
+
+PROJECT = "tokensmith"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def tokensmith_register_tokenizers() -> list[Component]:
+    """Tokenizers (text <-> ids with a byte view).
+
+    Called once when a registry is built. Return records whose factory builds
+    a :class:`~tokensmith.core.tokenizer.Tokenizer`.
+    """
+
+
+@hookspec
+def tokensmith_register_tokenizer_stages() -> list[Component]:
+    """Tokenizer stages: text normalizers run before tokenization
+    (:class:`~tokensmith.core.kinds.TokenizerStage`)."""
+
+
+@hookspec
+def tokensmith_register_tokenizer_trainers() -> list[Component]:
+    """Tokenizer trainers that learn a Tokenizer from texts
+    (:class:`~tokensmith.core.kinds.TokenizerTrainer`)."""
+
+
+@hookspec
+def tokensmith_register_embeddings() -> list[Component]:
+    """Embedding providers (:class:`~tokensmith.core.embedding.EmbeddingProvider`)."""
+
+
+@hookspec
+def tokensmith_register_normalizations() -> list[Component]:
+    """Normalization providers: norm modules and norm surgery
+    (:class:`~tokensmith.core.normalization.NormalizationProvider`)."""
+
+
+@hookspec
+def tokensmith_register_decoders() -> list[Component]:
+    """Decoders (:class:`~tokensmith.core.decoding.Decoder`). Set
+    ``accepts_constraint=True`` on the record if the decoder honours constraints."""
+
+
+@hookspec
+def tokensmith_register_constraints() -> list[Component]:
+    """Constraints: predicates on byte prefixes (:class:`~tokensmith.core.constraint.Constraint`)."""
+
+
+@hookspec
+def tokensmith_register_objectives() -> list[Component]:
+    """Objectives: losses, rewards, token weights or selection (:class:`~tokensmith.core.kinds.Objective`)."""
+
+
+@hookspec
+def tokensmith_register_evaluations() -> list[Component]:
+    """Evaluations: task generators, scorers and reports (:class:`~tokensmith.core.kinds.Evaluation`)."""
+
+
+@hookspec
+def tokensmith_register_attributions() -> list[Component]:
+    """Attribution methods (:class:`~tokensmith.core.kinds.Attribution`)."""
+
+
+@hookspec
+def tokensmith_register_architectures() -> list[Component]:
+    """Model architectures a technique defines (:class:`~tokensmith.core.kinds.Architecture`)."""
+
+
+@hookspec
+def tokensmith_register_demos() -> list[Component]:
+    """Sections of ``tokensmith demo`` (:class:`~tokensmith.core.kinds.Demo`): each
+    shows what a plugin does against the baseline on the default model."""
+
+
+@hookspec(firstresult=True)
+def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
+    """Load the model named by ``source`` (a :class:`~tokensmith.core.pipeline.ModelSource`).
+
+    Return ``(model, tokenizer)`` — an ``nn.Module`` and a
+    :class:`~tokensmith.core.tokenizer.Tokenizer` — or ``None`` if this plugin
+    does not handle the source. The first non-``None`` result wins; the core's
+    adapters handle ``smollm2``, ``minilm``, ``tiny-*``, transformers
+    directories, ``.gguf`` and ``.safetensors`` files.
+    """
+
+
+@hookspec(historic=True)
+def tokensmith_configure(runtime: Runtime) -> None:
+    """Called with the :class:`~tokensmith.core.runtime.Runtime` whenever a pipeline is
+    built; historic, so plugins registered later still receive it."""
+
+
+@hookspec
+def tokensmith_pipeline_built(pipeline: Pipeline) -> None:
+    """Called once after a :class:`~tokensmith.core.pipeline.Pipeline` is built (e.g. to log it)."""
+
+
+#: registration hook name -> component kind
+REGISTRATION_HOOKS: dict[str, str] = {
+    "tokensmith_register_tokenizers": "tokenizer",
+    "tokensmith_register_tokenizer_stages": "tokenizer_stage",
+    "tokensmith_register_tokenizer_trainers": "tokenizer_trainer",
+    "tokensmith_register_embeddings": "embedding",
+    "tokensmith_register_normalizations": "normalization",
+    "tokensmith_register_decoders": "decoder",
+    "tokensmith_register_constraints": "constraint",
+    "tokensmith_register_objectives": "objective",
+    "tokensmith_register_evaluations": "evaluation",
+    "tokensmith_register_attributions": "attribution",
+    "tokensmith_register_architectures": "architecture",
+    "tokensmith_register_demos": "demo",
+}
+
+HOOKS: tuple[str, ...] = (*REGISTRATION_HOOKS, "tokensmith_load_model", "tokensmith_configure",
+                          "tokensmith_pipeline_built")
