@@ -78,7 +78,8 @@ class HFTokenizer(Tokenizer):
         model = spec["model"]
         self._model_type = model["type"]
         added = {t["id"]: t for t in spec.get("added_tokens", [])}
-        self._special = frozenset(i for i, t in added.items() if t.get("special"))
+        self._special_tokens = {i: t["content"] for i, t in added.items() if t.get("special")}
+        self._special = frozenset(self._special_tokens)
         self._added_plain = {i: t["content"] for i, t in added.items() if not t.get("special")}
         self._vocab_size = backend.get_vocab_size(with_added_tokens=True)
 
@@ -111,10 +112,20 @@ class HFTokenizer(Tokenizer):
         self.prefix_bytes = b" " if (self.family == "wordpiece" or (
             self.family in ("byte_fallback", "metaspace") and prepend)) else b""
         lossy_norm = [n["type"] for n in norm if n["type"] not in ("Prepend", "Replace")]
-        self.lossless = self.family != "wordpiece" and not lossy_norm
+        # A Metaspace pre-tokenizer does not prepend "▁" to text that already starts with a
+        # space, so decode(encode(" x")) == "x": such tokenizers are not lossless.
+        lossy_pre = any(n["type"] == "Metaspace" for n in pre) and prepend
+        self.lossless = self.family != "wordpiece" and not lossy_norm and not lossy_pre
         self._continuation = model.get("continuing_subword_prefix") or "##"
+        if self.family == "wordpiece":
+            # The WordPiece decoder's "cleanup" rewrites " ," to "," and " do not" to " don't":
+            # decode would then disagree with the tokens. Our copy decodes without it.
+            from tokenizers import decoders
+
+            backend.decoder = decoders.WordPiece(prefix=self._continuation, cleanup=False)
         if verify:
-            check_byte_view(self, samples=("Hello world", " x = 1\n\tfoo()", "naïve café"))
+            anchor = backend.token_to_id("a") if self.family == "wordpiece" else None
+            check_byte_view(self, samples=("Hello world", " x = 1\n\tfoo()", "naïve café"), anchor=anchor)
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -160,6 +171,10 @@ class HFTokenizer(Tokenizer):
         return self._vocab_size
 
     @property
+    def special_tokens(self) -> dict[int, str]:
+        return dict(self._special_tokens)
+
+    @property
     def special_ids(self) -> frozenset[int]:
         return self._special
 
@@ -190,7 +205,7 @@ class HFTokenizer(Tokenizer):
     def encode(self, text: str, *, add_special_tokens: bool = False) -> Encoding:
         require_text(text, f"tokenizer '{self.name}'")
         enc = self._backend.encode(text, add_special_tokens=add_special_tokens)
-        self._check(text, enc.ids, add_special_tokens)
+        self._check(text, enc)
         return Encoding(enc.ids, enc.offsets)
 
     def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False) -> list[Encoding]:
@@ -198,15 +213,17 @@ class HFTokenizer(Tokenizer):
             require_text(t, f"tokenizer '{self.name}'")
         encs = self._backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
         for t, e in zip(texts, encs):
-            self._check(t, e.ids, add_special_tokens)
+            self._check(t, e)
         return [Encoding(e.ids, e.offsets) for e in encs]
 
-    def _check(self, text: str, ids: Sequence[int], add_special_tokens: bool) -> None:
+    def _check(self, text: str, enc: Any) -> None:
         if not self.strict:
             return
+        # special_tokens_mask marks what the post-processor added (BOS/CLS...), not text
+        ids = [i for i, added in zip(enc.ids, enc.special_tokens_mask) if not added] \
+            if any(enc.special_tokens_mask) else enc.ids
         if self.lossless:
-            plain = [i for i in ids if i not in self._special] if add_special_tokens else ids
-            self.check_representable(text, plain)
+            self.check_representable(text, ids)
         elif self.unk_id is not None and self.unk_id in ids:
             raise UnrepresentableTextError(
                 f"text contains characters the vocabulary maps to the unknown token {self._tok(self.unk_id)!r}",

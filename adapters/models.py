@@ -192,7 +192,7 @@ def tiny_tokenizer(kind: str = "byte_level", vocab_size: int = 320,
     ``kind``: ``"byte_level"`` (GPT-2 style byte-level BPE, all 256 bytes) or
     ``"byte_fallback"`` (SentencePiece-style BPE with ``<0x..>`` byte tokens).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     texts = list(corpus) if corpus is not None else [TINY_CORPUS] * 4
     if kind == "byte_level":
@@ -206,9 +206,11 @@ def tiny_tokenizer(kind: str = "byte_level", vocab_size: int = 320,
         return HFTokenizer(tok, name="tiny-byte-level", bos_token="<|endoftext|>",
                            eos_token="<|endoftext|>")
     if kind == "byte_fallback":
+        # Llama-2 style: a normalizer prepends "▁" and turns spaces into "▁"; no pre-tokenizer.
         specials = ["<unk>", "<s>", "</s>"]
+        norm = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
         base = Tokenizer(models.BPE(unk_token="<unk>"))
-        base.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+        base.normalizer = norm
         n_merges = max(0, vocab_size - 3 - 256)
         trainer = trainers.BpeTrainer(vocab_size=n_merges + 3 + 64, special_tokens=specials,
                                       show_progress=False)
@@ -223,9 +225,9 @@ def tiny_tokenizer(kind: str = "byte_level", vocab_size: int = 320,
         merges = [m for m in merges if m[0] in vocab and m[1] in vocab and m[0] + m[1] in vocab]
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True))
         tok.add_special_tokens(specials)
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
-        tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(),
-                                         decoders.Metaspace(prepend_scheme="always")])
+        tok.normalizer = norm
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                         decoders.Fuse(), decoders.Strip(" ", 1, 0)])
         return HFTokenizer(tok, name="tiny-byte-fallback", bos_token="<s>", eos_token="</s>",
                            unk_token="<unk>")
     raise ModelLoadError(f"unknown tiny tokenizer kind {kind!r}", component="model",

@@ -62,8 +62,14 @@ class Tokenizer(ABC):
         return [self.encode(t, add_special_tokens=add_special_tokens) for t in texts]
 
     @property
+    def special_tokens(self) -> dict[int, str]:
+        """Special/control tokens by id, with the literal string that ``encode`` maps
+        to each (as in HF tokenizers, e.g. chat-template markers)."""
+        return {}
+
+    @property
     def special_ids(self) -> frozenset[int]:
-        return frozenset()
+        return frozenset(self.special_tokens)
 
     bos_id: int | None = None
     eos_id: int | None = None
@@ -105,7 +111,11 @@ class Tokenizer(ABC):
         """Raise :class:`UnrepresentableTextError` when ``ids`` lost part of ``text``."""
         if not self.lossless:
             return
-        got = self.decode_bytes(ids)
+        special = self.special_tokens
+        got = b"".join(special[i].encode("utf-8") if i in special else self.byte_table[i] or b""
+                       for i in ids)
+        if self.prefix_bytes and got.startswith(self.prefix_bytes):
+            got = got[len(self.prefix_bytes):]
         want = text.encode("utf-8")
         if got == want:
             return
@@ -117,18 +127,22 @@ class Tokenizer(ABC):
             hint="remove or replace those characters; tokenizer.unrepresentable_bytes lists all")
 
 
-def check_byte_view(tokenizer: Tokenizer, samples: Iterable[str] = ()) -> None:
+def check_byte_view(tokenizer: Tokenizer, samples: Iterable[str] = (),
+                    anchor: int | None = None) -> None:
     """Verify the byte view against ``decode``; raise :class:`ByteViewError` listing mismatches.
 
     Every single token is checked (its bytes, decoded with replacement, must
-    equal ``decode([id])``), then each sample text must round-trip.
+    equal ``decode([id])``; with ``anchor``, ``decode([anchor, id])``, for
+    vocabularies such as WordPiece whose lone continuation tokens decode
+    differently), then each sample text must round-trip.
     """
     bad: list[str] = []
     table = tokenizer.byte_table
     ids = [i for i, b in enumerate(table) if b is not None]
+    head = [] if anchor is None else [anchor]
     for i in ids:
-        want = tokenizer.decode([i])
-        got = table[i]
+        want = tokenizer.decode(head + [i])
+        got = b"".join(table[j] for j in head + [i])
         if tokenizer.prefix_bytes and got.startswith(tokenizer.prefix_bytes):
             got = got[len(tokenizer.prefix_bytes):]
         if got.decode("utf-8", errors="replace") != want:

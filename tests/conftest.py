@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def fake_distributions(tmp_path, monkeypatch):
+    """Install throw-away distributions with ``tokensmith`` entry points onto sys.path.
+
+    ``make(dist, module_source, entry_name=None)`` writes ``<dist>.dist-info`` and a
+    module, exactly what pip would leave, so discovery goes through importlib.metadata.
+    """
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def make(dist: str, source: str, entry: str | None = None) -> str:
+        module = dist.replace("-", "_") + "_mod"
+        info = Path(tmp_path) / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[tokensmith]\n{entry or dist} = {module}\n")
+        (Path(tmp_path) / f"{module}.py").write_text(textwrap.dedent(source))
+        import importlib
+
+        importlib.invalidate_caches()
+        return module
+
+    return make
+
+
+GOOD_PLUGIN = """
+from tokensmith import Component, hookimpl
+
+class Upper:
+    name = "upper"
+    def normalize(self, text):
+        return text.upper()
+
+@hookimpl
+def tokensmith_register_tokenizer_stages():
+    return [Component("{name}", lambda config, ctx: Upper(), "upper-cases text")]
+"""

@@ -1,0 +1,123 @@
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokensmith import (
+    Component,
+    ConfigError,
+    FunctionConstraint,
+    IncompatibleComponentsError,
+    PipelineSpec,
+    ValidationError,
+    hookimpl,
+)
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+values = st.one_of(st.integers(-5, 5), st.booleans(), st.text(max_size=8),
+                   st.floats(allow_nan=False, allow_infinity=False))
+params = st.dictionaries(names.filter(lambda n: n != "type"), values, max_size=3)
+refs = st.builds(lambda t, p: {"type": t, **p}, names, params)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(model=names, tok=refs, dec=refs, norm=refs, stages=st.lists(refs, max_size=2),
+       constraint=st.one_of(st.none(), refs), gen=st.dictionaries(names, values, max_size=2))
+def test_to_config_round_trips(model, tok, dec, norm, stages, constraint, gen):
+    spec = PipelineSpec(model=model, tokenizer=tok, decoder=dec, normalization=norm,
+                        stages=stages, constraint=constraint, generate=gen)
+    assert PipelineSpec.from_config(spec.to_config()) == spec
+
+
+def test_toml_round_trip(tmp_path):
+    spec = PipelineSpec(model={"source": "tiny-llama", "seed": 3},
+                        decoder={"type": "sample", "temperature": 0.5}, stages=["nfkc"])
+    path = tmp_path / "p.toml"
+    path.write_text(spec.to_toml())
+    assert PipelineSpec.from_toml(path) == spec
+    assert attrs.evolve(spec, decoder="greedy").decoder.type == "greedy"
+
+
+def test_bad_toml_and_missing_model(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[decoder\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        PipelineSpec.from_toml(path)
+    with pytest.raises(ConfigError, match="no \\[model\\]"):
+        PipelineSpec.from_config({"decoder": {"type": "greedy"}})
+    with pytest.raises(ConfigError, match="unknown pipeline tables"):
+        PipelineSpec.from_config({"model": "x", "decodr": {"type": "greedy"}})
+    with pytest.raises(ConfigError, match="no 'type' key"):
+        PipelineSpec.from_config({"model": "x", "decoder": {"temperature": 1}})
+
+
+@attrs.frozen
+class StepConfig:
+    steps: int = attrs.field(default=1, validator=attrs.validators.gt(0))
+
+
+class Parts:
+    @hookimpl
+    def tokensmith_register_decoders(self):
+        return [Component("counting", lambda c, ctx: object(), config_class=StepConfig),
+                Component("gpu-only", lambda c, ctx: object(), devices=("cuda",))]
+
+
+def test_validation_reports_every_problem_at_once(make_registry):
+    reg = make_registry(Parts(), entry_points=True)
+    spec = PipelineSpec(model="tiny-llama", tokenizer="modle", decoder={"type": "counting", "step": 2},
+                        normalization="identty", runtime={"device": "cpu", "dtype": "fp32"})
+    problems = reg.validate(spec)
+    text = "\n".join(map(str, problems))
+    assert len(problems) == 3, text
+    assert "tokenizer 'modle'" in text and "did you mean 'model'" in text and "normalization 'identty'" in text
+    assert "unknown parameter(s) ['step']" in text and "did you mean 'steps'" in text
+    with pytest.raises(ValidationError) as info:
+        reg.build_pipeline(spec)
+    assert len(info.value.problems) == 3
+
+
+def test_bad_parameter_value_and_unsupported_device(make_registry):
+    reg = make_registry(Parts())
+    spec = PipelineSpec(model="tiny-llama", decoder={"type": "counting", "steps": 0},
+                        runtime={"device": "cpu"})
+    assert any("steps" in str(p) for p in reg.validate(spec))
+    spec = attrs.evolve(spec, decoder="gpu-only")
+    assert any("does not support device 'cpu'" in str(p) for p in reg.validate(spec))
+
+
+def test_constraint_with_a_decoder_that_cannot_honour_it(installed_registry):
+    class Always:
+        @hookimpl
+        def tokensmith_register_constraints(self):
+            return [Component("always", lambda c, ctx: FunctionConstraint(lambda b: True))]
+
+    installed_registry.pm.register(Always())
+    reg = type(installed_registry)(installed_registry.pm, env={})
+    spec = PipelineSpec(model="tiny-llama", decoder="greedy", constraint="always",
+                        runtime={"device": "cpu"})
+    problems = reg.validate(spec)
+    assert len(problems) == 1 and isinstance(problems[0], IncompatibleComponentsError)
+
+
+def test_tiny_pipeline_builds_and_generates(installed_registry):
+    spec = PipelineSpec(model={"source": "tiny-llama", "seed": 1}, decoder="greedy",
+                        runtime={"device": "cpu", "dtype": "fp32"})
+    pipe = installed_registry.build_pipeline(spec)
+    gen = pipe.generate("The capital", max_new_tokens=4)
+    assert len(gen.ids) <= 4 and gen.counters["lm_calls"] >= 1
+    assert pipe.to_config() == spec.to_config()
+    assert [r.component for r in pipe.reports] == ["normalization 'identity'", "embedding 'model'"]
+
+
+def test_pipeline_built_hook_sees_the_pipeline(installed_registry):
+    seen = []
+
+    class Watcher:
+        @hookimpl
+        def tokensmith_pipeline_built(self, pipeline):
+            seen.append(pipeline)
+
+    installed_registry.pm.register(Watcher())
+    pipe = installed_registry.build_pipeline(PipelineSpec(model="tiny-gpt2", runtime={"device": "cpu"}))
+    assert seen == [pipe]

@@ -1,0 +1,143 @@
+import pytest
+from conftest import GOOD_PLUGIN
+
+from tokensmith import (
+    Component,
+    ComponentCollisionError,
+    ConfigError,
+    PluginLoadError,
+    UnknownComponentError,
+    hookimpl,
+)
+from tokensmith.registry import Registry
+
+
+class DecoderPlugin:
+    """An in-process plugin; registered on a fresh manager per test."""
+
+    def __init__(self, *names):
+        self.names = names
+
+    @hookimpl
+    def tokensmith_register_decoders(self):
+        return [Component(n, lambda config, ctx: object(), f"decoder {n}") for n in self.names]
+
+
+def test_components_are_stamped_with_provenance(make_registry):
+    reg = make_registry(DecoderPlugin("beam"))
+    record = reg.get("decoder", "beam")
+    assert record.kind == "decoder" and record.plugin and record.distribution == "(in-process)"
+
+
+def test_unknown_name_suggests_close_names_and_distribution(make_registry):
+    reg = make_registry(DecoderPlugin("greedy", "beam"))
+    with pytest.raises(UnknownComponentError) as info:
+        reg.get("decoder", "gredy")
+    text = str(info.value)
+    assert "did you mean 'greedy'" in text and "(in-process)" in text
+    assert "pip install tokensmith-gredy" in text
+
+
+def test_unknown_kind(make_registry):
+    with pytest.raises(ConfigError, match="unknown component kind"):
+        make_registry().components("decoders")
+
+
+def test_collision_names_both_distributions(fake_distributions):
+    fake_distributions("tokensmith-alpha", GOOD_PLUGIN.format(name="upper"))
+    fake_distributions("tokensmith-beta", GOOD_PLUGIN.format(name="upper"))
+    with pytest.raises(ComponentCollisionError) as info:
+        Registry.from_environment(env={})
+    assert "tokensmith-alpha" in str(info.value) and "tokensmith-beta" in str(info.value)
+
+
+def test_broken_plugin_warns_and_others_still_load(fake_distributions):
+    fake_distributions("tokensmith-broken", "raise RuntimeError('boom at import')")
+    fake_distributions("tokensmith-fine", GOOD_PLUGIN.format(name="shout"))
+    with pytest.warns(RuntimeWarning, match="tokensmith-broken") as record:
+        reg = Registry.from_environment(env={})
+    assert "boom at import" in str(record[0].message)
+    assert reg.get("tokenizer_stage", "shout").distribution == "tokensmith-fine"
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(fake_distributions):
+    fake_distributions("tokensmith-broken", "raise RuntimeError('boom')")
+    with pytest.raises(PluginLoadError, match="tokensmith-broken"):
+        Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "1"})
+
+
+def test_hook_that_raises_is_reported_with_its_plugin(fake_distributions):
+    fake_distributions("tokensmith-hookfail", """
+from tokensmith import hookimpl
+@hookimpl
+def tokensmith_register_decoders():
+    raise ValueError("bad records")
+""")
+    with pytest.warns(RuntimeWarning, match="tokensmith-hookfail"):
+        Registry.from_environment(env={})
+    with pytest.raises(PluginLoadError, match="bad records"):
+        Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "yes"})
+
+
+def test_allow_and_deny_lists(fake_distributions):
+    fake_distributions("tokensmith-one", GOOD_PLUGIN.format(name="one"))
+    fake_distributions("tokensmith-two", GOOD_PLUGIN.format(name="two"))
+    names = lambda reg: {c.name for c in reg.components("tokenizer_stage")}  # noqa: E731
+    assert names(Registry.from_environment(env={})) >= {"one", "two"}
+    only = Registry.from_environment(env={"TOKENSMITH_LOAD_PLUGINS": "tokensmith-one"})
+    assert "one" in names(only) and "two" not in names(only)
+    denied = Registry.from_environment(env={"TOKENSMITH_DISABLE_PLUGINS": "tokensmith-one"})
+    assert "one" not in names(denied) and "two" in names(denied)
+
+
+def test_each_registry_has_its_own_manager(make_registry):
+    a, b = make_registry(DecoderPlugin("x")), make_registry()
+    assert a.pm is not b.pm
+    with pytest.raises(UnknownComponentError):
+        b.get("decoder", "x")
+
+
+def test_misspelled_hook_is_caught():
+    class Typo:
+        @hookimpl
+        def tokensmith_register_decoder(self):  # missing "s"
+            return []
+
+    from pluggy import PluginValidationError
+
+    with pytest.raises(PluginValidationError):
+        Registry.from_environment(plugins=[Typo()], entry_points=False, env={})
+
+
+def test_record_of_wrong_type_is_rejected(make_registry):
+    class Bad:
+        @hookimpl
+        def tokensmith_register_decoders(self):
+            return ["greedy"]
+
+    with pytest.warns(RuntimeWarning, match="expected tokensmith.Component"):
+        make_registry(Bad())
+
+
+def test_lazy_factory_string_resolves(make_registry):
+    class Lazy:
+        @hookimpl
+        def tokensmith_register_constraints(self):
+            return [Component("always", "tokensmith.core.constraint:FunctionConstraint")]
+
+    reg = make_registry(Lazy())
+    assert reg.get("constraint", "always").resolve_factory().__name__ == "FunctionConstraint"
+
+
+def test_configure_hook_is_historic(make_registry, runtime):
+    seen = []
+
+    class Late:
+        @hookimpl
+        def tokensmith_configure(self, runtime):
+            seen.append(runtime)
+
+    reg = make_registry()
+    reg.pm.hook.tokensmith_configure.call_historic(kwargs={"runtime": runtime})
+    reg.pm.register(Late())
+    assert seen == [runtime]

@@ -1,0 +1,161 @@
+"""Contract suites: hypothesis-driven checks every implementation of an interface must pass.
+
+Subclass one in a test module and provide the fixtures its docstring names.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokensmith.core.errors import InputError, SurgeryError
+from tokensmith.core.records import Encoding, Generation, ModelReport
+
+_settings = settings(max_examples=40, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                            HealthCheck.differing_executors])
+
+
+def representable_text(tokenizer, **kw) -> st.SearchStrategy[str]:
+    """Unicode text whose UTF-8 bytes the tokenizer can all represent, and that contains
+    no special-token string (``encode`` maps those to special ids, as HF tokenizers do)."""
+    bad = tokenizer.unrepresentable_bytes
+    specials = [s for s in tokenizer.special_tokens.values() if s]
+    return st.text(**kw).filter(lambda t: not (set(t.encode("utf-8")) & bad)
+                                and not any(s in t for s in specials))
+
+
+class TokenizerContract:
+    """Needs fixture ``tokenizer`` (a :class:`~tokensmith.core.tokenizer.Tokenizer`)."""
+
+    def test_byte_view_matches_decode(self, tokenizer):
+        from tokensmith.core.tokenizer import check_byte_view
+
+        check_byte_view(tokenizer, samples=("hello world", "a = b + 1"))
+
+    def test_special_tokens_have_no_bytes(self, tokenizer):
+        assert all(tokenizer.token_bytes(i) is None for i in tokenizer.special_ids)
+
+    @_settings
+    @given(data=st.data())
+    def test_round_trip(self, tokenizer, data):
+        text = data.draw(representable_text(tokenizer, max_size=40))
+        enc = tokenizer.encode(text)
+        assert isinstance(enc, Encoding) and len(enc.ids) == len(enc.offsets)
+        assert all(0 <= i < tokenizer.vocab_size for i in enc.ids)
+        if tokenizer.lossless:
+            assert tokenizer.decode_bytes(enc.ids) == text.encode("utf-8")
+            assert tokenizer.decode(enc.ids) == text
+
+    @_settings
+    @given(data=st.data())
+    def test_batch_equals_single(self, tokenizer, data):
+        texts = data.draw(st.lists(representable_text(tokenizer, max_size=20), max_size=4))
+        assert tokenizer.encode_batch(texts) == [tokenizer.encode(t) for t in texts]
+
+    def test_rejects_non_text(self, tokenizer):
+        with pytest.raises(InputError):
+            tokenizer.encode(b"bytes")  # type: ignore[arg-type]
+
+
+class EmbeddingContract:
+    """Needs fixtures ``embedding_provider`` and ``model_and_tokenizer`` (a causal LM and its tokenizer)."""
+
+    def test_build_maps_ids_to_vectors(self, embedding_provider, model_and_tokenizer):
+        import torch
+
+        model, tok = model_and_tokenizer
+        module = embedding_provider.build(model, tok)
+        ids = torch.tensor([[0, 1, 2]])
+        out = module(ids)
+        assert out.shape[:2] == (1, 3) and out.shape[-1] == model.config.hidden_size
+        assert torch.isfinite(out).all()
+
+    def test_apply_reports_and_model_runs(self, embedding_provider, model_and_tokenizer):
+        import torch
+
+        model, tok = model_and_tokenizer
+        report = embedding_provider.apply(model, tok)
+        assert isinstance(report, ModelReport)
+        ids = torch.tensor([tok.encode("hello world").ids])
+        logits = model(input_ids=ids).logits
+        assert torch.isfinite(logits).all()
+
+
+class NormalizationContract:
+    """Needs fixtures ``normalization_provider`` and ``model`` (with LayerNorm/RMSNorm layers)."""
+
+    def test_report_lists_every_change(self, normalization_provider, model):
+        from tokensmith.core.normalization import find_norm_layers
+
+        before = {layer.path: type(layer.module).__name__ for layer in find_norm_layers(model)[0]}
+        new_model, report = normalization_provider.replace(model)
+        assert isinstance(report, ModelReport)
+        for change in report.changes:
+            assert change.path in before and change.before == before[change.path]
+            assert type(new_model.get_submodule(change.path)).__name__ == change.after
+        unchanged = set(before) - {c.path for c in report.changes}
+        for path in unchanged:
+            assert type(new_model.get_submodule(path)).__name__ == before[path]
+
+    def test_model_still_runs(self, normalization_provider, model):
+        import torch
+
+        new_model, _ = normalization_provider.replace(model)
+        ids = torch.arange(8).unsqueeze(0)
+        assert torch.isfinite(new_model(input_ids=ids).logits).all()
+
+    def test_no_norm_layers_is_an_error(self, normalization_provider):
+        import torch.nn as nn
+
+        with pytest.raises(SurgeryError):
+            normalization_provider.replace(nn.Sequential(nn.Linear(4, 4)))
+
+
+class DecoderContract:
+    """Needs fixtures ``decoder`` and ``tiny_lm`` (provided by the tokensmith pytest plugin)."""
+
+    @_settings
+    @given(prompt=st.sampled_from(["The", "def f", "a b c", "capital of Fra"]),
+           n=st.integers(0, 6), seed=st.integers(0, 3))
+    def test_generation_record(self, decoder, tiny_lm, prompt, n, seed):
+        gen = decoder.generate(tiny_lm, prompt, max_new_tokens=n, seed=seed)
+        assert isinstance(gen, Generation)
+        assert len(gen.ids) <= n
+        assert all(0 <= i < tiny_lm.vocab_size for i in gen.ids)
+        assert isinstance(gen.text, str) and isinstance(gen.bytes, bytes)
+        assert gen.text == gen.bytes.decode("utf-8", errors="replace")
+
+    def test_deterministic_for_a_seed(self, decoder, tiny_lm):
+        a = decoder.generate(tiny_lm, "The quick", max_new_tokens=5, seed=1)
+        b = decoder.generate(tiny_lm, "The quick", max_new_tokens=5, seed=1)
+        assert a.ids == b.ids
+
+    def test_rejects_non_text_prompt(self, decoder, tiny_lm):
+        with pytest.raises(InputError):
+            decoder.generate(tiny_lm, 42, max_new_tokens=2)  # type: ignore[arg-type]
+
+
+class ConstraintContract:
+    """Needs fixtures ``constraint``, ``accepted`` and ``rejected`` (lists of bytes)."""
+
+    def test_prefixes_of_accepted_are_allowed(self, constraint, accepted):
+        for text in accepted:
+            assert constraint.accepts(text)
+            for cut in range(len(text) + 1):
+                assert constraint.allows(text[:cut]), (text, cut)
+
+    def test_rejected_are_not_accepted(self, constraint, rejected):
+        for text in rejected:
+            assert not constraint.accepts(text)
+
+    def test_every_check_is_counted(self, constraint, accepted):
+        constraint.reset_counters()
+        constraint.allows(accepted[0][:1])
+        constraint.accepts(accepted[0])
+        assert constraint.checks >= 2
+
+    def test_rejects_text_input(self, constraint):
+        with pytest.raises(InputError):
+            constraint.allows("text")  # type: ignore[arg-type]
