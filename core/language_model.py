@@ -117,3 +117,45 @@ class LanguageModel(ABC):
         """Exact log-probability of ``text``'s tokenization given ``context``."""
         require_text(text, f"language model '{self.name}'")
         return self.score_ids(self.tokenizer.encode(text).ids, context=context)
+
+
+#: index of end-of-string in a :class:`ByteState`'s ``logprobs`` (after the 256 byte values)
+BYTE_EOS = 256
+
+
+@attrs.define(eq=False)
+class ByteState:
+    """A byte-level LM after reading ``prefix``: ``logprobs`` is a 1-D tensor of 257
+    entries, the next byte 0..255 and end-of-string at :data:`BYTE_EOS`.
+    ``data`` is the implementation's own (cover set, caches)."""
+
+    prefix: bytes
+    logprobs: Any
+    data: Any = None
+
+
+class ByteLanguageModel(ABC):
+    """Next-byte distributions (e.g. derived exactly from a token LM by tokensmith-byteprob).
+
+    Decoders and constraints that work on bytes (AWRS over 256 bytes, byte-level
+    ensembles) use this interface, whoever implements it.
+    """
+
+    name: str = "byte-lm"
+
+    @abstractmethod
+    def start(self, prompt: bytes) -> ByteState:
+        """The state after reading ``prompt`` (which may end mid-token)."""
+
+    @abstractmethod
+    def advance(self, state: ByteState, byte: int) -> ByteState:
+        """The state after one more byte (0..255)."""
+
+    def score_bytes(self, prompt: bytes, continuation: bytes) -> float:
+        """log P(continuation | prompt) by the chain rule over bytes."""
+        state = self.start(prompt)
+        total = 0.0
+        for b in continuation:
+            total += float(state.logprobs[b])
+            state = self.advance(state, b)
+        return total

@@ -30,6 +30,12 @@ def fake_distributions(tmp_path, monkeypatch):
     return make
 
 
+@pytest.fixture
+def good_plugin():
+    """Source of a plugin registering one tokenizer stage; ``.format(name=...)`` names it."""
+    return GOOD_PLUGIN
+
+
 GOOD_PLUGIN = """
 from tokensmith import Component, hookimpl
 
@@ -42,3 +48,15 @@ class Upper:
 def tokensmith_register_tokenizer_stages():
     return [Component("{name}", lambda config, ctx: Upper(), "upper-cases text")]
 """
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``needs_baselines`` skip in the core-alone environment."""
+    import importlib.util
+
+    if importlib.util.find_spec("tokensmith_baselines") is not None:
+        return
+    skip = pytest.mark.skip(reason="tokensmith-baselines is not installed (core-alone env)")
+    for item in items:
+        if "needs_baselines" in item.keywords:
+            item.add_marker(skip)

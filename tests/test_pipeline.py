@@ -63,6 +63,7 @@ class Parts:
                 Component("gpu-only", lambda c, ctx: object(), devices=("cuda",))]
 
 
+@pytest.mark.needs_baselines
 def test_validation_reports_every_problem_at_once(make_registry):
     reg = make_registry(Parts(), entry_points=True)
     spec = PipelineSpec(model="tiny-llama", tokenizer="modle", decoder={"type": "counting", "step": 2},
@@ -86,6 +87,7 @@ def test_bad_parameter_value_and_unsupported_device(make_registry):
     assert any("does not support device 'cpu'" in str(p) for p in reg.validate(spec))
 
 
+@pytest.mark.needs_baselines
 def test_constraint_with_a_decoder_that_cannot_honour_it(installed_registry):
     class Always:
         @hookimpl
@@ -100,6 +102,7 @@ def test_constraint_with_a_decoder_that_cannot_honour_it(installed_registry):
     assert len(problems) == 1 and isinstance(problems[0], IncompatibleComponentsError)
 
 
+@pytest.mark.needs_baselines
 def test_tiny_pipeline_builds_and_generates(installed_registry):
     spec = PipelineSpec(model={"source": "tiny-llama", "seed": 1}, decoder="greedy",
                         runtime={"device": "cpu", "dtype": "fp32"})
@@ -110,6 +113,7 @@ def test_tiny_pipeline_builds_and_generates(installed_registry):
     assert [r.component for r in pipe.reports] == ["normalization 'identity'", "embedding 'model'"]
 
 
+@pytest.mark.needs_baselines
 def test_pipeline_built_hook_sees_the_pipeline(installed_registry):
     seen = []
 

@@ -1,6 +1,4 @@
 import pytest
-from conftest import GOOD_PLUGIN
-
 from tokensmith import (
     Component,
     ComponentCollisionError,
@@ -43,17 +41,17 @@ def test_unknown_kind(make_registry):
         make_registry().components("decoders")
 
 
-def test_collision_names_both_distributions(fake_distributions):
-    fake_distributions("tokensmith-alpha", GOOD_PLUGIN.format(name="upper"))
-    fake_distributions("tokensmith-beta", GOOD_PLUGIN.format(name="upper"))
+def test_collision_names_both_distributions(fake_distributions, good_plugin):
+    fake_distributions("tokensmith-alpha", good_plugin.format(name="upper"))
+    fake_distributions("tokensmith-beta", good_plugin.format(name="upper"))
     with pytest.raises(ComponentCollisionError) as info:
         Registry.from_environment(env={})
     assert "tokensmith-alpha" in str(info.value) and "tokensmith-beta" in str(info.value)
 
 
-def test_broken_plugin_warns_and_others_still_load(fake_distributions):
+def test_broken_plugin_warns_and_others_still_load(fake_distributions, good_plugin):
     fake_distributions("tokensmith-broken", "raise RuntimeError('boom at import')")
-    fake_distributions("tokensmith-fine", GOOD_PLUGIN.format(name="shout"))
+    fake_distributions("tokensmith-fine", good_plugin.format(name="shout"))
     with pytest.warns(RuntimeWarning, match="tokensmith-broken") as record:
         reg = Registry.from_environment(env={})
     assert "boom at import" in str(record[0].message)
@@ -79,9 +77,9 @@ def tokensmith_register_decoders():
         Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "yes"})
 
 
-def test_allow_and_deny_lists(fake_distributions):
-    fake_distributions("tokensmith-one", GOOD_PLUGIN.format(name="one"))
-    fake_distributions("tokensmith-two", GOOD_PLUGIN.format(name="two"))
+def test_allow_and_deny_lists(fake_distributions, good_plugin):
+    fake_distributions("tokensmith-one", good_plugin.format(name="one"))
+    fake_distributions("tokensmith-two", good_plugin.format(name="two"))
     names = lambda reg: {c.name for c in reg.components("tokenizer_stage")}  # noqa: E731
     assert names(Registry.from_environment(env={})) >= {"one", "two"}
     only = Registry.from_environment(env={"TOKENSMITH_LOAD_PLUGINS": "tokensmith-one"})
