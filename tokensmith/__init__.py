@@ -40,7 +40,7 @@ from tokensmith.core.kinds import (
     TokenizerStage,
     TokenizerTrainer,
 )
-from tokensmith.core.language_model import LanguageModel, LMState
+from tokensmith.core.language_model import BYTE_EOS, ByteLanguageModel, ByteState, LanguageModel, LMState
 from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
 from tokensmith.core.records import (
@@ -77,7 +77,7 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "AllOf", "AnyOf", "Architecture", "ArtifactError", "Attribution", "BuildContext",
+    "BYTE_EOS", "ByteLanguageModel", "ByteState", "AllOf", "AnyOf", "Architecture", "ArtifactError", "Attribution", "BuildContext",
     "ByteViewError", "Change", "Component", "ComponentCollisionError", "ComponentRef",
     "ConfigError", "Constraint", "ContextLengthError", "Decoder", "Demo", "EmbeddingProvider",
     "Encoding", "Evaluation", "EvaluationReport", "FunctionConstraint", "Generation",
