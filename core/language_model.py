@@ -102,7 +102,7 @@ class LanguageModel(ABC):
         """log p(ids | context) as the sum of token log-probs (context defaults to start_ids)."""
         context = list(self.start_ids if context is None else context)
         if not context:
-            raise InputError("scoring needs a non-empty context (the model has no BOS/EOS id)",
+            raise InputError("scoring needs a non-empty context to condition the first token on",
                              component=f"language model '{self.name}'",
                              hint="pass context=[...] explicitly")
         ids = list(ids)

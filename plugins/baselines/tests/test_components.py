@@ -1,0 +1,46 @@
+import pytest
+
+from tokensmith import PipelineSpec
+from tokensmith.core.normalization import find_norm_layers
+
+
+def test_identity_and_model_embedding_change_nothing(installed_registry):
+    spec = PipelineSpec(model="tiny-llama", runtime={"device": "cpu"})
+    pipe = installed_registry.build_pipeline(spec)
+    norm_report, emb_report = pipe.reports
+    assert len(norm_report) == 0 and len(emb_report) == 0
+    assert norm_report.notes == (f"{len(find_norm_layers(pipe.model)[0])} norm layer(s) kept",)
+
+
+def test_hf_file_tokenizer_loads_a_saved_tokenizer(installed_registry, tiny_tokenizer, tmp_path):
+    tiny_tokenizer.save(tmp_path / "tokenizer.json")
+    spec = PipelineSpec(model="tiny-llama", tokenizer={"type": "hf-file", "path": str(tmp_path / "tokenizer.json")},
+                        decoder="greedy", runtime={"device": "cpu"})
+    pipe = installed_registry.build_pipeline(spec)
+    assert pipe.lm.tokenizer is pipe.tokenizer and pipe.tokenizer.byte_table == tiny_tokenizer.byte_table
+    assert pipe.tokenizer.encode("hello").ids == tiny_tokenizer.encode("hello").ids
+
+
+def test_pipeline_sampling_is_seeded(installed_registry):
+    spec = PipelineSpec(model="tiny-gpt2", decoder={"type": "sample", "temperature": 1.5},
+                        runtime={"device": "cpu", "seed": 7})
+    pipe = installed_registry.build_pipeline(spec)
+    a, b = pipe.generate("The", max_new_tokens=6), pipe.generate("The", max_new_tokens=6)
+    assert a.ids == b.ids
+    assert pipe.generate("The", max_new_tokens=6, seed=8).ids != a.ids or len(a.ids) < 2
+
+
+def test_generation_respects_max_new_tokens_zero(installed_registry):
+    pipe = installed_registry.build_pipeline(PipelineSpec(model="tiny-llama", decoder="greedy",
+                                                          runtime={"device": "cpu"}))
+    gen = pipe.generate("hello", max_new_tokens=0)
+    assert gen.ids == () and gen.text == "" and gen.finish_reason == "length"
+
+
+def test_negative_max_new_tokens_is_an_error(installed_registry):
+    from tokensmith import ConfigError
+
+    pipe = installed_registry.build_pipeline(PipelineSpec(model="tiny-llama", decoder="greedy",
+                                                          runtime={"device": "cpu"}))
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        pipe.generate("hello", max_new_tokens=-1)
