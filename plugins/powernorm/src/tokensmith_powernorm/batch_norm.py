@@ -1,0 +1,48 @@
+"""Masked BatchNorm over tokens: the baseline PowerNorm is compared against (Shen et al.,
+2020, arXiv 2003.07845, Sec. 3: "BN" in Tables 1-2). Per-channel mean and variance over
+the non-pad tokens of the batch in training; running statistics in eval mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .padding_mask import PaddingMask
+from .power_norm import masked_token_mean
+
+
+class MaskedBatchNorm(nn.Module):
+    """BN over the last dimension of ``(..., dim)`` inputs, statistics over real tokens only.
+    Running statistics follow ``nn.BatchNorm1d``: momentum-weighted, unbiased variance."""
+
+    def __init__(self, dim: int, *, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.dim, self.momentum, self.eps = dim, momentum, eps
+        self.weight = nn.Parameter(torch.ones(dim, **kw)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(dim, **kw)) if affine else None
+        self.register_buffer("running_mean", torch.zeros(dim, **kw))
+        self.register_buffer("running_var", torch.ones(dim, **kw))
+        self.padding_mask = PaddingMask()
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, momentum={self.momentum}, eps={self.eps}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mask = self.padding_mask.token_mask(x, component="normalization 'batchnorm'")
+            mean = masked_token_mean(x, mask)
+            var = masked_token_mean((x - mean).pow(2), mask)
+            with torch.no_grad():
+                count = x[..., 0].numel() if mask is None else int(mask.sum())
+                unbiased = var * count / max(count - 1, 1)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(unbiased, self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        z = (x - mean) / torch.sqrt(var + self.eps)
+        return z if self.weight is None else z * self.weight + self.bias

@@ -1,0 +1,27 @@
+"""Hook implementations of tokensmith-powernorm (records only; nothing heavy is imported)."""
+
+from __future__ import annotations
+
+from tokensmith import Component, hookimpl
+
+from .config import BatchNormConfig, PowerNormConfig
+
+_M = "tokensmith_powernorm"
+
+
+@hookimpl
+def tokensmith_register_normalizations():
+    return [
+        Component("powernorm", f"{_M}.surgery:PowerNormProvider",
+                  "PowerNorm (Shen et al. 2020): masked running quadratic mean, approximate backward",
+                  config_class=PowerNormConfig),
+        Component("batchnorm", f"{_M}.surgery:BatchNormProvider",
+                  "masked BatchNorm over non-pad tokens (PowerNorm paper's comparison)",
+                  config_class=BatchNormConfig),
+    ]
+
+
+@hookimpl
+def tokensmith_register_demos():
+    return [Component("powernorm", f"{_M}.demo:PowerNormDemo",
+                      "PowerNorm surgery report on SmolLM2's structure + tiny-model LN/BN/PN results")]
