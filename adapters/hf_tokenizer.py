@@ -226,7 +226,8 @@ class HFTokenizer(Tokenizer):
             self.check_representable(text, ids)
         elif self.unk_id is not None and self.unk_id in ids:
             raise UnrepresentableTextError(
-                f"text contains characters the vocabulary maps to the unknown token {self._tok(self.unk_id)!r}",
+                "text contains characters the vocabulary maps to the unknown token "
+                f"{self._tok(self.unk_id)!r}",
                 component=f"tokenizer '{self.name}'", hint="pass strict=False to accept unknown tokens")
 
     def decode(self, ids: Sequence[int]) -> str:

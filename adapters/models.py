@@ -235,7 +235,8 @@ def tiny_tokenizer(kind: str = "byte_level", vocab_size: int = 320,
 
 
 def tiny_llama(tokenizer: HFTokenizer | None = None, *, hidden_size: int = 32, layers: int = 2,
-               heads: int = 4, context: int = 256, seed: int = 0, dtype: str = "float32") -> tuple[Any, HFTokenizer]:
+               heads: int = 4, context: int = 256, seed: int = 0,
+               dtype: str = "float32") -> tuple[Any, HFTokenizer]:
     """A randomly initialised Llama (RMSNorm, tied embeddings) over a tiny tokenizer."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -253,7 +254,8 @@ def tiny_llama(tokenizer: HFTokenizer | None = None, *, hidden_size: int = 32, l
 
 
 def tiny_gpt2(tokenizer: HFTokenizer | None = None, *, hidden_size: int = 32, layers: int = 2,
-              heads: int = 4, context: int = 256, seed: int = 0, dtype: str = "float32") -> tuple[Any, HFTokenizer]:
+              heads: int = 4, context: int = 256, seed: int = 0,
+              dtype: str = "float32") -> tuple[Any, HFTokenizer]:
     """A randomly initialised GPT-2 (LayerNorm) over a tiny tokenizer."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -1,8 +1,10 @@
 import pytest
+
 from tokensmith import (
     Component,
     ComponentCollisionError,
     ConfigError,
+    ModelSource,
     PluginLoadError,
     UnknownComponentError,
     hookimpl,
@@ -45,15 +47,16 @@ def test_collision_names_both_distributions(fake_distributions, good_plugin):
     fake_distributions("tokensmith-alpha", good_plugin.format(name="upper"))
     fake_distributions("tokensmith-beta", good_plugin.format(name="upper"))
     with pytest.raises(ComponentCollisionError) as info:
-        Registry.from_environment(env={})
+        Registry.from_environment(env={"TOKENSMITH_LOAD_PLUGINS": "tokensmith-alpha,tokensmith-beta"})
     assert "tokensmith-alpha" in str(info.value) and "tokensmith-beta" in str(info.value)
 
 
 def test_broken_plugin_warns_and_others_still_load(fake_distributions, good_plugin):
     fake_distributions("tokensmith-broken", "raise RuntimeError('boom at import')")
     fake_distributions("tokensmith-fine", good_plugin.format(name="shout"))
+    only = {"TOKENSMITH_LOAD_PLUGINS": "tokensmith-broken,tokensmith-fine"}
     with pytest.warns(RuntimeWarning, match="tokensmith-broken") as record:
-        reg = Registry.from_environment(env={})
+        reg = Registry.from_environment(env=only)
     assert "boom at import" in str(record[0].message)
     assert reg.get("tokenizer_stage", "shout").distribution == "tokensmith-fine"
 
@@ -61,7 +64,8 @@ def test_broken_plugin_warns_and_others_still_load(fake_distributions, good_plug
 def test_strict_mode_turns_a_broken_plugin_into_an_error(fake_distributions):
     fake_distributions("tokensmith-broken", "raise RuntimeError('boom')")
     with pytest.raises(PluginLoadError, match="tokensmith-broken"):
-        Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "1"})
+        Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "1",
+                                       "TOKENSMITH_LOAD_PLUGINS": "tokensmith-broken"})
 
 
 def test_hook_that_raises_is_reported_with_its_plugin(fake_distributions):
@@ -71,10 +75,11 @@ from tokensmith import hookimpl
 def tokensmith_register_decoders():
     raise ValueError("bad records")
 """)
+    only = {"TOKENSMITH_LOAD_PLUGINS": "tokensmith-hookfail"}
     with pytest.warns(RuntimeWarning, match="tokensmith-hookfail"):
-        Registry.from_environment(env={})
+        Registry.from_environment(env=only)
     with pytest.raises(PluginLoadError, match="bad records"):
-        Registry.from_environment(env={"TOKENSMITH_STRICT_PLUGINS": "yes"})
+        Registry.from_environment(env={**only, "TOKENSMITH_STRICT_PLUGINS": "yes"})
 
 
 def test_allow_and_deny_lists(fake_distributions, good_plugin):
@@ -139,3 +144,15 @@ def test_configure_hook_is_historic(make_registry, runtime):
     reg.pm.hook.tokensmith_configure.call_historic(kwargs={"runtime": runtime})
     reg.pm.register(Late())
     assert seen == [runtime]
+
+
+def test_tokensmith_load_model_first_result_wins(make_registry, runtime, tiny_gpt2):
+    class Source:
+        @hookimpl
+        def tokensmith_load_model(self, source, runtime):
+            return tiny_gpt2 if source.source == "my-gpt2" else None
+
+    reg = make_registry(Source())
+    assert reg.load_model(ModelSource("my-gpt2"), runtime) is tiny_gpt2
+    model, tok = reg.load_model(ModelSource("tiny-llama"), runtime)  # falls through to the core
+    assert type(model).__name__ == "LlamaForCausalLM"

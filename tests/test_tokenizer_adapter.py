@@ -91,7 +91,8 @@ def test_minilm_wordpiece_byte_view(minilm):
 
     _, tok = minilm
     assert tok.family == "wordpiece" and not tok.lossless
-    check_byte_view(tok, samples=("Hello, world! unaffable", "naïve café"), anchor=tok.backend.token_to_id("a"))
+    anchor = tok.backend.token_to_id("a")
+    check_byte_view(tok, samples=("Hello, world! unaffable", "naïve café"), anchor=anchor)
     assert tok.decode(tok.encode("Hello, world!").ids) == "hello , world !"  # no lossy cleanup
     enc = tok.encode("unaffable")
     assert [tok.token_bytes(i) for i in enc.ids] == [b" una", b"ffa", b"ble"]

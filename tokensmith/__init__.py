@@ -77,7 +77,8 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "BYTE_EOS", "ByteLanguageModel", "ByteState", "AllOf", "AnyOf", "Architecture", "ArtifactError", "Attribution", "BuildContext",
+    "BYTE_EOS", "ByteLanguageModel", "ByteState", "AllOf", "AnyOf", "Architecture", "ArtifactError",
+    "Attribution", "BuildContext",
     "ByteViewError", "Change", "Component", "ComponentCollisionError", "ComponentRef",
     "ConfigError", "Constraint", "ContextLengthError", "Decoder", "Demo", "EmbeddingProvider",
     "Encoding", "Evaluation", "EvaluationReport", "FunctionConstraint", "Generation",

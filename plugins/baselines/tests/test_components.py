@@ -14,7 +14,8 @@ def test_identity_and_model_embedding_change_nothing(installed_registry):
 
 def test_hf_file_tokenizer_loads_a_saved_tokenizer(installed_registry, tiny_tokenizer, tmp_path):
     tiny_tokenizer.save(tmp_path / "tokenizer.json")
-    spec = PipelineSpec(model="tiny-llama", tokenizer={"type": "hf-file", "path": str(tmp_path / "tokenizer.json")},
+    tokenizer = {"type": "hf-file", "path": str(tmp_path / "tokenizer.json")}
+    spec = PipelineSpec(model="tiny-llama", tokenizer=tokenizer,
                         decoder="greedy", runtime={"device": "cpu"})
     pipe = installed_registry.build_pipeline(spec)
     assert pipe.lm.tokenizer is pipe.tokenizer and pipe.tokenizer.byte_table == tiny_tokenizer.byte_table
