@@ -25,6 +25,7 @@ class PaddingMask:
 
     def __init__(self) -> None:
         self._stack: list[Any] = []
+        self._signature: inspect.Signature | None = None
 
     @property
     def current(self) -> Any:
@@ -37,6 +38,18 @@ class PaddingMask:
             yield self
         finally:
             self._stack.pop()
+
+    def _push_call_mask(self, module: Any, args: tuple, kwargs: dict) -> None:
+        mask = kwargs.get("attention_mask")
+        if mask is None and self._signature is not None and args:
+            try:
+                mask = self._signature.bind_partial(*args, **kwargs).arguments.get("attention_mask")
+            except TypeError:
+                mask = None
+        self._stack.append(mask if mask is not None else self.current)
+
+    def _pop_call_mask(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        self._stack.pop()
 
     def token_mask(self, x: Any, component: str) -> Any:
         """A ``bool`` tensor of shape ``x.shape[:-1]`` (True = real token), or ``None`` when no
@@ -60,28 +73,16 @@ class PaddingMask:
 
 def attach_padding_mask(model: Any) -> PaddingMask:
     """Give every masked norm of ``model`` one shared :class:`PaddingMask`, filled from the
-    ``attention_mask`` argument of each ``model(...)`` call by forward hooks."""
+    ``attention_mask`` argument of each ``model(...)`` call by forward hooks. The hooks are
+    bound methods of the mask, so ``copy.deepcopy(model)`` routes to the copy's own mask."""
     holder = PaddingMask()
     for module in model.modules():
         if isinstance(getattr(module, "padding_mask", None), PaddingMask):
             module.padding_mask = holder
     try:
-        signature = inspect.signature(model.forward)
+        holder._signature = inspect.signature(model.forward)
     except (TypeError, ValueError):
-        signature = None
-
-    def push(module: Any, args: tuple, kwargs: dict) -> None:
-        mask = kwargs.get("attention_mask")
-        if mask is None and signature is not None and args:
-            try:
-                mask = signature.bind_partial(*args, **kwargs).arguments.get("attention_mask")
-            except TypeError:
-                mask = None
-        holder._stack.append(mask if mask is not None else holder.current)
-
-    def pop(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
-        holder._stack.pop()
-
-    model.register_forward_pre_hook(push, with_kwargs=True)
-    model.register_forward_hook(pop, with_kwargs=True, always_call=True)
+        holder._signature = None
+    model.register_forward_pre_hook(holder._push_call_mask, with_kwargs=True)
+    model.register_forward_hook(holder._pop_call_mask, with_kwargs=True, always_call=True)
     return holder

@@ -1,0 +1,27 @@
+"""Masked BatchNorm: statistics of the real tokens only, torch's BatchNorm on them exactly."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokensmith_powernorm.batch_norm import MaskedBatchNorm
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), lengths=st.lists(st.integers(1, 6), min_size=1, max_size=4))
+def test_equals_batchnorm1d_on_the_real_tokens(seed, lengths):
+    g = torch.Generator().manual_seed(seed)
+    longest = max(lengths)
+    x = 50 * torch.randn(len(lengths), longest, 3, generator=g, dtype=torch.float64)
+    mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]
+    ours = MaskedBatchNorm(3, momentum=0.3).double().train()
+    reference = torch.nn.BatchNorm1d(3, momentum=0.3).double().train()
+    with ours.padding_mask.use(mask):
+        out = ours(x)
+    real = x[mask]
+    if real.shape[0] > 1:
+        torch.testing.assert_close(out[mask], reference(real))
+        torch.testing.assert_close(ours.running_mean, reference.running_mean)
+        torch.testing.assert_close(ours.running_var, reference.running_var)
+    ours.eval()
+    reference.eval()
+    torch.testing.assert_close(ours(x[:1]), reference(x[0]).unsqueeze(0))

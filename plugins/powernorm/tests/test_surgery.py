@@ -1,0 +1,155 @@
+"""Norm surgery through the providers: contract suites, the padding mask through whole
+models, registry and pipeline TOML, and the errors a user sees."""
+
+import copy
+
+import pytest
+import torch
+from tokensmith_powernorm.batch_norm import MaskedBatchNorm
+from tokensmith_powernorm.config import PowerNormConfig
+from tokensmith_powernorm.power_norm import PowerNorm
+from tokensmith_powernorm.surgery import PowerNormProvider
+
+from tokensmith import Component, EmbeddingProvider, PipelineSpec, hookimpl
+from tokensmith.core.errors import ConfigError, InputError, SurgeryError
+from tokensmith.testing import NormalizationContract
+
+
+class TestContractTinyLlama(NormalizationContract):
+    @pytest.fixture
+    def model(self, tiny_llama):
+        return tiny_llama[0]
+
+
+class TestContractTinyGPT2(NormalizationContract):
+    @pytest.fixture
+    def model(self, tiny_gpt2):
+        return tiny_gpt2[0]
+
+
+def test_no_norm_layers_error_lists_what_was_found(normalization_provider):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GroupNorm(1, 4))
+    with pytest.raises(SurgeryError) as info:
+        normalization_provider.replace(model)
+    message = str(info.value)
+    assert "1 (GroupNorm)" in message and normalization_provider.name in message
+
+
+def test_second_surgery_names_the_replaced_layers(tiny_llama):
+    model, _ = PowerNormProvider().replace(tiny_llama[0])
+    with pytest.raises(SurgeryError, match="model.norm \\(PowerNorm\\)"):
+        PowerNormProvider().replace(model)
+
+
+def test_replacement_copies_gains_and_matches_device_dtype(tiny_gpt2):
+    model = tiny_gpt2[0].double()
+    with torch.no_grad():
+        model.transformer.ln_f.weight.uniform_(0.5, 1.5)
+    gains = model.transformer.ln_f.weight.clone()
+    model, report = PowerNormProvider().replace(model, inplace=False)
+    assert len(report) == 5 and isinstance(model.transformer.ln_f, PowerNorm)
+    assert model.transformer.ln_f.running_phi.dtype == torch.float64
+    torch.testing.assert_close(model.transformer.ln_f.weight, gains)
+
+
+@pytest.mark.parametrize("which", ["tiny_llama", "tiny_gpt2"])
+def test_attention_mask_reaches_every_norm_through_the_model(normalization_provider, which, request):
+    """Right-padded batch: whatever the pad ids, the statistics of every replaced layer are
+    those of the real tokens; without the mask they differ."""
+    model, _ = normalization_provider.replace(request.getfixturevalue(which)[0])
+    model.train()
+    ids = torch.randint(5, 300, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[0, 6:] = 0
+
+    def statistics(input_ids, **kw):
+        trained = copy.deepcopy(model)
+        torch.manual_seed(0)  # GPT-2's dropout draws the same masks in every call
+        trained(input_ids=input_ids, **kw)
+        return torch.cat([b.flatten() for name, b in trained.named_buffers()
+                          if name.endswith(("running_phi", "running_mean", "running_var"))])
+
+    other_pads = ids.clone()
+    other_pads[0, 6:] = torch.randint(5, 300, (3,))
+    with_mask = statistics(ids, attention_mask=mask)
+    torch.testing.assert_close(with_mask, statistics(other_pads, attention_mask=mask))
+    assert not torch.allclose(with_mask, statistics(other_pads))
+    assert not torch.allclose(with_mask, statistics(ids))
+
+
+def test_positional_attention_mask_is_found(tiny_llama):
+    model, _ = PowerNormProvider().replace(tiny_llama[0])
+    model.train()
+    ids = torch.randint(5, 300, (2, 6))
+    with pytest.raises(InputError, match="every token"):
+        model(ids, torch.zeros(2, 6, dtype=torch.long))
+
+
+def test_training_with_a_cache_shaped_mask_is_an_input_error(tiny_gpt2):
+    model, _ = PowerNormProvider().replace(tiny_gpt2[0])
+    model.train()
+    with pytest.raises(InputError, match="does not match hidden states"):
+        model(input_ids=torch.randint(5, 300, (1, 4)), attention_mask=torch.ones(1, 7, dtype=torch.long))
+
+
+def test_mask_is_released_after_each_call_even_on_error(tiny_gpt2):
+    model, _ = PowerNormProvider().replace(tiny_gpt2[0])
+    holder = model.transformer.ln_f.padding_mask
+    assert holder is model.transformer.h[0].ln_1.padding_mask
+    model.train()
+    with pytest.raises(InputError):
+        model(input_ids=torch.randint(5, 300, (1, 4)), attention_mask=torch.ones(1, 7, dtype=torch.long))
+    assert holder.current is None
+    model(input_ids=torch.randint(5, 300, (1, 4)), attention_mask=torch.ones(1, 4, dtype=torch.long))
+    assert holder.current is None
+
+
+def test_components_are_registered(plugin_registry):
+    assert plugin_registry.get("normalization", "powernorm").config_class is PowerNormConfig
+    assert plugin_registry.get("normalization", "batchnorm")
+    assert plugin_registry.get("demo", "powernorm")
+
+
+@pytest.mark.parametrize("params", [{"alpha_fwd": 1.5}, {"warmup_iters": -1}, {"eps": 0},
+                                    {"group_num": 0}, {"affine": "yes"}, {"alpha_bkw": "0.9"}])
+def test_bad_parameters_are_config_errors(plugin_registry, params):
+    record = plugin_registry.get("normalization", "powernorm")
+    with pytest.raises(ConfigError):
+        plugin_registry.make_config(record, params)
+
+
+def test_group_num_that_does_not_divide_the_width_is_a_config_error(tiny_llama):
+    with pytest.raises(ConfigError, match="group_num=3"):
+        PowerNormProvider(PowerNormConfig(group_num=3)).replace(tiny_llama[0])
+
+
+class _KeepModelSlots:
+    """Stand-ins for the default tokenizer/embedding slots ("model"), so this test needs no
+    other plugin (the isolation environment installs core + tokensmith-powernorm only)."""
+
+    class KeepEmbedding(EmbeddingProvider):
+        def __init__(self, config=None, ctx=None):
+            pass
+
+        def build(self, model, tokenizer):
+            return model.get_input_embeddings()
+
+    @hookimpl
+    def tokensmith_register_tokenizers(self):
+        return [Component("model", lambda config, ctx: ctx.tokenizer)]
+
+    @hookimpl
+    def tokensmith_register_embeddings(self):
+        return [Component("model", self.KeepEmbedding)]
+
+
+def test_pipeline_toml_selects_the_surgery(make_registry, tmp_path):
+    import tokensmith_powernorm.plugin as plugin
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text('[runtime]\ndevice = "cpu"\ndtype = "float32"\n\n[model]\nsource = "tiny-gpt2"\n\n'
+                    '[normalization]\ntype = "batchnorm"\nmomentum = 0.2\n')
+    pipeline = make_registry(plugin, _KeepModelSlots()).build_pipeline(PipelineSpec.from_toml(path))
+    assert isinstance(pipeline.model.transformer.ln_f, MaskedBatchNorm)
+    assert pipeline.model.transformer.ln_f.momentum == 0.2
+    assert len(pipeline.reports[0]) == 5
