@@ -1,0 +1,24 @@
+"""Hook implementations of tokensmith-ln-free (records only; nothing heavy is imported)."""
+
+from __future__ import annotations
+
+from tokensmith import Component, hookimpl
+
+from .surgery import LNFreeConfig
+
+_M = "tokensmith_ln_free"
+
+
+@hookimpl
+def tokensmith_register_normalizations():
+    return [Component("ln-free", f"{_M}.surgery:LNFreeNormalization",
+                      "replace LayerNorm/RMSNorm by fake norms with a frozen σ̄ (live, fake, or removed "
+                      "as fixed linear maps); arXiv 2507.02559",
+                      config_class=LNFreeConfig)]
+
+
+@hookimpl
+def tokensmith_register_demos():
+    return [Component("ln-free", f"{_M}.demo:LNFreeDemo",
+                      "freeze SmolLM2's final norm on one copy: loss change, exact direct logit attribution",
+                      requires=("causal_lm",))]

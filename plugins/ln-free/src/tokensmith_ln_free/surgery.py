@@ -1,0 +1,275 @@
+"""Norm surgery for LN-free models: install fake norms, calibrate σ̄, freeze, export.
+
+Heimersheim (2024), "You can remove GPT2's LayerNorm by fine-tuning";
+Baroni et al. (2025), "Transformers Don't Need LayerNorm at Inference Time", arXiv 2507.02559.
+
+``LNFreeNormalization.replace`` swaps every selected LayerNorm / RMSNorm for a
+:class:`~tokensmith_ln_free.fake_norm.FakeNorm` (in place, or on exactly one deep copy).
+Mode ``"live"`` stops there: the model computes bit-identically what it computed before,
+ready for the removal schedule while fine-tuning (:mod:`tokensmith_ln_free.finetune`).
+Mode ``"fake"`` also measures σ̄ on calibration texts and freezes every selected norm;
+mode ``"removed"`` further turns the special-position treatment off and exports each norm
+as a :class:`~tokensmith_ln_free.fake_norm.FixedLinearMap`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from tokensmith import BuildContext, Change, ModelReport, NormalizationProvider, NormLayer
+from tokensmith.core.errors import ConfigError, ContextLengthError, SurgeryError
+
+COMPONENT = "normalization 'ln-free'"
+PLUGIN = "tokensmith-ln-free"
+POSITIONS_ATTR = "ln_free_positions"
+MODES = ("live", "fake", "removed")
+
+#: Short, plain English sentences: enough to measure σ̄ of each norm when no texts are given.
+DEFAULT_CALIBRATION_TEXTS = (
+    "The museum opens at nine in the morning and closes at five in the evening.",
+    "She poured the coffee, opened the window, and read the letter twice.",
+    "A prime number has exactly two divisors: one and itself.",
+    "The river flooded the lower fields after three days of heavy rain.",
+    "def add(a, b):\n    return a + b",
+    "Our team will present the quarterly results to the board next Tuesday.",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
+    "He missed the last train home, so he walked along the quiet streets.",
+)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _ids(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(v) for v in value)
+
+
+def _all_strings(instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    if not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{attribute.name} must be a non-empty list of non-empty strings, got {value!r}")
+
+
+def _momentum(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"momentum must lie in (0, 1), got {value!r}")
+
+
+@attrs.frozen
+class LNFreeConfig:
+    """Parameters of the ``ln-free`` normalization component (one ``[normalization]`` table).
+
+    ``layers``: glob patterns over norm paths (``"model.norm"``, ``"model.layers.2?.*"``).
+    ``mode``: ``"live"`` (fake norms installed, nothing frozen), ``"fake"`` (σ̄ calibrated and
+    frozen) or ``"removed"`` (frozen, special treatment off, exported as fixed linear maps).
+    ``special_ids``: token ids that share σ̄_special with position 0 (default: the tokenizer's
+    BOS/EOS ids). ``special_first`` / ``special_eot`` keep those treatments on in fake mode.
+    """
+
+    layers: tuple[str, ...] = attrs.field(default=("*",), converter=_strings, validator=_all_strings)
+    mode: str = attrs.field(default="live", validator=attrs.validators.in_(MODES))
+    calibration_texts: tuple[str, ...] = attrs.field(default=DEFAULT_CALIBRATION_TEXTS,
+                                                     converter=_strings, validator=_all_strings)
+    momentum: float = attrs.field(default=0.9, converter=float, validator=_momentum)
+    special_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_ids)
+    special_first: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    special_eot: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+
+
+def fake_norms(model: Any) -> dict[str, Any]:
+    """Every :class:`FakeNorm` of ``model`` by path."""
+    from .fake_norm import FakeNorm
+
+    return {path: m for path, m in model.named_modules() if isinstance(m, FakeNorm)}
+
+
+def special_positions(model: Any) -> Any:
+    positions = model.__dict__.get(POSITIONS_ATTR)
+    if positions is None:
+        raise SurgeryError(f"{type(model).__name__} has no ln-free fake norms", component=COMPONENT,
+                           plugin=PLUGIN, hint="run LNFreeNormalization(...).replace(model) first")
+    return positions
+
+
+@contextmanager
+def observing(model: Any) -> Iterator[None]:
+    """Live fake norms update their σ̄ EMA on every forward pass inside this block."""
+    norms = [n for n in fake_norms(model).values() if n.mode == "live"]
+    for norm in norms:
+        norm.observing = True
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.observing = False
+
+
+def calibrate(model: Any, batches: Iterable[Any]) -> int:
+    """Run token-id batches ``(batch, seq)`` through ``model`` observing σ̄; returns the token count."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    tokens = 0
+    try:
+        with observing(model), torch.no_grad():
+            for ids in batches:
+                model(input_ids=ids)
+                tokens += ids.numel()
+    finally:
+        model.train(was_training)
+    return tokens
+
+
+def freeze(model: Any, paths: Iterable[str] | None = None) -> list[str]:
+    """Switch fake norms (all, or those at ``paths``) to fake mode; returns the paths frozen."""
+    norms = fake_norms(model)
+    chosen = list(norms) if paths is None else list(paths)
+    missing = [p for p in chosen if p not in norms]
+    if missing:
+        raise SurgeryError(f"no fake norm at {missing}; fake norms: {list(norms)}", component=COMPONENT,
+                           plugin=PLUGIN)
+    for path in chosen:
+        norms[path].freeze()
+    return chosen
+
+
+def export(model: Any) -> list[Change]:
+    """Replace every (frozen) fake norm by the :class:`FixedLinearMap` it has become, in place."""
+    from tokensmith.core.normalization import replace_module
+
+    from .fake_norm import FixedLinearMap
+
+    norms = fake_norms(model)
+    maps = {path: FixedLinearMap.from_fake_norm(norm) for path, norm in norms.items()}
+    changes = []
+    for path, new in maps.items():
+        replace_module(model, path, new)
+        changes.append(Change(path, "FakeNorm", "FixedLinearMap", "exported"))
+    special_positions(model).detach(model)
+    del model.__dict__[POSITIONS_ATTR]
+    return changes
+
+
+def model_bytes(model: Any) -> int:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class LNFreeNormalization(NormalizationProvider):
+    """Replaces LayerNorm / RMSNorm layers by fake norms (``make``) and runs the surgery (``replace``)."""
+
+    name = "ln-free"
+
+    def __init__(self, config: LNFreeConfig | None = None, ctx: BuildContext | None = None, *,
+                 tokenizer: Any = None) -> None:
+        self.config = config or LNFreeConfig()
+        self.tokenizer = tokenizer if tokenizer is not None else getattr(ctx, "tokenizer", None)
+        self._positions = None
+
+    def _special_ids(self) -> tuple[int, ...]:
+        if self.config.special_ids is not None:
+            return self.config.special_ids
+        ids = (getattr(self.tokenizer, "bos_id", None), getattr(self.tokenizer, "eos_id", None))
+        return tuple(sorted({i for i in ids if i is not None}))
+
+    def _new_positions(self) -> Any:
+        from .fake_norm import SpecialPositions
+
+        positions = SpecialPositions(self._special_ids())
+        positions.treat_first = self.config.special_first
+        positions.treat_special_ids = self.config.special_eot and bool(positions.special_ids)
+        return positions
+
+    def make(self, layer: NormLayer) -> Any:
+        """A live :class:`FakeNorm` around ``layer.module``, after checking that its formula is the
+        one fake mode implements (γ ⊙ x / σ_t, plus centring and β for LayerNorm)."""
+        import torch
+
+        from .fake_norm import FakeNorm, token_std
+
+        if self._positions is None:
+            self._positions = self._new_positions()
+        fake = FakeNorm(layer.module, layer.kind, layer.eps, self._positions, self.config.momentum)
+        weight = fake.weight
+        dtype = weight.dtype if weight is not None else torch.float32
+        device = weight.device if weight is not None else torch.device("cpu")
+        x = torch.randn(2, 3, layer.dim, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+        with torch.no_grad():
+            expected = layer.module(x).float()
+            got = fake.scaled(x, token_std(x, layer.kind, layer.eps).unsqueeze(-1)).float()
+        tol = 1e-4 if dtype in (torch.float32, torch.float64) else 3e-2
+        if expected.shape != got.shape or not torch.allclose(expected, got, rtol=tol, atol=tol):
+            raise SurgeryError(
+                f"{layer.path} ({type(layer.module).__name__}) does not compute "
+                f"{'γ ⊙ (x - mean) / σ + β' if layer.kind == 'layernorm' else 'γ ⊙ x / rms(x)'}, "
+                "so its fake version would not match it", component=COMPONENT, plugin=PLUGIN,
+                hint="this plugin supports nn.LayerNorm, nn.RMSNorm and *RMSNorm/*LayerNorm classes "
+                     "with that formula; leave this layer out with `layers = [...]`")
+        return fake
+
+    def select(self, layers: list[NormLayer]) -> list[NormLayer]:
+        paths = [layer.path for layer in layers]
+        unmatched = [p for p in self.config.layers if not fnmatch.filter(paths, p)]
+        if unmatched:
+            raise SurgeryError(f"layer pattern(s) {unmatched} match no norm layer; found: {paths}",
+                               component=COMPONENT, plugin=PLUGIN,
+                               hint="use glob patterns over these paths in `layers`")
+        return [layer for layer in layers
+                if any(fnmatch.fnmatchcase(layer.path, p) for p in self.config.layers)]
+
+    def calibration_batches(self, model: Any) -> list[Any]:
+        import torch
+
+        if self.tokenizer is None:
+            raise ConfigError(f"mode {self.config.mode!r} encodes calibration texts, but this provider "
+                              "has no tokenizer", component=COMPONENT, plugin=PLUGIN,
+                              hint="build it in a pipeline, or pass tokenizer=... to LNFreeNormalization")
+        device = next(model.parameters()).device
+        config = model.config
+        context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        batches = []
+        for text in self.config.calibration_texts:
+            ids = list(self.tokenizer.encode(text).ids)
+            if context is not None and len(ids) > context:
+                raise ContextLengthError(f"calibration text of {len(ids)} tokens exceeds the model's "
+                                         f"context of {context}", component=COMPONENT, plugin=PLUGIN,
+                                         hint="use shorter calibration texts")
+            batches.append(torch.tensor([ids], device=device))
+        return batches
+
+    def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:
+        existing = fake_norms(model)
+        if existing:
+            raise SurgeryError(f"{type(model).__name__} already has {len(existing)} ln-free fake norm(s) "
+                               f"({', '.join(list(existing)[:3])}...)", component=COMPONENT, plugin=PLUGIN,
+                               hint="use fake_norms(model) or start from the original model")
+        self._positions = self._new_positions()
+        model, report = super().replace(model, inplace=inplace)
+        setattr(model, POSITIONS_ATTR, self._positions)
+        self._positions.attach(model)
+        notes = list(report.notes)
+        notes.append(f"worked on one deep copy: {model_bytes(model) / 2**20:.1f} MiB more memory; "
+                     "the original model is unchanged" if not inplace else "changed the model in place")
+        mode = self.config.mode
+        if mode != "live":
+            texts = self.config.calibration_texts
+            tokens = calibrate(model, self.calibration_batches(model))
+            frozen = freeze(model, [c.path for c in report.changes])
+            notes.append(f"σ̄ calibrated on {len(texts)} text(s) ({tokens} tokens); "
+                         f"{len(frozen)} norm(s) frozen")
+        if mode == "removed":
+            self._positions.treat_first = self._positions.treat_special_ids = False
+            export(model)
+            notes.append("special-position treatment off; frozen norms exported as fixed linear maps")
+        changes = [attrs.evolve(c, after=type(model.get_submodule(c.path)).__name__,
+                                detail=f"{c.detail}, mode={mode}") for c in report.changes]
+        self._positions = None
+        return model, ModelReport(report.component, tuple(changes), tuple(notes))
