@@ -1,9 +1,12 @@
 """Masked BatchNorm: statistics of the real tokens only, torch's BatchNorm on them exactly."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokensmith_powernorm.batch_norm import MaskedBatchNorm
+
+from tokensmith.core.errors import InputError
 
 
 @settings(max_examples=25, deadline=None)
@@ -15,13 +18,16 @@ def test_equals_batchnorm1d_on_the_real_tokens(seed, lengths):
     mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]
     ours = MaskedBatchNorm(3, momentum=0.3).double().train()
     reference = torch.nn.BatchNorm1d(3, momentum=0.3).double().train()
-    with ours.padding_mask.use(mask):
-        out = ours(x)
     real = x[mask]
-    if real.shape[0] > 1:
-        torch.testing.assert_close(out[mask], reference(real))
-        torch.testing.assert_close(ours.running_mean, reference.running_mean)
-        torch.testing.assert_close(ours.running_var, reference.running_var)
+    with ours.padding_mask.use(mask):
+        if real.shape[0] == 1:
+            with pytest.raises(InputError, match="more than one real token"):
+                ours(x)
+            return
+        out = ours(x)
+    torch.testing.assert_close(out[mask], reference(real))
+    torch.testing.assert_close(ours.running_mean, reference.running_mean)
+    torch.testing.assert_close(ours.running_var, reference.running_var)
     ours.eval()
     reference.eval()
     torch.testing.assert_close(ours(x[:1]), reference(x[0]).unsqueeze(0))

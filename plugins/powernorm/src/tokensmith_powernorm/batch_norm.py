@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tokensmith.core.errors import InputError
+
 from .padding_mask import PaddingMask
 from .power_norm import masked_token_mean
 
@@ -35,11 +37,15 @@ class MaskedBatchNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             mask = self.padding_mask.token_mask(x, component="normalization 'batchnorm'")
+            count = x[..., 0].numel() if mask is None else int(mask.sum())
+            if count < 2:
+                raise InputError("batch normalization in training needs more than one real token "
+                                 f"per batch, got {count}", component="normalization 'batchnorm'",
+                                 plugin="tokensmith-powernorm", hint="use a larger batch, or eval mode")
             mean = masked_token_mean(x, mask)
             var = masked_token_mean((x - mean).pow(2), mask)
             with torch.no_grad():
-                count = x[..., 0].numel() if mask is None else int(mask.sum())
-                unbiased = var * count / max(count - 1, 1)
+                unbiased = var * count / (count - 1)
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
         else:
