@@ -1,0 +1,1 @@
+"""A template tokensmith plugin. Copy this folder to start your own."""
