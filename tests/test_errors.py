@@ -24,7 +24,7 @@ def test_non_str_prompt(pipe):
 
 
 def test_prompt_over_the_context(pipe):
-    with pytest.raises(ContextLengthError, match=r"\[language model '[^']+'\] .*exceed the context length 256"):
+    with pytest.raises(ContextLengthError, match=r"\[language model .*context length 256"):
         pipe.generate("the " * 300)
 
 
