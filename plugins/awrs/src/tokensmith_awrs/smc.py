@@ -1,0 +1,154 @@
+"""Sequential Monte Carlo with AWRS proposals (Lipkin et al., arXiv 2504.05410, Sec. 4).
+
+N particles are extended one symbol at a time by a token sampler (AWRS, or
+full masking); each particle's weight is multiplied by the sampler's weight
+(the unbiased estimate of the local ``Z_c``). When the effective sample size
+``(sum w)^2 / sum w^2`` falls below ``ess_threshold * N`` the particles are
+resampled multinomially and all take the mean weight, so the running estimate
+of ``P(c)`` is preserved. At the end the normalised weights are a posterior
+over strings, and the mean weight estimates the probability that the LM's
+string satisfies the constraint (exactly, for particles that reached EOS).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from tokensmith import Constraint
+
+from .incremental import allows_after
+from .sampler import SAMPLERS, Step
+
+
+@attrs.define
+class Particle:
+    state: Any
+    ids: list[int] = attrs.field(factory=list)
+    text: bytes = b""
+    log_weight: float = 0.0
+    finish: str = ""  # "" while running; then "stop", "length" or "rejected"
+
+
+@attrs.frozen
+class SMCResult:
+    particles: tuple[Particle, ...]
+    #: log of the SMC estimate of P(c) (log mean weight across resampling epochs)
+    log_evidence: float
+    checks: int
+    calls: int
+    resamples: int
+
+    def posterior(self) -> dict[bytes, float]:
+        """Normalised weight of each distinct string (zero-weight particles left out)."""
+        finite = [p.log_weight for p in self.particles if p.log_weight > -math.inf]
+        if not finite:
+            return {}
+        top = max(finite)
+        out: dict[bytes, float] = {}
+        for p in self.particles:
+            if p.log_weight > -math.inf:
+                out[p.text] = out.get(p.text, 0.0) + math.exp(p.log_weight - top)
+        total = sum(out.values())
+        return {k: v / total for k, v in out.items()}
+
+
+def log_mean_exp(values: list[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes) -> Callable[[int], bool]:
+    """``c`` for the next symbol after ``prefix``: a stop symbol asks whether ``prefix`` is
+    accepted (evaluated once per step), any other symbol whether ``prefix + bytes`` is allowed."""
+    if constraint is None:
+        return lambda x: True
+    pieces, stops = space.pieces, space.stops
+    accepted: list[bool] = []
+
+    def check(x: int) -> bool:
+        if x in stops:
+            if not accepted:
+                accepted.append(constraint.accepts(prefix))
+            return accepted[0]
+        return allows_after(constraint, prefix, pieces[x])
+
+    return check
+
+
+def extend(space: Any, particle: Particle, constraint: Constraint | None, sampler: Callable[..., Step],
+           generator: Any, last: bool) -> Step:
+    """Extend one running particle by one symbol (in place) and return the sampler's step."""
+    step = sampler(space.logweights(particle.state), symbol_check(constraint, space, particle.text),
+                   generator)
+    particle.log_weight += step.log_weight
+    if step.token is None:
+        particle.finish = "rejected"
+    elif step.token in space.stops:
+        particle.finish = "stop"
+    else:
+        particle.ids.append(step.token)
+        particle.text += space.pieces[step.token]
+        state = None if last else space.advance(particle.state, step.token)
+        if state is None:
+            particle.finish = "length"
+        else:
+            particle.state = state
+    return step
+
+
+def _resample(space: Any, particles: list[Particle], generator: Any) -> list[Particle]:
+    import torch
+
+    logw = torch.tensor([p.log_weight for p in particles], dtype=torch.float64)
+    probs = torch.softmax(logw, 0)
+    picks = torch.multinomial(probs, len(particles), replacement=True, generator=generator).tolist()
+    mean = log_mean_exp([p.log_weight for p in particles])
+    used: set[int] = set()
+    out = []
+    for i in picks:
+        src = particles[i]
+        # the first copy keeps the (single-use) LM state; further running copies fork it
+        state = src.state if (i not in used or src.finish) else space.fork(src.state)
+        used.add(i)
+        out.append(Particle(state, list(src.ids), src.text, mean, src.finish))
+    return out
+
+
+def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: int,
+        max_new_tokens: int, ess_threshold: float = 0.5, sampler: str = "awrs",
+        generator: Any, component: str = "decoder 'awrs'") -> SMCResult:
+    """Run SMC from ``prompt``; see the module docstring."""
+    step_fn = SAMPLERS[sampler]
+    checks0 = constraint.checks if constraint is not None else 0
+    calls0 = space.calls()
+    root = space.start(prompt, component)
+    particles = [Particle(root if k == 0 else space.fork(root)) for k in range(n_particles)]
+    resamples = 0
+    if max_new_tokens == 0:
+        for p in particles:
+            p.finish = "length"
+    for t in range(max_new_tokens):
+        for p in particles:
+            if not p.finish:
+                extend(space, p, constraint, step_fn, generator, last=t == max_new_tokens - 1)
+        if t == max_new_tokens - 1:
+            for p in particles:
+                p.finish = p.finish or "length"
+        if all(p.finish for p in particles):
+            break
+        weights = [p.log_weight for p in particles]
+        top = max(weights)  # finite: a running particle's AWRS/masking weight is > 0
+        w = [math.exp(v - top) for v in weights]
+        ess = sum(w) ** 2 / sum(x * x for x in w)
+        if ess < ess_threshold * n_particles:
+            particles = _resample(space, particles, generator)
+            resamples += 1
+    checks = (constraint.checks - checks0) if constraint is not None else 0
+    return SMCResult(tuple(particles), log_mean_exp([p.log_weight for p in particles]), checks,
+                     space.calls() - calls0, resamples)
