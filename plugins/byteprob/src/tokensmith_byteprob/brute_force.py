@@ -1,0 +1,99 @@
+"""Reference next-byte distributions by enumerating token sequences (exponential; for checks).
+
+Independent of :mod:`tokensmith_byteprob.cover_set`: it walks every token
+sequence whose bytes stay consistent with the target string, checks validity
+by encoding the whole decoded text with the tokenizer (no pre-token cut), and
+computes the masked normalizer ``Z`` over the whole vocabulary. Phan et al.,
+arXiv 2410.09303, Lemma (Byte-Token Representation) and Eq. for ``P(b | x)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tokensmith import BYTE_EOS, LanguageModel
+
+
+class BruteForce:
+    """``P(x is a prefix)`` and ``P(next byte | x)`` by enumeration, in float64."""
+
+    def __init__(self, lm: LanguageModel, meaning: str = "canonical") -> None:
+        tok = lm.tokenizer
+        self.lm = lm
+        self.meaning = meaning
+        self.prefix = tok.prefix_bytes
+        table = list(tok.byte_table) + [None] * (lm.vocab_size - tok.vocab_size)
+        self.bytes = [None if (i in tok.special_ids or not b) else b for i, b in enumerate(table)]
+        self.text_ids = [i for i, b in enumerate(self.bytes) if b]
+        self._next: dict[tuple[int, ...], list[float]] = {}
+
+    def is_valid(self, ids: tuple[int, ...]) -> bool:
+        """``enc(dec(t)) == t`` on the whole text; bytes that are not text are not judged."""
+        data = b"".join(self.bytes[i] for i in ids)
+        if not (data.startswith(self.prefix) or self.prefix.startswith(data)):
+            return False
+        if len(data) < len(self.prefix):
+            return True
+        try:
+            text = data[len(self.prefix):].decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return tuple(self.lm.tokenizer.encode(text).ids) == ids
+
+    def next_probs(self, ids: tuple[int, ...]) -> list[float]:
+        """q(v | ids) for every id (masked and renormalized in the canonical meaning)."""
+        if ids not in self._next:
+            import torch
+
+            row = self.lm.logprobs_batch([list(self.lm.start_ids) + list(ids)])[0][-1]
+            probs = torch.exp(row.double()).tolist()
+            if self.meaning == "canonical":
+                probs = [p if self.bytes[v] is None or self.is_valid(ids + (v,)) else 0.0
+                         for v, p in enumerate(probs)]
+                z = sum(probs)
+                probs = [p / z for p in probs]
+            self._next[ids] = probs
+        return self._next[ids]
+
+    def prefix_mass(self, target: bytes) -> tuple[float, float]:
+        """(P(cover(target)), P(the text is exactly target)), target in internal bytes."""
+        cover, ends = 0.0, 0.0
+        stack: list[tuple[tuple[int, ...], bytes, float]] = [((), b"", 1.0)]
+        while stack:
+            ids, data, q = stack.pop()
+            if len(data) >= len(target):
+                cover += q
+                if data == target:
+                    probs = self.next_probs(ids)
+                    ends += q * sum(p for v, p in enumerate(probs) if self.bytes[v] is None)
+                continue
+            probs = self.next_probs(ids)
+            for v in self.text_ids:
+                if probs[v] == 0.0:
+                    continue
+                grown = data + self.bytes[v]
+                if target.startswith(grown) or grown.startswith(target):
+                    stack.append((ids + (v,), grown, q * probs[v]))
+        return cover, ends
+
+    def next_byte_probs(self, text: bytes) -> list[float]:
+        """257 probabilities: the byte after ``text`` (user bytes), then end of text."""
+        target = self.prefix + text
+        total, ends = self.prefix_mass(target)
+        out = [0.0] * (BYTE_EOS + 1)
+        seen = {b for v in self.text_ids for b in self.bytes[v]}
+        for b in seen:
+            out[b] = self.prefix_mass(target + bytes([b]))[0] / total
+        out[BYTE_EOS] = ends / total
+        return out
+
+    def prefix_logprob(self, text: bytes) -> float:
+        mass = self.prefix_mass(self.prefix + text)[0]
+        return math.log(mass) if mass > 0 else -math.inf
+
+
+def max_abs_error(got: Any, want: list[float]) -> float:
+    import torch
+
+    return float((torch.exp(got.double()) - torch.tensor(want, dtype=torch.float64)).abs().max())

@@ -1,0 +1,221 @@
+"""Byte tables of a tokenizer and the paper's valid-encoding rule ``enc(dec(t)) == t``.
+
+Phan, Amos, Gat, Havasi, Muckley, Ullrich, "Exact Byte-Level Probabilities from
+Tokenized Language Models for FIM-Tasks and Model Ensembles" (ICLR 2025,
+arXiv 2410.09303), Sec. 3 (valid encodings, cover sets).
+
+All byte strings here are *internal*: the tokenizer's ``prefix_bytes`` (the
+space a SentencePiece-style ``▁`` prepends) followed by the text, because that
+is what the token byte view concatenates to.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from tokensmith import BYTE_EOS, ByteViewError, LanguageModel, Tokenizer
+
+#: characters the GPT-2 pre-tokenization regex never lets a match run across (Sec. 3.3 "div_enc")
+_WHITESPACE = frozenset(" \t\n\r\x0b\x0c")
+
+
+def _utf8_text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def check_byte_tokenizer(tokenizer: Tokenizer, component: str) -> None:
+    """Raise :class:`ByteViewError` unless token bytes concatenate exactly to the text."""
+    if not tokenizer.has_byte_view:
+        raise ByteViewError(f"tokenizer '{tokenizer.name}' has no byte view", component=component,
+                            plugin="tokensmith-byteprob",
+                            hint="use a byte-level BPE or byte-fallback tokenizer")
+    if not tokenizer.lossless:
+        raise ByteViewError(
+            f"tokenizer '{tokenizer.name}' is not lossless: its token bytes do not spell the text "
+            "(e.g. WordPiece normalizes), so byte probabilities are undefined", component=component,
+            plugin="tokensmith-byteprob", hint="use a byte-level BPE or byte-fallback tokenizer")
+
+
+class TokenBytes:
+    """Per-(tokenizer, model) tensors: token lengths, first bytes, a padded byte matrix.
+
+    Ids without text (special tokens, and model rows beyond the tokenizer's
+    vocabulary) have length 0 and first byte :data:`BYTE_EOS`: generating one
+    ends the text. The first-byte index turns "sum of p(v) over tokens starting
+    with byte b" (Sec. 3.2, part (b)) into one ``scatter_add`` per state.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int) -> None:
+        import torch
+
+        table = list(tokenizer.byte_table) + [None] * (vocab_size - tokenizer.vocab_size)
+        special = tokenizer.special_ids
+        self.bytes: list[bytes | None] = [None if (i in special or not b) else b
+                                          for i, b in enumerate(table[:vocab_size])]
+        self.vocab_size = vocab_size
+        width = max((len(b) for b in self.bytes if b), default=1)
+        matrix = torch.full((vocab_size, width), -1, dtype=torch.int16)
+        lengths = torch.zeros(vocab_size, dtype=torch.long)
+        for i, b in enumerate(self.bytes):
+            if b:
+                matrix[i, : len(b)] = torch.tensor(list(b), dtype=torch.int16)
+                lengths[i] = len(b)
+        self.matrix = matrix
+        self.lengths = lengths
+        self.first = torch.where(lengths > 0, matrix[:, 0].long(), torch.full_like(lengths, BYTE_EOS))
+        self.text_ids = torch.nonzero(lengths > 0).flatten()
+        self.by_first = [torch.nonzero(self.first == b).flatten() for b in range(256)]
+        entries = sorted((b, i) for i, b in enumerate(self.bytes) if b)
+        self._keys = [b for b, _ in entries]
+        self._ids = [i for _, i in entries]
+
+    def starting_with(self, prefix: bytes) -> list[int]:
+        """Ids whose bytes start with ``prefix`` (the prefix itself included)."""
+        lo = bisect.bisect_left(self._keys, prefix)
+        hi = lo
+        while hi < len(self._keys) and self._keys[hi].startswith(prefix):
+            hi += 1
+        return self._ids[lo:hi]
+
+    def join(self, ids: Sequence[int]) -> bytes:
+        return b"".join(self.bytes[i] or b"" for i in ids)
+
+
+class ValidEncodings:
+    """The valid-encoding rule of the paper, ``enc(dec(t)) == t``, on byte strings.
+
+    ``enc`` is defined on text, so a token sequence whose bytes are not (yet)
+    valid UTF-8 is not judged: it stays valid until its bytes become text again
+    (byte-level BPE splits rare characters into byte tokens, and the prefix of
+    such a character is not text). :meth:`next_mask` gives, for a sequence
+    ``t``, the validity of ``t + [v]`` for every id ``v`` in one batched encode.
+
+    For byte-level BPE with the GPT-2 pre-tokenization regex, no regex match
+    runs from a non-whitespace character into whitespace, so everything before
+    the last whitespace run is tokenized the same whatever bytes follow (the
+    paper's ``div_enc``): :meth:`cut` finds that point and only the tail after
+    it is re-encoded. Other tokenizers (no pre-tokenizer, SentencePiece-style)
+    re-encode the whole string.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, view: TokenBytes, cache_size: int = 512) -> None:
+        self.tokenizer = tokenizer
+        self.view = view
+        self.prefix = tokenizer.prefix_bytes
+        self.whitespace_cut = _gpt2_pretokenizer(tokenizer)
+        self._masks: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    def cut(self, data: bytes) -> int:
+        """A byte offset before which the canonical tokenization of ``data`` is final."""
+        if not self.whitespace_cut:
+            return 0
+        end = len(data)
+        while end and _utf8_text(data[:end]) is None:
+            end -= 1
+        text = data[:end].decode("utf-8")
+        i = len(text)
+        while i and text[i - 1] not in _WHITESPACE:
+            i -= 1
+        if i == 0:
+            return 0
+        while i and text[i - 1] in _WHITESPACE:
+            i -= 1
+        return len(text[:i].encode("utf-8"))
+
+    def encode(self, data: bytes) -> tuple[int, ...] | None:
+        """The canonical ids of internal bytes ``data``; None when they are not text."""
+        if not data.startswith(self.prefix):
+            return None
+        text = _utf8_text(data[len(self.prefix):])
+        if text is None:
+            return None
+        if not text:
+            return ()
+        return tuple(self.tokenizer.encode(text).ids)
+
+    def is_valid(self, ids: Sequence[int]) -> bool:
+        data = self.view.join(ids)
+        if not (data.startswith(self.prefix) or self.prefix.startswith(data)):
+            return False
+        enc = self.encode(data)
+        return enc is None or enc == tuple(ids)
+
+    def next_mask(self, ids: tuple[int, ...], data: bytes) -> Any:
+        """Bool tensor over the model's ids: is ``ids + (v,)`` valid? (ids without text: yes)."""
+        import torch
+
+        cut = self.cut(data)
+        offsets = [0]
+        for i in ids:
+            offsets.append(offsets[-1] + len(self.view.bytes[i] or b""))
+        if cut not in offsets:
+            cut = 0
+        split = offsets.index(cut)
+        head, tail, tail_ids = data[:cut], data[cut:], ids[split:]
+        key = (tail, tail_ids, head.startswith(self.prefix))
+        if key in self._masks:
+            self._masks.move_to_end(key)
+            return self._masks[key]
+        mask = torch.ones(self.view.vocab_size, dtype=torch.bool)
+        # bytes that are not text are not judged; the head (before the cut) is judged once
+        if cut and self.encode(head) not in (None, tuple(ids[:split])):
+            mask[self.view.text_ids] = False
+        else:
+            mask = self._tail_mask(tail, tail_ids, bool(cut))
+        self._masks[key] = mask
+        if len(self._masks) > self._cache_size:
+            self._masks.popitem(last=False)
+        return mask
+
+    def _tail_mask(self, tail: bytes, tail_ids: tuple[int, ...], after_cut: bool) -> Any:
+        import torch
+
+        strip = 0 if after_cut else len(self.prefix)
+        texts, ids, bad = [], [], []
+        for v in self.view.text_ids.tolist():
+            data = tail + self.view.bytes[v]
+            if not after_cut and not data.startswith(self.prefix):
+                bad.append(v)
+                continue
+            text = _utf8_text(data[strip:])
+            if text is not None:
+                texts.append(text)
+                ids.append(v)
+        want = list(tail_ids)
+        for v, enc in zip(ids, self.tokenizer.encode_batch(texts)):
+            if len(enc.ids) != len(want) + 1 or enc.ids[-1] != v or list(enc.ids[:-1]) != want:
+                bad.append(v)
+        mask = torch.ones(self.view.vocab_size, dtype=torch.bool)
+        mask[torch.tensor(bad, dtype=torch.long)] = False
+        return mask
+
+
+def _gpt2_pretokenizer(tokenizer: Tokenizer) -> bool:
+    """True for byte-level BPE whose only pre-tokenizer is ByteLevel with the GPT-2 regex."""
+    backend = getattr(tokenizer, "backend", None)
+    if getattr(tokenizer, "family", None) != "byte_level" or backend is None:
+        return False
+    spec = json.loads(backend.to_str())
+    pre = spec.get("pre_tokenizer") or {}
+    return pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not spec.get("normalizer")
+
+
+def no_text_ids(view: TokenBytes) -> Any:
+    import torch
+
+    return torch.nonzero(view.lengths == 0).flatten()
+
+
+def check_vocab(lm: LanguageModel, component: str) -> None:
+    if lm.tokenizer.vocab_size > lm.vocab_size:
+        raise ByteViewError(f"tokenizer has {lm.tokenizer.vocab_size} ids but the model only "
+                            f"{lm.vocab_size} output rows", component=component,
+                            plugin="tokensmith-byteprob", hint="pair the model with its own tokenizer")
