@@ -19,6 +19,7 @@ from tokensmith import InputError, LanguageModel, LMState, Tokenizer
 
 from .model import TransNormerLM
 
+
 class TransNormerLanguageModel(LanguageModel):
     """Next-token log-probabilities of a :class:`TransNormerLM` paired with ``tokenizer``.
 

@@ -16,8 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from tokensmith import (BuildContext, Change, ModelReport, NormalizationProvider, NormLayer, SurgeryError,
-                        find_norm_layers)
+from tokensmith import (
+    BuildContext,
+    Change,
+    ModelReport,
+    NormalizationProvider,
+    NormLayer,
+    SurgeryError,
+    find_norm_layers,
+)
 
 from .config import SRMSNormConfig
 

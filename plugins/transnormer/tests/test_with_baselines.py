@@ -1,0 +1,43 @@
+"""tokensmith-baselines' decoders run on the TransNormer LanguageModel (skipped when the
+baselines plugin is not installed, e.g. in the isolation environment)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("tokensmith_baselines")
+
+from tokensmith_baselines import GreedyDecoder, SamplingDecoder  # noqa: E402
+
+from tokensmith.testing import DecoderContract  # noqa: E402
+
+
+class TestGreedyOnTransNormer(DecoderContract):
+    @pytest.fixture
+    def decoder(self):
+        return GreedyDecoder()
+
+    @pytest.fixture
+    def tiny_lm(self, tnl_lm):
+        return tnl_lm
+
+
+class TestSamplingOnTransNormer(DecoderContract):
+    @pytest.fixture
+    def decoder(self):
+        return SamplingDecoder(temperature=0.8)
+
+    @pytest.fixture
+    def tiny_lm(self, tnl_lm):
+        return tnl_lm
+
+
+def test_greedy_equals_argmax_over_uncached_scoring(tnl_lm):
+    gen = GreedyDecoder().generate(tnl_lm, "def f", max_new_tokens=12)
+    ids = list(tnl_lm.start_ids) + list(tnl_lm.tokenizer.encode("def f").ids)
+    expected = []
+    for _ in range(len(gen.ids)):
+        token = int(tnl_lm.logprobs_batch([ids])[0][-1].argmax())
+        expected.append(token)
+        ids.append(token)
+    assert list(gen.ids) == expected and gen.counters["lm_calls"] == len(gen.ids)
