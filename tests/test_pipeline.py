@@ -126,3 +126,15 @@ def test_pipeline_built_hook_sees_the_pipeline(installed_registry):
     installed_registry.pm.register(Watcher())
     pipe = installed_registry.build_pipeline(PipelineSpec(model="tiny-gpt2", runtime={"device": "cpu"}))
     assert seen == [pipe]
+
+
+@pytest.mark.needs_baselines
+@pytest.mark.parametrize("name", ["smollm2-greedy.toml", "tiny-sampling.toml"])
+def test_example_pipelines_validate(installed_registry, name):
+    from pathlib import Path
+
+    spec = PipelineSpec.from_toml(Path(__file__).resolve().parents[1] / "examples" / name)
+    assert installed_registry.validate(spec) == []
+    if spec.model.source.startswith("tiny"):
+        gen = installed_registry.build_pipeline(spec).generate(spec.generate["prompt"])
+        assert len(gen.ids) == spec.generate["max_new_tokens"] or gen.finish_reason == "stop"
