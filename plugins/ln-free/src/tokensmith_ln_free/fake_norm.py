@@ -45,7 +45,8 @@ class SpecialPositions:
 
     A forward pre-hook on the model records the masks of the batch it is about to run; a forward
     hook clears them, so a stale mask is never used. Called without the hooks (a norm module on
-    its own) the first row of each sequence counts as position 0.
+    its own, or a model called with ``inputs_embeds``) the first row of each sequence counts as
+    position 0 and no token counts as a special id.
     """
 
     def __init__(self, special_ids: tuple[int, ...] = ()) -> None:

@@ -23,7 +23,7 @@ import attrs
 from tokensmith.core.errors import ConfigError
 
 from .schedule import FIRST_POSITION, SPECIAL_IDS, RemovalEvent
-from .surgery import fake_norms, observing, special_positions
+from .surgery import fake_norms, forward_kwargs, observing, special_positions
 
 COMPONENT = "ln-free finetune"
 PLUGIN = "tokensmith-ln-free"
@@ -96,8 +96,9 @@ def evaluate(model: Any, batches: Sequence[Any]) -> float:
 
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
-        losses = [float(model(input_ids=b, labels=b).loss) for b in batches]
+        losses = [float(model(**forward_kwargs(b, device, labels=True)).loss) for b in batches]
     model.train(was_training)
     return sum(losses) / len(losses)
 
@@ -138,7 +139,8 @@ def finetune(model: Any, train_batches: Sequence[Any], config: FinetuneConfig, *
              schedule: Sequence[RemovalEvent] = (), eval_batches: Sequence[Any] = (),
              runtime: Any = None) -> FinetuneLog:
     """Fine-tune ``model`` (with fake norms installed when ``schedule`` is not empty) for
-    ``config.steps`` steps on token-id batches ``(batch, seq)``, applying each removal event
+    ``config.steps`` steps on ``train_batches`` (token ids ``(batch, seq)``, or mappings of model
+    keyword arguments with ``labels``), applying each removal event
     at its step. An empty schedule is the vanilla fine-tune the paper compares against."""
     import torch
 
@@ -180,10 +182,10 @@ def finetune(model: Any, train_batches: Sequence[Any], config: FinetuneConfig, *
                 record(step, f"after {event.target}")
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
-            ids = train_batches[(step * world + rank) % len(train_batches)].to(device)
+            batch = train_batches[(step * world + rank) % len(train_batches)]
             model.train()
             with observing(model):
-                loss = trained(input_ids=ids, labels=ids).loss
+                loss = trained(**forward_kwargs(batch, device, labels=True)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()

@@ -15,7 +15,7 @@ as a :class:`~tokensmith_ln_free.fake_norm.FixedLinearMap`.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -111,18 +111,35 @@ def observing(model: Any) -> Iterator[None]:
             norm.observing = False
 
 
+def forward_kwargs(batch: Any, device: Any, *, labels: bool = False) -> dict[str, Any]:
+    """Model keyword arguments for a batch: token ids ``(batch, seq)``, or a mapping of keyword
+    arguments (``inputs_embeds``, ``labels``...). ``labels=True`` adds ``labels = input_ids``
+    when the batch has none."""
+    kwargs = dict(batch) if isinstance(batch, Mapping) else {"input_ids": batch}
+    kwargs = {k: v.to(device) for k, v in kwargs.items()}
+    if labels and "labels" not in kwargs:
+        if "input_ids" not in kwargs:
+            raise ConfigError(f"a batch with keys {sorted(kwargs)} has no labels", component=COMPONENT,
+                              plugin=PLUGIN, hint="add 'labels' to batches given as keyword arguments")
+        kwargs["labels"] = kwargs["input_ids"]
+    return kwargs
+
+
 def calibrate(model: Any, batches: Iterable[Any]) -> int:
-    """Run token-id batches ``(batch, seq)`` through ``model`` observing σ̄; returns the token count."""
+    """Run batches (see :func:`forward_kwargs`) through ``model`` observing σ̄; returns the token count."""
     import torch
 
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     tokens = 0
     try:
         with observing(model), torch.no_grad():
-            for ids in batches:
-                model(input_ids=ids)
-                tokens += ids.numel()
+            for batch in batches:
+                kwargs = forward_kwargs(batch, device)
+                model(**kwargs)
+                first = next(iter(kwargs.values()))
+                tokens += first.shape[0] * first.shape[1]
     finally:
         model.train(was_training)
     return tokens
