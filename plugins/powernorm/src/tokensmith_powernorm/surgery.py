@@ -52,13 +52,14 @@ class PowerNormProvider(_MaskedNormProvider):
 
     def make(self, layer: NormLayer) -> PowerNorm:
         c = self.config
-        if layer.dim % c.group_num:
-            raise ConfigError(f"group_num={c.group_num} does not divide the width {layer.dim} of "
-                              f"{layer.path}", component="normalization 'powernorm'",
-                              plugin="tokensmith-powernorm", hint="use a group_num dividing the width")
-        module = PowerNorm(layer.dim, alpha_fwd=c.alpha_fwd, alpha_bkw=c.alpha_bkw,
-                           warmup_iters=c.warmup_iters, eps=c.eps, affine=c.affine, prescale=c.prescale,
-                           group_num=c.group_num, **_like(layer))
+        try:
+            module = PowerNorm(layer.dim, alpha_fwd=c.alpha_fwd, alpha_bkw=c.alpha_bkw,
+                               warmup_iters=c.warmup_iters, eps=c.eps, affine=c.affine,
+                               prescale=c.prescale, group_num=c.group_num, **_like(layer))
+        except ValueError as exc:
+            raise ConfigError(f"{exc} of {layer.path}", component="normalization 'powernorm'",
+                              plugin="tokensmith-powernorm",
+                              hint="use a group_num dividing the width") from None
         if c.copy_affine:
             _copy_affine(module, layer.module)
         return module.train(layer.module.training)
