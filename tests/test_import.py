@@ -2,17 +2,23 @@ import subprocess
 import sys
 
 
-def test_import_tokensmith_does_not_import_torch_or_transformers():
+# Run from an empty directory: in the repository root the source folder tokensmith/
+# would shadow the installed package (whose sub-packages live in core/, spec/, ...).
+
+
+def test_import_tokensmith_does_not_import_torch_or_transformers(tmp_path):
     code = ("import sys, tokensmith, tokensmith.registry, tokensmith.spec, tokensmith.cli; "
             "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     assert out.stdout.strip() == "[]"
 
 
-def test_building_a_registry_does_not_import_torch():
+def test_building_a_registry_does_not_import_torch(tmp_path):
     code = ("import sys, tokensmith; r = tokensmith.Registry.from_environment(); "
             "print(len(r.components()) > 0, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     assert out.stdout.split()[-1] == "False"
 
 
