@@ -190,7 +190,7 @@ def finetune(model: Any, train_batches: Sequence[Any], config: FinetuneConfig, *
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            log.train_loss.append(float(loss))
+            log.train_loss.append(float(loss.detach()))
             if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
                 record(step + 1, "step")
         record(config.steps, "end")

@@ -1,0 +1,42 @@
+"""SmolLM2-135M (RMSNorm, LlamaRMSNorm): surgery on one copy, bit-identical live, exact DLA; the demo."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+
+from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, fake_norms
+from tokensmith_ln_free.attribution import direct_logit_attribution
+
+
+def test_live_surgery_on_smollm2_is_bit_identical_and_fake_final_norm_gives_exact_dla(smollm2):
+    model, tok = smollm2
+    ids = torch.tensor([tok.encode("The capital of France is Paris, and the capital of Italy is").ids])
+    with torch.no_grad():
+        reference = model(input_ids=ids).logits
+        copy, report = LNFreeNormalization(LNFreeConfig(), tokenizer=tok).replace(model, inplace=False)
+        assert len(report) == 61 and {c.before for c in report.changes} == {"LlamaRMSNorm"}
+        assert torch.equal(copy(input_ids=ids).logits, reference)
+    del copy
+    final, _ = LNFreeNormalization(LNFreeConfig(layers=["model.norm"], mode="fake"),
+                                   tokenizer=tok).replace(model, inplace=False)
+    assert list(fake_norms(final)) == ["model.norm"]
+    result = direct_logit_attribution(final, ids)
+    assert result.sum_error < 1e-3 and result.ablation_error < 1e-3
+    assert torch.equal(model(input_ids=ids).logits, reference)
+
+
+def test_demo_leaves_the_pipeline_model_unchanged(smollm2_lm, smollm2):
+    from types import SimpleNamespace
+
+    from tokensmith_ln_free.demo import LNFreeDemo
+
+    model, tok = smollm2
+    pipeline = SimpleNamespace(model=model, tokenizer=tok, lm=smollm2_lm)
+    before = type(model.model.norm)
+    out = io.StringIO()
+    numbers = LNFreeDemo().run(pipeline, out)
+    assert type(model.model.norm) is before and not fake_norms(model)
+    assert numbers["fake_ablation_error"] < 1e-3 < numbers["live_ablation_error"]
+    assert "direct logit attribution" in out.getvalue()
