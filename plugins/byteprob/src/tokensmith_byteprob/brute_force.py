@@ -33,7 +33,7 @@ class BruteForce:
         data = b"".join(self.bytes[i] for i in ids)
         if not (data.startswith(self.prefix) or self.prefix.startswith(data)):
             return False
-        if len(data) < len(self.prefix):
+        if len(data) < len(self.prefix) or (self.prefix and data == self.prefix):
             return True
         try:
             text = data[len(self.prefix):].decode("utf-8")

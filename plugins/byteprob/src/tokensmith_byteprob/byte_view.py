@@ -11,7 +11,6 @@ is what the token byte view concatenates to.
 
 from __future__ import annotations
 
-import bisect
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -61,28 +60,20 @@ class TokenBytes:
                                           for i, b in enumerate(table[:vocab_size])]
         self.vocab_size = vocab_size
         width = max((len(b) for b in self.bytes if b), default=1)
-        matrix = torch.full((vocab_size, width), -1, dtype=torch.int16)
-        lengths = torch.zeros(vocab_size, dtype=torch.long)
-        for i, b in enumerate(self.bytes):
-            if b:
-                matrix[i, : len(b)] = torch.tensor(list(b), dtype=torch.int16)
-                lengths[i] = len(b)
+        flat = bytearray()
+        lens = [len(b) if b else 0 for b in self.bytes]
+        for b in self.bytes:
+            flat += (b or b"").ljust(width, b"\x00")
+        grid = torch.frombuffer(flat, dtype=torch.uint8).view(vocab_size, width).to(torch.int16)
+        lengths = torch.tensor(lens, dtype=torch.long)
+        matrix = grid.masked_fill(torch.arange(width)[None, :] >= lengths[:, None], -1)
         self.matrix = matrix
         self.lengths = lengths
         self.first = torch.where(lengths > 0, matrix[:, 0].long(), torch.full_like(lengths, BYTE_EOS))
         self.text_ids = torch.nonzero(lengths > 0).flatten()
         self.by_first = [torch.nonzero(self.first == b).flatten() for b in range(256)]
-        entries = sorted((b, i) for i, b in enumerate(self.bytes) if b)
-        self._keys = [b for b, _ in entries]
-        self._ids = [i for _, i in entries]
-
-    def starting_with(self, prefix: bytes) -> list[int]:
-        """Ids whose bytes start with ``prefix`` (the prefix itself included)."""
-        lo = bisect.bisect_left(self._keys, prefix)
-        hi = lo
-        while hi < len(self._keys) and self._keys[hi].startswith(prefix):
-            hi += 1
-        return self._ids[lo:hi]
+        #: each token's bytes as text, None where they are not valid UTF-8 on their own
+        self.texts: list[str | None] = [None if b is None else _utf8_text(b) for b in self.bytes]
 
     def join(self, ids: Sequence[int]) -> bytes:
         return b"".join(self.bytes[i] or b"" for i in ids)
@@ -135,11 +126,11 @@ class ValidEncodings:
         if not data.startswith(self.prefix):
             return None
         text = _utf8_text(data[len(self.prefix):])
-        if text is None:
+        if text is None or (not text and self.prefix):
+            # ``prefix_bytes`` alone is not text the tokenizer encodes ("" -> no ids), yet every
+            # canonical encoding starts with it, so it is not judged either
             return None
-        if not text:
-            return ()
-        return tuple(self.tokenizer.encode(text).ids)
+        return tuple(self.tokenizer.encode(text).ids) if text else ()
 
     def is_valid(self, ids: Sequence[int]) -> bool:
         data = self.view.join(ids)
@@ -179,24 +170,35 @@ class ValidEncodings:
         import torch
 
         strip = 0 if after_cut else len(self.prefix)
+        view = self.view
         texts, ids, bad = [], [], []
-        for v in self.view.text_ids.tolist():
-            data = tail + self.view.bytes[v]
+        tail_text = _utf8_text(tail[strip:]) if tail.startswith(self.prefix[:len(tail)]) else None
+        for v in view.text_ids.tolist():
+            if tail_text is not None and view.texts[v] is not None and len(tail) >= strip:
+                texts.append(tail_text + view.texts[v])  # text + text is text: skip the decode
+                ids.append(v)
+                continue
+            data = tail + view.bytes[v]
             if not after_cut and not data.startswith(self.prefix):
                 bad.append(v)
                 continue
             text = _utf8_text(data[strip:])
-            if text is not None:
+            if text:
                 texts.append(text)
                 ids.append(v)
         want = list(tail_ids)
-        for v, enc in zip(ids, self.tokenizer.encode_batch(texts)):
-            if len(enc.ids) != len(want) + 1 or enc.ids[-1] != v or list(enc.ids[:-1]) != want:
+        for v, got in zip(ids, self._encode_ids(texts)):
+            if len(got) != len(want) + 1 or got[-1] != v or got[:-1] != want:
                 bad.append(v)
-        mask = torch.ones(self.view.vocab_size, dtype=torch.bool)
+        mask = torch.ones(view.vocab_size, dtype=torch.bool)
         mask[torch.tensor(bad, dtype=torch.long)] = False
         return mask
 
+    def _encode_ids(self, texts: list[str]) -> list[list[int]]:
+        backend = getattr(self.tokenizer, "backend", None)
+        if backend is not None:  # the HF backend directly: no per-text Encoding records
+            return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+        return [list(e.ids) for e in self.tokenizer.encode_batch(texts)]
 
 def _gpt2_pretokenizer(tokenizer: Tokenizer) -> bool:
     """True for byte-level BPE whose only pre-tokenizer is ByteLevel with the GPT-2 regex."""
@@ -206,12 +208,6 @@ def _gpt2_pretokenizer(tokenizer: Tokenizer) -> bool:
     spec = json.loads(backend.to_str())
     pre = spec.get("pre_tokenizer") or {}
     return pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not spec.get("normalizer")
-
-
-def no_text_ids(view: TokenBytes) -> Any:
-    import torch
-
-    return torch.nonzero(view.lengths == 0).flatten()
 
 
 def check_vocab(lm: LanguageModel, component: str) -> None:
