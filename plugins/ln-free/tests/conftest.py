@@ -61,7 +61,6 @@ def deepcopy_calls(monkeypatch):
 def frozen_norm(module, kind, *, average=1.7, special=9.0, seed=0):
     """A FakeNorm around ``module`` frozen with the given σ̄ and σ̄_special (random γ, β)."""
     import torch
-
     from tokensmith_ln_free.fake_norm import FakeNorm, SpecialPositions
 
     gen = torch.Generator().manual_seed(seed)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from tokensmith.core.errors import SurgeryError
 from tokensmith_ln_free import calibrate, freeze
 from tokensmith_ln_free.attribution import direct_logit_attribution
+
+from tokensmith.core.errors import SurgeryError
 
 
 def final_only(model):

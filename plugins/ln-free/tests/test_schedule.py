@@ -6,12 +6,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tokensmith.core.errors import ConfigError
-from tokensmith.core.normalization import find_norm_layers
 from tokensmith_ln_free import export, fake_norms
 from tokensmith_ln_free.finetune import FinetuneConfig, evaluate, finetune, learning_rate
 from tokensmith_ln_free.schedule import FIRST_POSITION, SPECIAL_IDS, norm_role, removal_schedule
+
+from tokensmith.core.errors import ConfigError
+from tokensmith.core.normalization import find_norm_layers
 
 LLAMA = [f"model.layers.{i}.{n}" for i in range(3) for n in ("input_layernorm", "post_attention_layernorm")]
 LLAMA.append("model.norm")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import torch
-
 from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, fake_norms
 from tokensmith_ln_free.attribution import direct_logit_attribution
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, calibrate, export, fake_norms, freeze
 from torch import nn
 
 from tokensmith.core.errors import ConfigError, SurgeryError, ValidationError
 from tokensmith.core.normalization import find_norm_layers
 from tokensmith.testing import NormalizationContract
-from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, calibrate, export, fake_norms, freeze
 
 
 class TestContract(NormalizationContract):
@@ -187,8 +187,8 @@ calibration_texts = ["The quick brown fox.", "A tokenizer turns text into tokens
 
 def test_selectable_from_a_pipeline_toml(tmp_path, make_registry):
     import tokensmith_baselines.plugin as baselines
-
     import tokensmith_ln_free.plugin as plugin
+
     from tokensmith import PipelineSpec
 
     path = tmp_path / "pipeline.toml"

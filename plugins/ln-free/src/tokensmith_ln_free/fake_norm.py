@@ -27,8 +27,6 @@ from torch import nn
 
 from tokensmith.core.errors import InputError, SurgeryError
 
-MODES = ("live", "fake")
-
 
 def token_std(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
     """``σ_t`` of every token (float32): ``sqrt(var + eps)`` for LayerNorm, ``sqrt(mean(x²) + eps)``
@@ -231,6 +229,10 @@ class FixedLinearMap(nn.Module):
             gamma, dtype = norm.weight.detach().float(), norm.weight.dtype
         bias = None if norm.bias is None else norm.bias.detach().clone()
         return cls((gamma / norm.average_std).to(dtype), bias, norm.kind == "layernorm")
+
+    def extra_repr(self) -> str:
+        return f"dim={self.scale.shape[-1] if self.scale.dim() else 'scalar'}, center={self.center}, " \
+               f"bias={self.bias is not None}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.center:
