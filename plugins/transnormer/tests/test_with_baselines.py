@@ -41,3 +41,16 @@ def test_greedy_equals_argmax_over_uncached_scoring(tnl_lm):
         expected.append(token)
         ids.append(token)
     assert list(gen.ids) == expected and gen.counters["lm_calls"] == len(gen.ids)
+
+
+def test_srmsnorm_selected_from_a_pipeline_toml(tmp_path, installed_registry):
+    from tokensmith import PipelineSpec
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text('[runtime]\ndevice = "cpu"\n\n[model]\nsource = "tiny-llama"\n\n'
+                    '[normalization]\ntype = "srmsnorm"\nkinds = ["rmsnorm"]\n\n[decoder]\ntype = "greedy"\n')
+    pipeline = installed_registry.build_pipeline(PipelineSpec.from_toml(path))
+    report = pipeline.reports[0]
+    assert report.component == "normalization 'srmsnorm'" and len(report.changes) == 5
+    assert all(type(pipeline.model.get_submodule(c.path)).__name__ == "SRMSNorm" for c in report.changes)
+    assert len(pipeline.generate("def f", max_new_tokens=3).ids) <= 3

@@ -54,10 +54,14 @@ def random_qkv(n: int, width: int, heads: int, seed: int = 0) -> tuple[torch.Ten
     return tuple(torch.randn(1, heads, n, width // heads, generator=g) for _ in range(3))
 
 
-def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
+def best_seconds(fn: Callable[[], object], repeats: int = 3, budget_s: float | None = None) -> float:
     """The fastest of ``repeats`` calls after one warm-up: on a shared machine the minimum
-    is the estimate least disturbed by other load."""
+    is the estimate least disturbed by other load. With ``budget_s``, fewer repeats (at
+    least 2) when the warm-up call shows they would take longer than that."""
+    start = time.perf_counter()
     fn()
+    if budget_s is not None:
+        repeats = max(2, min(repeats, int(budget_s / max(time.perf_counter() - start, 1e-9))))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
