@@ -18,6 +18,9 @@ from typing import Any
 
 from tokensmith import BYTE_EOS, ByteViewError, LanguageModel, Tokenizer
 
+from .bpe_spines import MergeSpines
+from .pretokens import TokenClasses, split_candidates
+
 #: characters the GPT-2 pre-tokenization regex never lets a match run across (Sec. 3.3 "div_enc")
 _WHITESPACE = frozenset(" \t\n\r\x0b\x0c")
 
@@ -102,6 +105,8 @@ class ValidEncodings:
         self.prefix = tokenizer.prefix_bytes
         self.whitespace_cut = _gpt2_pretokenizer(tokenizer)
         self._masks: OrderedDict[tuple, Any] = OrderedDict()
+        self._classes: TokenClasses | None = None
+        self._spines: MergeSpines | None = None
         self._cache_size = cache_size
 
     def cut(self, data: bytes) -> int:
@@ -157,23 +162,88 @@ class ValidEncodings:
             return self._masks[key]
         mask = torch.ones(self.view.vocab_size, dtype=torch.bool)
         # bytes that are not text are not judged; the head (before the cut) is judged once
+        tail_text = _utf8_text(tail)
         if cut and self.encode(head) not in (None, tuple(ids[:split])):
             mask[self.view.text_ids] = False
+        elif self.whitespace_cut and tail_text and self.encode(tail) == tail_ids:
+            mask = self._gpt2_mask(tail, tail_text, tail_ids)
         else:
-            mask = self._tail_mask(tail, tail_ids, bool(cut))
+            mask = self._tail_mask(tail, tail_ids, bool(cut), self.view.text_ids.tolist())
         self._masks[key] = mask
         if len(self._masks) > self._cache_size:
             self._masks.popitem(last=False)
         return mask
 
-    def _tail_mask(self, tail: bytes, tail_ids: tuple[int, ...], after_cut: bool) -> Any:
+    def _gpt2_mask(self, tail: bytes, tail_text: str, tail_ids: tuple[int, ...]) -> Any:
+        """The mask from the pre-token case analysis of :mod:`.pretokens` (same result as
+        :meth:`_tail_mask`, which it falls back on for the irregular few)."""
+        import torch
+
+        if self._classes is None:
+            self._classes = TokenClasses(self.view, self._encode_ids)
+        pieces = self.tokenizer.pretokenize(tail_text)
+        start = pieces[-1].span[0]
+        last = tail_text[start:]
+        offsets = [0]
+        for i in tail_ids:
+            offsets.append(offsets[-1] + len(self.view.bytes[i]))
+        k = offsets.index(len(tail_text[:start].encode("utf-8")))
+        last_ids = list(tail_ids[k:])
+        split_ok = len(last) > 1 and sum(self._encode_ids([last[:-1], last[-1]]), []) == last_ids
+        after_quote = len(pieces) > 1 and tail_text[pieces[-2].span[0]:start] == "'"
+        clean, attach, invalid, messy, join = split_candidates(self._classes, last, split_ok, after_quote)
+        mask = torch.ones(self.view.vocab_size, dtype=torch.bool)
+        mask[clean] = self._classes.alone[clean]
+        mask[invalid] = False
+        if bool(attach.any()):
+            joined_ids = last_ids if join == last else self._encode_ids([join])[0]
+            mask[attach] = self._attach_mask(join, joined_ids, torch.nonzero(attach).flatten())
+        if bool(messy.any()):
+            mask &= self._tail_mask(tail, tail_ids, True, torch.nonzero(messy).flatten().tolist())
+        return mask
+
+    def _attach_mask(self, join: str, joined_ids: list[int], ids: Any) -> Any:
+        """BPE(join + bytes(v)) == joined_ids + [v] for each v (one pre-token): the merge-spine
+        pair test, and the BPE model itself for tokens with an irregular merge history."""
+        import numpy as np
+        import torch
+
+        if self._spines is None:
+            self._spines = MergeSpines(self.tokenizer.backend, self.view.vocab_size)
+        spines = self._spines
+        u = joined_ids[-1]
+        if not spines.regular_right(u):
+            return self._bpe_mask(join, joined_ids, ids.tolist())
+        ok = self._classes.alone[ids] & ~torch.from_numpy(np.isin(ids.numpy(), spines.crossing(u)))
+        odd = torch.from_numpy(spines.irregular_left[ids.numpy()])
+        if bool(odd.any()):
+            ok[odd] = self._bpe_mask(join, joined_ids, ids[odd].tolist())
+        return ok
+
+    def _bpe_mask(self, join: str, joined_ids: list[int], ids: list[int]) -> Any:
+        import torch
+
+        from tokensmith.adapters.hf_tokenizer import byte_level_decoder
+
+        chars = {b: c for c, b in byte_level_decoder().items()}
+        prefix = "".join(chars[b] for b in join.encode("utf-8"))
+        model, backend = self.tokenizer.backend.model, self.tokenizer.backend
+        want = len(joined_ids) + 1
+        out = []
+        for v in ids:
+            got = model.tokenize(prefix + backend.id_to_token(v))
+            out.append(len(got) == want and got[-1].id == v and [t.id for t in got[:-1]] == joined_ids)
+        return torch.tensor(out, dtype=torch.bool)
+
+    def _tail_mask(self, tail: bytes, tail_ids: tuple[int, ...], after_cut: bool, only: list[int]) -> Any:
+        """Validity of ``tail_ids + [v]`` for ``v`` in ``only`` by re-encoding (others: True)."""
         import torch
 
         strip = 0 if after_cut else len(self.prefix)
         view = self.view
         texts, ids, bad = [], [], []
         tail_text = _utf8_text(tail[strip:]) if tail.startswith(self.prefix[:len(tail)]) else None
-        for v in view.text_ids.tolist():
+        for v in only:
             if tail_text is not None and view.texts[v] is not None and len(tail) >= strip:
                 texts.append(tail_text + view.texts[v])  # text + text is text: skip the decode
                 ids.append(v)

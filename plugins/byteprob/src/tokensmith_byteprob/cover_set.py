@@ -31,7 +31,15 @@ from typing import Any
 
 import attrs
 
-from tokensmith import BYTE_EOS, ByteLanguageModel, ByteState, InputError, LanguageModel, LMState, TokensmithError
+from tokensmith import (
+    BYTE_EOS,
+    ByteLanguageModel,
+    ByteState,
+    InputError,
+    LanguageModel,
+    LMState,
+    TokensmithError,
+)
 
 from .byte_view import TokenBytes, ValidEncodings, check_byte_tokenizer, check_vocab
 
@@ -184,7 +192,6 @@ class ByteProbLM(ByteLanguageModel):
 
     def _step(self, covers: CoverSet, b: int) -> CoverSet:
         """cover(x) -> cover(x b): keep straddlers whose next byte is b, branch from exact ones."""
-        import torch
 
         view = self.view
         finished: list[tuple[Node, int, float]] = []
