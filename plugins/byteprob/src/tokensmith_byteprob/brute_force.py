@@ -49,12 +49,30 @@ class BruteForce:
             row = self.lm.logprobs_batch([list(self.lm.start_ids) + list(ids)])[0][-1]
             probs = torch.exp(row.double()).tolist()
             if self.meaning == "canonical":
-                probs = [p if self.bytes[v] is None or self.is_valid(ids + (v,)) else 0.0
-                         for v, p in enumerate(probs)]
+                valid = self.valid_extensions(ids)
+                probs = [p if self.bytes[v] is None or valid[v] else 0.0 for v, p in enumerate(probs)]
                 z = sum(probs)
                 probs = [p / z for p in probs]
             self._next[ids] = probs
         return self._next[ids]
+
+    def valid_extensions(self, ids: tuple[int, ...]) -> dict[int, bool]:
+        """``is_valid(ids + (v,))`` for every text id, with one batched encode of whole texts."""
+        data = b"".join(self.bytes[i] for i in ids)
+        out, texts, cands = {}, [], []
+        for v in self.text_ids:
+            grown = data + self.bytes[v]
+            if len(grown) <= len(self.prefix) or not grown.startswith(self.prefix):
+                out[v] = self.is_valid(ids + (v,))
+                continue
+            try:
+                texts.append(grown[len(self.prefix):].decode("utf-8"))
+                cands.append(v)
+            except UnicodeDecodeError:
+                out[v] = True
+        for v, enc in zip(cands, self.lm.tokenizer.encode_batch(texts)):
+            out[v] = tuple(enc.ids) == ids + (v,)
+        return out
 
     def prefix_mass(self, target: bytes) -> tuple[float, float]:
         """(P(cover(target)), P(the text is exactly target)), target in internal bytes."""

@@ -139,6 +139,12 @@ class ByteProbLM(ByteLanguageModel):
                              hint="encode text first: text.encode('utf-8')")
         prompt = bytes(prompt)
         data = self.lm.tokenizer.prefix_bytes + prompt
+        missing = set(data) & self.lm.tokenizer.unrepresentable_bytes
+        if missing:
+            raise ZeroProbabilityError(
+                f"the prompt has probability 0: bytes {bytes(sorted(missing)).hex(' ')} have no token",
+                component=f"byte LM '{self.name}'", plugin=_PLUGIN,
+                hint="tokenizer.unrepresentable_bytes lists the bytes no token spells")
         cut = self.valid.cut(data) if self.valid is not None else 0
         head_ids = self.valid.encode(data[:cut]) if cut else ()
         if not self.lm.start_ids and not head_ids:

@@ -115,13 +115,13 @@ class ByteDecoder(Decoder):
         if tok is not None and (not tok.has_byte_view or not tok.lossless):
             raise IncompatibleComponentsError(
                 f"needs a lossless byte view; tokenizer '{tok.name}' has "
-                + ("no byte view" if not tok.has_byte_view else "a lossy one (its bytes do not spell the text)"),
+                + ("no byte view" if not tok.has_byte_view else "a lossy one (its bytes do not spell text)"),
                 component="decoder 'byteprob'", plugin="tokensmith-byteprob",
                 hint="use the model's own byte-level BPE or byte-fallback tokenizer")
         return cls(config)
 
     def byte_lm(self, lm: LanguageModel) -> ByteProbLM:
-        """The :class:`ByteProbLM` over ``lm`` (built once per LM: its tables cost a pass over the vocabulary)."""
+        """The :class:`ByteProbLM` over ``lm``, built once per LM (its tables cost a vocabulary pass)."""
         key = id(lm)
         if key not in self._byte_lms or self._byte_lms[key].lm is not lm:
             self._byte_lms[key] = ByteProbLM(lm, meaning=self.config.meaning)

@@ -27,15 +27,16 @@ def token_level_probability(lm: Any, prompt: str, continuation: str) -> float:
 
 
 def healed_probability(lm: Any, prompt: str, continuation: str) -> float:
-    """Token healing's probability of the continuation along the canonical tokens: the prompt's
-    last token is removed and the first new token must start with (or fit inside) its bytes."""
+    """Token healing's probability of the continuation along the canonical tokens of (removed
+    bytes + continuation): the prompt's last token is removed and the first new token must start
+    with (or fit inside) its bytes, so the first step is renormalized over those tokens."""
     import torch
 
     tok = lm.tokenizer
     ids = list(lm.start_ids) + list(tok.encode(prompt).ids)
     removed = tok.token_bytes(ids[-1]) or b""
     kept = ids[:-1]
-    target = list(tok.encode(tok.decode(ids[len(lm.start_ids):]) + continuation).ids)[len(kept) - len(lm.start_ids):]
+    target = list(tok.encode(removed.decode("utf-8") + continuation).ids)
     first = lm.logprobs_batch([kept])[0][-1]
     allowed = [v for v, b in enumerate(tok.byte_table)
                if b and (b.startswith(removed) or removed.startswith(b)) and v not in tok.special_ids]
@@ -80,6 +81,7 @@ class ByteProbDemo(Demo):
                                ("byte-exact greedy", "byte_exact")):
                 text = row[key]["text"]
                 shown = "(tokensmith-baselines not installed)" if text is None else repr(text)
-                print(f"    {label:<19} P(expected)={row[key]['p_expected']:.3g}  continues {shown}", file=out)
+                p = row[key]["p_expected"]
+                print(f"    {label:<19} P(expected)={p:.3g}  continues {shown}", file=out)
             results[prompt] = row
         return results

@@ -55,8 +55,8 @@ class ToyTokenizer(Tokenizer):
                                            component=f"tokenizer '{self.name}'")
         symbols = [bytes([b]) for b in data]
         while True:
-            ranked = [(self._ranks.get((symbols[i], symbols[i + 1]), None), i) for i in range(len(symbols) - 1)]
-            ranked = [(r, i) for r, i in ranked if r is not None]
+            pairs = [(self._ranks.get((symbols[i], symbols[i + 1])), i) for i in range(len(symbols) - 1)]
+            ranked = [(r, i) for r, i in pairs if r is not None]
             if not ranked:
                 break
             _, i = min(ranked)
