@@ -16,8 +16,9 @@ a schema), ``items`` (one schema); annotations (``title``, ``description``,
 Anything else raises :class:`~tokensmith.ConfigError`.
 
 What "valid" means here, precisely: RFC 8259 JSON (UTF-8, insignificant
-whitespace allowed) that validates against the schema, with three choices a
-byte-level checker must make: duplicate keys are refused; ``integer`` values
+whitespace allowed except after the top-level value, so that a complete
+document leaves the sampler only EOS) that validates against the schema, with
+three choices a byte-level checker must make: duplicate keys are refused; ``integer`` values
 are written without fraction or exponent; ``enum``/``const`` values and the
 keys of objects with ``additionalProperties: false`` are written in their
 canonical form ``json.dumps(value, ensure_ascii=False)``.
@@ -182,7 +183,7 @@ class JSONSchemaConstraint(IncrementalConstraint):
             top, rest = stack[-1], stack[:-1]
             tag = top[0]
             if tag == "E":
-                return stack if c in WS else None
+                return None  # the document ends with its value: after it, only EOS
             if tag == "V":
                 return stack if c in WS else self._start_value(rest, top[1], c)
             if tag == "L":
