@@ -83,9 +83,10 @@ def test_registered_components(installed_registry):
     assert any(c.name == "awrs" for c in installed_registry.components("demo"))
 
 
-@pytest.mark.parametrize("constraint,match", [({"type": "regex", "pattern": "(a"}, "invalid regular"),
-                                              ({"type": "json-schema", "schema": {"minimum": 1}}, "unsupported"),
-                                              ({"type": "json-schema", "schema": "{"}, "not valid JSON")])
+@pytest.mark.parametrize("constraint,match", [
+    ({"type": "regex", "pattern": "(a"}, "invalid regular"),
+    ({"type": "json-schema", "schema": {"minimum": 1}}, "unsupported"),
+    ({"type": "json-schema", "schema": "{"}, "not valid JSON")])
 def test_bad_constraints_fail_validation_naming_the_component(installed_registry, constraint, match):
     spec = PipelineSpec(model="tiny-llama", decoder="awrs", constraint=constraint)
     with pytest.raises(ValidationError, match=match) as err:

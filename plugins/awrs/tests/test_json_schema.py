@@ -72,7 +72,8 @@ class TestJSONSchemaContract(ConstraintContract):
     def rejected(self):
         return [b'{"name": "Bob"}', b'{"name": "Bob", "age": 3.5}', b'{"name": "B", "age": 1, "x": 1}',
                 b'{"name": "B", "age": 1, "name": "C"}', b'{"name": "B", "age": 01}', b"[]",
-                b'{"name": "B", "age": 1,}', b'{"name": "\x01", "age": 1}', b'{"name": "\xc3", "age": 1}', b'{"name": "B", "age": 1} ']
+                b'{"name": "B", "age": 1,}', b'{"name": "\x01", "age": 1}', b'{"name": "\xc3", "age": 1}',
+                b'{"name": "B", "age": 1} ']
 
 
 json_values = st.recursive(
@@ -102,7 +103,8 @@ def test_accepts_exactly_the_valid_documents(value, schema_index, indent, ascii_
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.binary(max_size=12) | st.text(alphabet='{}[]":,1-.0etrunlfasé \\', max_size=14).map(str.encode))
+@given(data=st.binary(max_size=12)
+       | st.text(alphabet='{}[]":,1-.0etrunlfasé \\', max_size=14).map(str.encode))
 def test_agrees_with_json_loads(data):
     c = JSONSchemaConstraint({})
     try:
