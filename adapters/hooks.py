@@ -1,4 +1,4 @@
-"""The core's own hook implementations: loading models from sources."""
+"""The core's own hook implementations: loading models from sources, wrapping causal LMs."""
 
 from __future__ import annotations
 
@@ -50,3 +50,10 @@ def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
                                                      dtype=runtime.torch_dtype())
         return model.to(runtime.torch_device()).eval(), HFTokenizer.from_transformers(tok, name=path.stem)
     return None
+
+
+@hookimpl(trylast=True)
+def tokensmith_wrap_language_model(model: Any, tokenizer: Any, runtime: Runtime) -> Any:
+    from .hf_lm import wrap_language_model
+
+    return wrap_language_model(model, tokenizer, runtime)

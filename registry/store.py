@@ -225,8 +225,6 @@ class Registry:
 
     def build_pipeline(self, spec: PipelineSpec | Mapping[str, Any]) -> Pipeline:
         """Validate ``spec`` (all problems at once), then load and build everything."""
-        from tokensmith.adapters.hf_lm import wrap_language_model
-
         if not isinstance(spec, PipelineSpec):
             spec = PipelineSpec.from_config(spec)
         problems = self.validate(spec)
@@ -245,7 +243,8 @@ class Registry:
         reports.append(report)
         embedding = self.build("embedding", spec.embedding, ctx)
         reports.append(embedding.apply(ctx.model, ctx.tokenizer))
-        ctx.lm = wrap_language_model(ctx.model, ctx.tokenizer, runtime)
+        ctx.lm = self.pm.hook.tokensmith_wrap_language_model(model=ctx.model, tokenizer=ctx.tokenizer,
+                                                             runtime=runtime)
         built: dict[str, Any] = {}
         for slot in ("decoder", "constraint", "objective", "evaluation"):
             ref = getattr(spec, slot)

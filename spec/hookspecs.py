@@ -105,6 +105,18 @@ def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
     """
 
 
+@hookspec(firstresult=True)
+def tokensmith_wrap_language_model(model: Any, tokenizer: Any, runtime: Runtime) -> Any:
+    """Wrap a loaded model as a :class:`~tokensmith.core.language_model.LanguageModel`.
+
+    Return the wrapper, or ``None`` if this plugin does not know the model. The
+    first non-``None`` result wins; the core's adapter (tried last) wraps
+    transformers causal LMs and returns ``None`` for encoders. Plugins whose
+    architectures are not transformers models (e.g. a recurrent LM) implement
+    this together with :func:`tokensmith_load_model`.
+    """
+
+
 @hookspec(historic=True)
 def tokensmith_configure(runtime: Runtime) -> None:
     """Called with the :class:`~tokensmith.core.runtime.Runtime` whenever a pipeline is
@@ -132,5 +144,5 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "tokensmith_register_demos": "demo",
 }
 
-HOOKS: tuple[str, ...] = (*REGISTRATION_HOOKS, "tokensmith_load_model", "tokensmith_configure",
-                          "tokensmith_pipeline_built")
+HOOKS: tuple[str, ...] = (*REGISTRATION_HOOKS, "tokensmith_load_model", "tokensmith_wrap_language_model",
+                          "tokensmith_configure", "tokensmith_pipeline_built")

@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-
 # Run from an empty directory: in the repository root the source folder tokensmith/
 # would shadow the installed package (whose sub-packages live in core/, spec/, ...).
 

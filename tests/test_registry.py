@@ -156,3 +156,21 @@ def test_tokensmith_load_model_first_result_wins(make_registry, runtime, tiny_gp
     assert reg.load_model(ModelSource("my-gpt2"), runtime) is tiny_gpt2
     model, tok = reg.load_model(ModelSource("tiny-llama"), runtime)  # falls through to the core
     assert type(model).__name__ == "LlamaForCausalLM"
+
+
+def test_tokensmith_wrap_language_model_lets_a_plugin_supply_the_lm(make_registry, tiny_gpt2):
+    pytest.importorskip("tokensmith_baselines")
+    from tokensmith import PipelineSpec
+    from tokensmith.adapters.hf_lm import HFCausalLM
+
+    class Counting(HFCausalLM):
+        pass
+
+    class Wrap:
+        @hookimpl
+        def tokensmith_wrap_language_model(self, model, tokenizer, runtime):
+            return Counting(model, tokenizer, runtime, name="counting")
+
+    reg = make_registry(Wrap(), entry_points=True)
+    pipe = reg.build_pipeline(PipelineSpec(model="tiny-gpt2", decoder="greedy", runtime={"device": "cpu"}))
+    assert type(pipe.lm) is Counting and len(pipe.generate("a", max_new_tokens=2).ids) <= 2
