@@ -28,3 +28,21 @@ def tokensmith_register_architectures():
 def tokensmith_register_demos():
     return [Component("transnormer", f"{_M}.demo:TransNormerDemo",
                       "recurrent = blockwise linear attention, constant state size, time vs softmax")]
+
+
+@hookimpl
+def tokensmith_load_model(source, runtime):
+    if source.source != "transnormer-lm":
+        return None
+    from .source import load
+
+    return load(source.params, runtime)
+
+
+@hookimpl
+def tokensmith_wrap_language_model(model, tokenizer):
+    if type(model).__name__ != "TransNormerLM":
+        return None
+    from .source import wrap
+
+    return wrap(model, tokenizer)
