@@ -31,4 +31,12 @@ def tokensmith_register_constraints():
         Component("json-schema", f"{_M}.json_schema:JSONSchemaConstraint.from_config",
                   "a JSON document valid under a JSON Schema subset (incremental, schema-aware)",
                   config_class=JSONSchemaConfig),
+        Component("python", f"{_M}.python_syntax:PythonConstraint.from_config",
+                  "Python source that CPython parses; a prefix is allowed when a witness completion parses"),
     ]
+
+
+@hookimpl
+def tokensmith_register_demos():
+    return [Component("awrs", f"{_M}.demo:AWRSDemo",
+                      "SmolLM2 writes schema-valid JSON: constraint checks per token, AWRS vs full masking")]
