@@ -16,7 +16,9 @@ of the paper's schedule (first-position treatment off) is left out: position 0's
 entering the trained blocks (σ ≈ 370 against ≈ 28 elsewhere) comes from the frozen prefix
 and cannot shrink, so position 0 keeps its own frozen σ̄ (the norms stay linear), and the
 cost of turning it off anyway is measured. Text: module docstrings of the Python standard
-library (English prose, offline).
+library (English prose, offline), one document per sequence after BOS: chunks cut inside a
+text make SmolLM2 use position 1 as a second attention sink (σ up to ≈ 1000 in 4-17 of 120
+sequences), which position-0 treatment does not cover and which wrecked the first runs.
 """
 
 from __future__ import annotations
@@ -38,32 +40,40 @@ PAPER = {"source": "arXiv 2507.02559 README table: CE increase on OpenWebText va
          "gpt2-xl": 0.025, "heimersheim_2024": "+0.05 CE after 500M tokens, -0.5% Hellaswag"}
 
 
-def docstrings() -> list[str]:
-    """Module docstrings of the standard library, longest prose first within a fixed file order."""
+def docstrings() -> tuple[list[str], list[str]]:
+    """Long docstrings (modules, classes, functions) of the standard library outside its tests:
+    ``(train, eval)``, split by file so that no file feeds both."""
     lib = Path(sysconfig.get_paths()["stdlib"])
-    texts = []
-    for path in sorted(lib.glob("*.py")):
+    split: tuple[list[str], list[str]] = ([], [])
+    skip = ("test", "idlelib", "site-packages")
+    files = [p for p in sorted(lib.rglob("*.py"))
+             if not any(q.startswith(skip) for q in p.relative_to(lib).parts)]
+    for index, path in enumerate(files):
         try:
-            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+            tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
-        if doc and len(doc) > 300:
-            texts.append(doc)
-    return texts
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 400:
+                    split[index % 2].append(doc)
+    return split
 
 
 def token_batches(tok: Any, texts: list[str], n: int, batch: int, seq: int) -> list[Any]:
+    """``n`` batches of documents, each ``[BOS] + its first seq - 1 tokens`` (as the paper's
+    EOT-separated data: the attention sink is position 0, never a token inside a chunk)."""
     import torch
 
-    ids: list[int] = []
+    rows = []
     for text in texts:
-        ids += tok.encode(text + "\n\n").ids
-        if len(ids) >= n * batch * seq:
-            break
-    if len(ids) < n * batch * seq:
-        raise RuntimeError(f"only {len(ids)} tokens of text for {n} batches of {batch}x{seq}")
-    chunks = torch.tensor(ids[:n * batch * seq]).view(n, batch, seq)
-    return list(chunks)
+        ids = list(tok.encode(text).ids)
+        if len(ids) >= seq - 1:
+            rows.append([tok.bos_id] + ids[:seq - 1])
+        if len(rows) == n * batch:
+            return list(torch.tensor(rows).view(n, batch, seq))
+    raise RuntimeError(f"only {len(rows)} documents of {seq - 1}+ tokens for {n} batches of {batch}")
 
 
 def split_hidden(model: Any, batches: list[Any], keep: int) -> list[dict[str, Any]]:
@@ -107,10 +117,10 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
     cfg = QUICK if quick else FULL
     started = time.perf_counter()
     model, tok = load_smollm2(Runtime(device="cpu", dtype="float32"), progress=False)
-    texts = docstrings()
+    train_texts, eval_texts = docstrings()
     n_train, n_eval, k = cfg["train_batches"], cfg["eval_batches"], cfg["top_blocks"]
-    train_ids = token_batches(tok, texts[::2], n_train, cfg["batch"], cfg["seq"])
-    eval_ids = token_batches(tok, texts[1::2], n_eval, cfg["batch"], cfg["seq"])
+    train_ids = token_batches(tok, train_texts, n_train, cfg["batch"], cfg["seq"])
+    eval_ids = token_batches(tok, eval_texts, n_eval, cfg["batch"], cfg["seq"])
     blocks = list(model.model.layers)
     bottom, top = blocks[:-k], blocks[-k:]
     train = split_hidden(model, train_ids, k)
@@ -169,7 +179,8 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
         "config": {**cfg, "trained_blocks": list(range(first, first + k)), "lr": ft.lr, "min_lr": ft.min_lr,
                    "warmup": ft.warmup, "weight_decay": ft.weight_decay, "grad_clip": ft.grad_clip,
                    "norms_removed": [c.path for c in report.changes],
-                   "text": "Python standard library module docstrings (even: train, odd: eval)"},
+                   "text": "Python standard library docstrings > 400 chars, one per sequence after BOS "
+                           "(files alternate between train and eval)"},
         "paper": PAPER,
         "loss": {"original": original_loss, "zero_shot_removed": zero_shot_loss,
                  "vanilla_finetune": vanilla_log.final_loss, "ln_free_finetune": log.final_loss,
