@@ -8,7 +8,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tokensmith_byteprob import ByteProbLM, ZeroProbabilityError
 from tokensmith_byteprob.brute_force import BruteForce, max_abs_error
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tokensmith import BYTE_EOS
 from tokensmith_byteprob import ByteProbLM
 from tokensmith_byteprob.brute_force import BruteForce
+
+from tokensmith import BYTE_EOS
 
 MEANINGS = ("canonical", "marginal")
 toy_text = st.lists(st.sampled_from([b"a", b"b", b" ", b"\xc3\xa9", b"\xc3"]), max_size=6).map(b"".join)

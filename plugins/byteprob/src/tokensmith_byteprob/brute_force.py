@@ -9,6 +9,7 @@ arXiv 2410.09303, Lemma (Byte-Token Representation) and Eq. for ``P(b | x)``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -26,6 +27,9 @@ class BruteForce:
         table = list(tok.byte_table) + [None] * (lm.vocab_size - tok.vocab_size)
         self.bytes = [None if (i in tok.special_ids or not b) else b for i, b in enumerate(table)]
         self.text_ids = [i for i, b in enumerate(self.bytes) if b]
+        entries = sorted((self.bytes[i], i) for i in self.text_ids)
+        self._keys = [b for b, _ in entries]
+        self._sorted_ids = [i for _, i in entries]
         self._next: dict[tuple[int, ...], list[float]] = {}
 
     def is_valid(self, ids: tuple[int, ...]) -> bool:
@@ -74,7 +78,21 @@ class BruteForce:
             out[v] = tuple(enc.ids) == ids + (v,)
         return out
 
-    def prefix_mass(self, target: bytes) -> tuple[float, float]:
+    def consistent(self, rest: bytes) -> list[int]:
+        """Ids whose bytes are a prefix of ``rest`` or start with it."""
+        lo = bisect.bisect_left(self._keys, rest)
+        hi = lo
+        while hi < len(self._keys) and self._keys[hi].startswith(rest):
+            hi += 1
+        out = self._sorted_ids[lo:hi]
+        for k in range(1, len(rest)):
+            lo = bisect.bisect_left(self._keys, rest[:k])
+            while lo < len(self._keys) and self._keys[lo] == rest[:k]:
+                out.append(self._sorted_ids[lo])
+                lo += 1
+        return out
+
+    def prefix_mass(self, target: bytes, *, with_end: bool = True) -> tuple[float, float]:
         """(P(cover(target)), P(the text is exactly target)), target in internal bytes."""
         cover, ends = 0.0, 0.0
         stack: list[tuple[tuple[int, ...], bytes, float]] = [((), b"", 1.0)]
@@ -82,17 +100,14 @@ class BruteForce:
             ids, data, q = stack.pop()
             if len(data) >= len(target):
                 cover += q
-                if data == target:
+                if with_end and data == target:
                     probs = self.next_probs(ids)
                     ends += q * sum(p for v, p in enumerate(probs) if self.bytes[v] is None)
                 continue
             probs = self.next_probs(ids)
-            for v in self.text_ids:
-                if probs[v] == 0.0:
-                    continue
-                grown = data + self.bytes[v]
-                if target.startswith(grown) or grown.startswith(target):
-                    stack.append((ids + (v,), grown, q * probs[v]))
+            for v in self.consistent(target[len(data):]):
+                if probs[v] > 0.0:
+                    stack.append((ids + (v,), data + self.bytes[v], q * probs[v]))
         return cover, ends
 
     def next_byte_probs(self, text: bytes) -> list[float]:
@@ -102,7 +117,7 @@ class BruteForce:
         out = [0.0] * (BYTE_EOS + 1)
         seen = {b for v in self.text_ids for b in self.bytes[v]}
         for b in seen:
-            out[b] = self.prefix_mass(target + bytes([b]))[0] / total
+            out[b] = self.prefix_mass(target + bytes([b]), with_end=False)[0] / total
         out[BYTE_EOS] = ends / total
         return out
 
