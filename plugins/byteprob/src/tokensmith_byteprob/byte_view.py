@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any
 
 from tokensmith import BYTE_EOS, ByteViewError, LanguageModel, Tokenizer
@@ -78,9 +77,6 @@ class TokenBytes:
         #: each token's bytes as text, None where they are not valid UTF-8 on their own
         self.texts: list[str | None] = [None if b is None else _utf8_text(b) for b in self.bytes]
 
-    def join(self, ids: Sequence[int]) -> bytes:
-        return b"".join(self.bytes[i] or b"" for i in ids)
-
 
 class ValidEncodings:
     """The valid-encoding rule of the paper, ``enc(dec(t)) == t``, on byte strings.
@@ -136,13 +132,6 @@ class ValidEncodings:
             # canonical encoding starts with it, so it is not judged either
             return None
         return tuple(self.tokenizer.encode(text).ids) if text else ()
-
-    def is_valid(self, ids: Sequence[int]) -> bool:
-        data = self.view.join(ids)
-        if not (data.startswith(self.prefix) or self.prefix.startswith(data)):
-            return False
-        enc = self.encode(data)
-        return enc is None or enc == tuple(ids)
 
     def next_mask(self, ids: tuple[int, ...], data: bytes) -> Any:
         """Bool tensor over the model's ids: is ``ids + (v,)`` valid? (ids without text: yes)."""
