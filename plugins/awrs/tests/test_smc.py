@@ -118,3 +118,14 @@ def test_counters_and_length_limit(toy_byte_lm):
     assert len(gen.ids) <= 2 and gen.counters["constraint_checks"] >= len(gen.ids)
     assert gen.counters["lm_calls"] == toy_byte_lm.calls
     assert constraint.allows(gen.bytes)
+
+
+def test_awrs_over_tokensmith_byteprob(tiny_lm):
+    """AWRS over 256 bytes + EOS of an exact byte-level LM derived from a token LM."""
+    byteprob = pytest.importorskip("tokensmith_byteprob")
+    blm = byteprob.ByteProbLM(tiny_lm)
+    constraint = RegexConstraint(r"[a-z]{1,3}")
+    gen = AWRSDecoder().generate(blm, "the ", max_new_tokens=4, constraint=constraint, seed=0)
+    assert gen.log_weight > -math.inf and constraint.allows(gen.bytes)
+    assert all(0 <= b < 256 for b in gen.ids) and bytes(gen.ids) == gen.bytes
+    assert gen.counters["constraint_checks"] > 0
