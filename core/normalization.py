@@ -3,7 +3,9 @@
 Norm layers are found structurally: ``nn.LayerNorm``, ``nn.RMSNorm`` and model
 classes whose name ends in ``LayerNorm``/``RMSNorm`` (``LlamaRMSNorm``...).
 Other modules whose class name mentions ``Norm`` are reported as unsupported
-rather than skipped silently.
+rather than skipped silently. A module that surgery installed and that keeps the
+original norm inside it marks itself with ``tokensmith_replacement = True``; its
+children are not reported again.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ def find_norm_layers(model: Any) -> tuple[list[NormLayer], list[str]]:
     other ``*Norm*`` modules that surgery does not know how to replace."""
     supported: list[NormLayer] = []
     unsupported: list[str] = []
+    replaced: list[str] = []
     for path, module in model.named_modules():
+        if any(path.startswith(prefix + ".") for prefix in replaced):
+            continue
+        if getattr(module, "tokensmith_replacement", False):
+            replaced.append(path)
+            continue
         kind = norm_kind(module)
         if kind is not None:
             dim, eps = _dim_eps(module)

@@ -138,3 +138,21 @@ def test_example_pipelines_validate(installed_registry, name):
     if spec.model.source.startswith("tiny"):
         gen = installed_registry.build_pipeline(spec).generate(spec.generate["prompt"])
         assert len(gen.ids) == spec.generate["max_new_tokens"] or gen.finish_reason == "stop"
+
+
+def test_find_norm_layers_skips_inside_surgery_replacements():
+    import torch.nn as nn
+
+    from tokensmith.core.normalization import find_norm_layers
+
+    class Wrapper(nn.Module):
+        tokensmith_replacement = True
+
+        def __init__(self, original):
+            super().__init__()
+            self.original = original
+
+    model = nn.Sequential(nn.LayerNorm(4), Wrapper(nn.LayerNorm(4)), nn.GroupNorm(2, 4))
+    supported, unsupported = find_norm_layers(model)
+    assert [layer.path for layer in supported] == ["0"]
+    assert unsupported == ["2 (GroupNorm)"]

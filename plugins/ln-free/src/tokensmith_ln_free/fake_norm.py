@@ -126,6 +126,9 @@ class SpecialPositions:
 class FakeNorm(nn.Module):
     """The paper's FakeLayerNorm (and its RMSNorm analogue) around the model's own ``original`` norm."""
 
+    # core's find_norm_layers then reports this module, not the original norm inside it
+    tokensmith_replacement = True
+
     def __init__(self, original: nn.Module, kind: str, eps: float, positions: SpecialPositions,
                  momentum: float = 0.9) -> None:
         super().__init__()
