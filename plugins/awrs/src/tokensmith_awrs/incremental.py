@@ -27,7 +27,6 @@ class IncrementalConstraint(Constraint):
     must always be completable to an accepted string, so ``allows`` is exact.
     """
 
-    plugin = "tokensmith-awrs"
     _cache_limit = 4096
 
     def __init__(self) -> None:

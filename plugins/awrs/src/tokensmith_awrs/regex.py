@@ -21,15 +21,13 @@ from __future__ import annotations
 import re
 from functools import cache
 
+# re's own parser (Python >= 3.11 names), so the syntax and its errors are exactly re's
+from re import _constants as sre_c
+from re import _parser as sre_parse
+
 from tokensmith import ConfigError
 
 from .incremental import DEAD, IncrementalConstraint
-
-try:
-    from re import _constants as sre_c
-    from re import _parser as sre_parse
-except ImportError:  # Python < 3.11 names (requires-python >= 3.11, kept for clarity of the error)
-    raise ImportError("tokensmith-awrs needs Python >= 3.11 (re._parser)") from None
 
 MAX_CODE_POINT = 0x10FFFF
 _MAX_REPEAT_EXPANSION = 1000
