@@ -55,7 +55,9 @@ class Generation:
     """What a decoder returns.
 
     ``log_weight`` is the log importance weight of the sample (0.0 for plain
-    decoding); ``counters`` holds e.g. ``lm_calls`` and ``constraint_checks``.
+    decoding); ``counters`` holds e.g. ``lm_calls`` and ``constraint_checks``;
+    ``details`` holds what a decoder computes beyond one string (e.g. an SMC
+    decoder's weighted posterior).
     """
 
     text: str
@@ -64,6 +66,7 @@ class Generation:
     log_weight: float = 0.0
     counters: Mapping[str, int] = attrs.field(factory=dict)
     finish_reason: str = "length"
+    details: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

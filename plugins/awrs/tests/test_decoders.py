@@ -42,6 +42,9 @@ def test_outputs_satisfy_the_constraint(tiny_lm, decoder):
         if gen.finish_reason == "stop":
             assert constraint.accepts(gen.bytes)
         assert gen.counters["constraint_checks"] > 0 and gen.counters["lm_calls"] >= 1
+        posterior = gen.details["posterior"]
+        assert sum(posterior.values()) == pytest.approx(1.0) and gen.text in posterior
+        assert all(constraint.allows(text.encode()) for text in posterior)
 
 
 def test_masking_checks_every_token_awrs_far_fewer(tiny_lm):

@@ -53,7 +53,8 @@ class _SMCDecoder(Decoder):
                  constraint: Constraint | None = None, seed: int | None = None) -> Generation:
         """One string: with one particle its own weight (the product of the step
         weights); with several, a draw from the weighted posterior and the SMC
-        estimate of P(c) as ``log_weight``."""
+        estimate of P(c) as ``log_weight``. ``details["posterior"]`` maps each
+        distinct string to its normalised posterior weight."""
         import torch
 
         result = self.run(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
@@ -72,7 +73,8 @@ class _SMCDecoder(Decoder):
                           counters={"constraint_checks": result.checks, "lm_calls": result.calls,
                                     "tokens": sum(len(p.ids) for p in particles),
                                     "n_particles": len(particles), "resamples": result.resamples},
-                          finish_reason=chosen.finish)
+                          finish_reason=chosen.finish,
+                          details={"posterior": _text_posterior(result)})
 
 
 class AWRSDecoder(_SMCDecoder):
@@ -87,3 +89,12 @@ class MaskingDecoder(_SMCDecoder):
 
     name = "masking"
     sampler = "masking"
+
+
+def _text_posterior(result: SMCResult) -> dict[str, float]:
+    """The posterior keyed by text (byte strings that decode alike are summed)."""
+    out: dict[str, float] = {}
+    for text, p in result.posterior().items():
+        key = text.decode("utf-8", errors="replace")
+        out[key] = out.get(key, 0.0) + p
+    return out
