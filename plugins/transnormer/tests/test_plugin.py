@@ -8,9 +8,11 @@ import sys
 import types
 
 
-def test_plugin_import_does_not_import_torch():
+def test_plugin_import_does_not_import_torch(tmp_path):
     code = "import sys, tokensmith_transnormer.plugin; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # cwd: outside the repository, whose source folder tokensmith/ would shadow the installed package
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
     assert out.stdout.strip() == "False"
 
 
