@@ -32,8 +32,6 @@ SLOTS: dict[str, str] = {
     "objective": "objective",
     "evaluation": "evaluation",
 }
-DEFAULTS: dict[str, str] = {"tokenizer": "model", "embedding": "model",
-                            "normalization": "identity"}
 
 
 def _ref(value: Any) -> ComponentRef | None:
@@ -69,14 +67,19 @@ class ModelSource:
 
 @attrs.frozen
 class PipelineSpec:
-    """Everything a pipeline is made of, by name. Vary it with ``attrs.evolve``."""
+    """Everything a pipeline is made of, by name. Vary it with ``attrs.evolve``.
+
+    An empty slot keeps what the model came with: no ``tokenizer`` uses the
+    model's own tokenizer, no ``embedding`` / ``normalization`` leaves the
+    model's layers as they are, no ``decoder`` means the pipeline does not
+    generate (encoders).
+    """
 
     model: ModelSource = attrs.field(converter=ModelSource.from_config)
-    tokenizer: ComponentRef = attrs.field(default=DEFAULTS["tokenizer"], converter=ComponentRef.from_config)
+    tokenizer: ComponentRef | None = attrs.field(default=None, converter=_ref)
     stages: tuple[ComponentRef, ...] = attrs.field(default=(), converter=_refs)
-    embedding: ComponentRef = attrs.field(default=DEFAULTS["embedding"], converter=ComponentRef.from_config)
-    normalization: ComponentRef = attrs.field(default=DEFAULTS["normalization"],
-                                              converter=ComponentRef.from_config)
+    embedding: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    normalization: ComponentRef | None = attrs.field(default=None, converter=_ref)
     decoder: ComponentRef | None = attrs.field(default=None, converter=_ref)
     constraint: ComponentRef | None = attrs.field(default=None, converter=_ref)
     objective: ComponentRef | None = attrs.field(default=None, converter=_ref)
@@ -92,10 +95,11 @@ class PipelineSpec:
     def to_config(self) -> dict[str, Any]:
         """A plain dict (TOML-ready); ``PipelineSpec.from_config(spec.to_config()) == spec``."""
         out: dict[str, Any] = {"runtime": dict(self.runtime), "model": self.model.to_config()}
-        tokenizer = self.tokenizer.to_config()
+        tokenizer = self.tokenizer.to_config() if self.tokenizer is not None else {}
         if self.stages:
             tokenizer["stages"] = [s.to_config() for s in self.stages]
-        out["tokenizer"] = tokenizer
+        if tokenizer:
+            out["tokenizer"] = tokenizer
         for slot, ref in self.slots().items():
             if slot != "tokenizer":
                 out[slot] = ref.to_config()
@@ -118,7 +122,7 @@ class PipelineSpec:
         if isinstance(tok, Mapping) and "stages" in tok:
             tok = dict(tok)
             kwargs["stages"] = tok.pop("stages")
-            kwargs["tokenizer"] = tok
+            kwargs["tokenizer"] = tok or None
         return cls(**kwargs)
 
     @classmethod

@@ -208,6 +208,10 @@ class Registry:
                 except TokensmithError as exc:
                     problems.append(exc)
         decoder = records.get("decoder")
+        if spec.constraint is not None and spec.decoder is None:
+            problems.append(IncompatibleComponentsError(
+                f"constraint '{spec.constraint.type}' needs a decoder", component="pipeline",
+                hint="add a [decoder] table naming a decoder that accepts constraints"))
         if decoder is not None and spec.constraint is not None and not decoder.accepts_constraint:
             problems.append(IncompatibleComponentsError(
                 f"cannot honour constraint '{spec.constraint.type}'", component=decoder.qualname,
@@ -235,14 +239,18 @@ class Registry:
         self.pm.hook.tokensmith_configure.call_historic(kwargs={"runtime": runtime})
         model, tokenizer = self.load_model(spec.model, runtime)
         ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, source=spec.model)
-        ctx.tokenizer = self.build("tokenizer", spec.tokenizer, ctx)
+        if spec.tokenizer is not None:
+            ctx.tokenizer = self.build("tokenizer", spec.tokenizer, ctx)
         stages = tuple(self.build("tokenizer_stage", ref, ctx) for ref in spec.stages)
         reports = []
-        normalization = self.build("normalization", spec.normalization, ctx)
-        ctx.model, report = normalization.replace(ctx.model)
-        reports.append(report)
-        embedding = self.build("embedding", spec.embedding, ctx)
-        reports.append(embedding.apply(ctx.model, ctx.tokenizer))
+        normalization = embedding = None
+        if spec.normalization is not None:
+            normalization = self.build("normalization", spec.normalization, ctx)
+            ctx.model, report = normalization.replace(ctx.model)
+            reports.append(report)
+        if spec.embedding is not None:
+            embedding = self.build("embedding", spec.embedding, ctx)
+            reports.append(embedding.apply(ctx.model, ctx.tokenizer))
         ctx.lm = self.pm.hook.tokensmith_wrap_language_model(model=ctx.model, tokenizer=ctx.tokenizer,
                                                              runtime=runtime)
         built: dict[str, Any] = {}
@@ -267,7 +275,7 @@ class Registry:
             record = self.get(SLOTS[slot], ref.type)
             if "byte_view" in record.requires and not ctx.tokenizer.has_byte_view:
                 problems.append(IncompatibleComponentsError(
-                    f"needs a tokenizer with a byte view; tokenizer '{spec.tokenizer.type}' has none",
+                    f"needs a tokenizer with a byte view; tokenizer '{ctx.tokenizer.name}' has none",
                     component=record.qualname, plugin=record.distribution))
             if "causal_lm" in record.requires and ctx.lm is None:
                 problems.append(IncompatibleComponentsError(

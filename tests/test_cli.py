@@ -15,7 +15,7 @@ def test_plugins_json_lists_plugins_with_versions_hooks_components(capsys):
     code, out, _ = run(capsys, "plugins", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert rows["tokensmith.adapters"]["hooks"] == ["tokensmith_load_model"]
+    assert rows["tokensmith.adapters"]["hooks"] == ["tokensmith_load_model", "tokensmith_wrap_language_model"]
     for row in rows.values():
         assert row["version"] and row["distribution"] and isinstance(row["components"], list)
 
@@ -39,7 +39,7 @@ def test_components_of_a_kind(capsys):
 def test_run_a_toml_pipeline(capsys, tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[runtime]\ndevice = "cpu"\n[model]\nsource = "tiny-llama"\n'
-                    '[decoder]\ntype = "sample"\ntemperature = 0.7\n'
+                    '[normalization]\ntype = "identity"\n[decoder]\ntype = "sample"\ntemperature = 0.7\n'
                     '[generate]\nprompt = "The capital"\nmax_new_tokens = 3\n')
     code, out, _ = run(capsys, "run", str(path))
     assert code == 0 and "completion:" in out and "normalization 'identity': 0 change(s)" in out

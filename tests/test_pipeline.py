@@ -21,7 +21,8 @@ refs = st.builds(lambda t, p: {"type": t, **p}, names, params)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(model=names, tok=refs, dec=refs, norm=refs, stages=st.lists(refs, max_size=2),
+@given(model=names, tok=st.one_of(st.none(), refs), dec=st.one_of(st.none(), refs),
+       norm=st.one_of(st.none(), refs), stages=st.lists(refs, max_size=2),
        constraint=st.one_of(st.none(), refs), gen=st.dictionaries(names, values, max_size=2))
 def test_to_config_round_trips(model, tok, dec, norm, stages, constraint, gen):
     spec = PipelineSpec(model=model, tokenizer=tok, decoder=dec, normalization=norm,
@@ -111,6 +112,9 @@ def test_tiny_pipeline_builds_and_generates(installed_registry):
     gen = pipe.generate("The capital", max_new_tokens=4)
     assert len(gen.ids) <= 4 and gen.counters["lm_calls"] >= 1
     assert pipe.to_config() == spec.to_config()
+    assert pipe.reports == [] and pipe.tokenizer is pipe.lm.tokenizer  # empty slots keep the model's own
+    explicit = attrs.evolve(spec, tokenizer="model", normalization="identity", embedding="model")
+    pipe = installed_registry.build_pipeline(explicit)
     assert [r.component for r in pipe.reports] == ["normalization 'identity'", "embedding 'model'"]
 
 
@@ -156,3 +160,16 @@ def test_find_norm_layers_skips_inside_surgery_replacements():
     supported, unsupported = find_norm_layers(model)
     assert [layer.path for layer in supported] == ["0"]
     assert unsupported == ["2 (GroupNorm)"]
+
+
+
+def test_a_constraint_needs_a_decoder(make_registry):
+    problems = make_registry().validate(PipelineSpec(model="tiny-llama", constraint="x",
+                                                     runtime={"device": "cpu"}))
+    assert any("needs a decoder" in str(p) for p in problems)
+
+
+def test_core_alone_builds_a_pipeline_with_empty_slots(make_registry):
+    pipe = make_registry().build_pipeline(PipelineSpec(model="tiny-gpt2", runtime={"device": "cpu"}))
+    assert pipe.lm is not None and pipe.decoder is None and pipe.reports == []
+    assert pipe.lm.score("hello") < 0

@@ -5,7 +5,8 @@ from tokensmith.core.normalization import find_norm_layers
 
 
 def test_identity_and_model_embedding_change_nothing(installed_registry):
-    spec = PipelineSpec(model="tiny-llama", runtime={"device": "cpu"})
+    spec = PipelineSpec(model="tiny-llama", tokenizer="model", embedding="model", normalization="identity",
+                        runtime={"device": "cpu"})
     pipe = installed_registry.build_pipeline(spec)
     norm_report, emb_report = pipe.reports
     assert len(norm_report) == 0 and len(emb_report) == 0
