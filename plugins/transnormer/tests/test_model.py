@@ -66,11 +66,12 @@ def test_recurrent_state_size_is_constant(tnl_model, lrpe):
     with torch.no_grad():
         state = model.empty_state()
         for n in (1, 10, 100, 1000):
-            _, state = model(torch.zeros(1, n, dtype=torch.long), form="blockwise")
+            _, state = model(torch.zeros(1, n, dtype=torch.long), form="blockwise", state=state)
             _, state = model(torch.zeros(1, 1, dtype=torch.long), form="recurrent", state=state)
             sizes.append(state.nbytes)
             shapes.append([tuple(t.shape) for t in state.kv])
     dk = 2 * d if lrpe else d
+    assert state.offset == 1 + 10 + 100 + 1000 + 4
     assert shapes == [[(1, cfg.heads, dk, d)] * cfg.layers] * 4
     assert len(set(sizes)) == 1 and sizes[0] == cfg.layers * cfg.heads * dk * d * 8
 
@@ -80,6 +81,34 @@ def test_model_decay_buffers_follow_the_formula(tnl_model):
         model = tnl_model(decay=form, layers=4)
         for layer, block in enumerate(model.blocks):
             assert block.attn.decay.tolist() == decay_rates(4, layer, 4, form)
+
+
+def test_bf16_model_keeps_decay_and_positions_precise(tnl_model):
+    """bf16 rounds λ = 0.9987 (8 heads, layer 2 of 4) to 1.0, and positions past 256 to even
+    numbers: λ and the LRPE angles must stay float32 so the bf16 model follows the float64 one."""
+    import copy
+
+    reference = tnl_model(heads=8, layers=4, lrpe=True)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.div_(10.0)    # the fixture's ×10 weights make bf16 rounding itself the dominant error
+    low = copy.deepcopy(reference).to(torch.bfloat16)
+    for layer, (a, b) in enumerate(zip(low.blocks, reference.blocks, strict=True)):
+        rates = decay_rates(8, layer, 4, "alibi")
+        assert a.attn.decay.dtype == torch.float32 and b.attn.decay.dtype == torch.float64
+        assert a.attn.decay.tolist() == torch.tensor(rates, dtype=torch.float32).tolist()
+        if layer < 3:
+            assert (a.attn.decay < 1).all()
+    assert low.float().blocks[0].attn.decay.tolist() == torch.tensor(
+        decay_rates(8, 0, 4, "alibi"), dtype=torch.float32).tolist()
+    low = copy.deepcopy(reference).to(torch.bfloat16)
+    ids = torch.randint(0, 64, (1, 600), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref, _ = reference(ids)
+        for form in ("blockwise", "recurrent"):
+            logits, state = low(ids, form=form)
+            assert logits.dtype == torch.bfloat16 and state.kv[0].dtype == torch.float32
+            assert _rel(logits.double(), ref) < 0.02
 
 
 def test_lrpe_scores_depend_on_relative_position_only():

@@ -61,9 +61,11 @@ class LRPE(nn.Module):
         self.theta = nn.Parameter((10000.0 ** (-2.0 * i / head_dim)).repeat(heads, 1).float())
 
     def forward(self, x: torch.Tensor, offset: int) -> torch.Tensor:
-        pos = torch.arange(offset, offset + x.shape[2], device=x.device, dtype=x.dtype)
-        angle = pos[None, :, None] * self.theta.to(x.dtype)[:, None, :]
-        return torch.cat([x * angle.cos(), x * angle.sin()], dim=-1)
+        # bf16/fp16 cannot hold positions past 256/2048 exactly: angles are built in float32
+        work = torch.promote_types(x.dtype, torch.float32)
+        pos = torch.arange(offset, offset + x.shape[2], device=x.device, dtype=work)
+        angle = pos[None, :, None] * self.theta.to(work)[:, None, :]
+        return torch.cat([x * angle.cos().to(x.dtype), x * angle.sin().to(x.dtype)], dim=-1)
 
 
 class GatedLinearAttention(nn.Module):
@@ -77,8 +79,19 @@ class GatedLinearAttention(nn.Module):
         self.out = nn.Linear(config.width, config.width, bias=False)
         self.norm = SRMSNorm(config.width, config.eps)
         self.lrpe = LRPE(config.heads, config.head_dim) if config.uses_lrpe(layer) else None
-        rates = decay_rates(config.heads, layer, config.layers, config.decay)
-        self.register_buffer("decay", torch.tensor(rates, dtype=torch.float64), persistent=False)
+        self.rates = tuple(decay_rates(config.heads, layer, config.layers, config.decay))
+        self.register_buffer("decay", self._decay(torch.get_default_dtype(), None), persistent=False)
+
+    def _decay(self, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
+        # λ near 1 rounds to exactly 1.0 in bf16/fp16 (a head that should forget never does),
+        # and λ^n compounds any rounding: λ is never kept below float32
+        return torch.tensor(self.rates, dtype=torch.promote_types(dtype, torch.float32), device=device)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        # model.to(dtype) has just rounded λ to the new dtype: rebuild it from the rates
+        self.decay = self._decay(self.decay.dtype, self.decay.device)
+        return self
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
@@ -87,17 +100,19 @@ class GatedLinearAttention(nn.Module):
     def forward(self, x: torch.Tensor, form: str, kv: torch.Tensor | None, offset: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         q, k, v, u = self.qkvu(x).chunk(4, dim=-1)
-        q, k, v = self._heads(F.silu(q)), self._heads(F.silu(k)), self._heads(v)
+        # the decay masks, powers and the KV state stay in the dtype of λ (at least float32),
+        # as the paper's kernel accumulates; only the attention output returns to x's dtype
+        work = self.decay.dtype
+        q, k, v = (self._heads(t).to(work) for t in (F.silu(q), F.silu(k), v))
         if self.lrpe is not None:
             q, k = self.lrpe(q, offset), self.lrpe(k, offset)
-        decay = self.decay.to(x.dtype)
         if form == "blockwise":
-            o, kv = lightning_attention(q, k, v, decay, self.block_size, kv)
+            o, kv = lightning_attention(q, k, v, self.decay, self.block_size, kv)
         elif form == "recurrent":
-            o, kv = recurrent_linear_attention(q, k, v, decay, kv)
+            o, kv = recurrent_linear_attention(q, k, v, self.decay, kv)
         else:
-            o, kv = parallel_linear_attention(q, k, v, decay, kv)
-        o = o.transpose(1, 2).reshape(x.shape)
+            o, kv = parallel_linear_attention(q, k, v, self.decay, kv)
+        o = o.transpose(1, 2).reshape(x.shape).to(x.dtype)
         return self.out(self.norm(o) * u), kv
 
 
@@ -162,11 +177,10 @@ class TransNormerLM(nn.Module):
 
     def empty_state(self, batch: int = 1) -> RecurrentState:
         """The state before any token: zeros, the same size as after any number of tokens."""
-        p = next(self.parameters())
         kv = []
         for block in self.blocks:
             dk = self.config.head_dim * (2 if block.attn.lrpe is not None else 1)
-            kv.append(p.new_zeros(batch, self.config.heads, dk, self.config.head_dim))
+            kv.append(block.attn.decay.new_zeros(batch, self.config.heads, dk, self.config.head_dim))
         return RecurrentState(tuple(kv), 0)
 
     def forward(self, input_ids: torch.Tensor, *, form: str = "blockwise",
