@@ -100,6 +100,23 @@ def test_sigma_bar_is_an_ema_with_momentum_0_9(kind):
     assert norm.average_updates.item() == 3
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_padding_does_not_change_sigma_bar(kind):
+    x = tensors(0, 2, 5, 6)
+    padded = torch.cat([x, tensors(1, 2, 3, 6) * 10], dim=1)  # loud pads would move σ̄ a lot
+    mask = torch.cat([torch.ones(2, 5), torch.zeros(2, 3)], dim=1).long()
+    plain, masked = (FakeNorm(KINDS[kind](6), kind, 1e-5, SpecialPositions()) for _ in range(2))
+    plain.observing = masked.observing = True
+    plain(x)
+    masked.positions.bind(torch.zeros(2, 8, dtype=torch.long), attention_mask=mask)
+    masked(padded)
+    assert torch.equal(masked.average_std, plain.average_std)
+    assert torch.equal(masked.special_std, plain.special_std)
+    masked.positions.bind(torch.zeros(2, 8, dtype=torch.long), attention_mask=torch.zeros(2, 8))
+    masked(padded)
+    assert masked.average_updates.item() == 1 and torch.equal(masked.average_std, plain.average_std)
+
+
 def test_token_std_is_the_live_divisor():
     x = tensors(0, 3, 6)
     assert torch.allclose(token_std(x, "layernorm", 1e-5), torch.sqrt(x.var(-1, unbiased=False) + 1e-5))

@@ -39,6 +39,22 @@ def test_live_surgery_is_bit_identical_to_the_original(tiny_model, sample_ids, m
     assert all(n.mode == "live" and n.average_updates.item() == 2 for n in fake_norms(new).values())
 
 
+def test_padding_does_not_change_sigma_bar_through_the_model(tiny_model, sample_ids, make_provider):
+    """The model's attention_mask reaches the fake norms: right padding leaves σ̄ unchanged."""
+    model, _ = tiny_model
+    plain, _ = make_provider(mode="live").replace(model, inplace=False)
+    padded, _ = make_provider(mode="live").replace(model, inplace=False)
+    pad = torch.full((1, 9), 3)
+    assert calibrate(plain, [sample_ids]) == sample_ids.numel()
+    batch = {"input_ids": torch.cat([sample_ids, pad], 1),
+             "attention_mask": torch.cat([torch.ones_like(sample_ids), torch.zeros_like(pad)], 1)}
+    assert calibrate(padded, [batch]) == sample_ids.numel()
+    others = fake_norms(padded)
+    for path, norm in fake_norms(plain).items():
+        assert torch.allclose(others[path].average_std, norm.average_std, rtol=1e-5)
+        assert torch.allclose(others[path].special_std, norm.special_std, rtol=1e-5)
+
+
 def test_freezing_changes_the_model(tiny_model, sample_ids, make_provider):
     model, _ = tiny_model
     reference = model(input_ids=sample_ids).logits

@@ -41,7 +41,8 @@ class SpecialPositions:
     """Which tokens get ``σ̄_special``: absolute position 0, and tokens whose id is in ``special_ids``
     (end-of-text; the paper gives EOT the BOS std).
 
-    A forward pre-hook on the model records the masks of the batch it is about to run; a forward
+    A forward pre-hook on the model records the masks of the batch it is about to run, and which
+    tokens are real (its ``attention_mask`` keyword, so padding never enters σ̄); a forward
     hook clears them, so a stale mask is never used. Called without the hooks (a norm module on
     its own, or a model called with ``inputs_embeds``) the first row of each sequence counts as
     position 0 and no token counts as a special id.
@@ -53,6 +54,7 @@ class SpecialPositions:
         self.treat_special_ids = bool(self.special_ids)
         self.first: torch.Tensor | None = None
         self.ids: torch.Tensor | None = None
+        self.real: torch.Tensor | None = None
 
     @property
     def active(self) -> bool:
@@ -70,21 +72,42 @@ class SpecialPositions:
                 model._forward_pre_hooks_with_kwargs.pop(key, None)
                 model._forward_hooks_always_called.pop(key, None)
 
-    def bind(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> None:
-        """Record the masks for ``input_ids`` (batch, seq) at absolute ``positions`` (default 0..seq-1)."""
+    def bind(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None,
+             attention_mask: torch.Tensor | None = None) -> None:
+        """Record the masks for ``input_ids`` (batch, seq) at absolute ``positions`` (default 0..seq-1);
+        ``attention_mask`` (0 = padding) marks the real tokens."""
         if positions is None:
             positions = torch.arange(input_ids.shape[-1], device=input_ids.device).expand_as(input_ids)
         self.first = positions == 0
         self.ids = torch.isin(input_ids, torch.tensor(self.special_ids, device=input_ids.device)) \
             if self.special_ids else torch.zeros_like(self.first)
+        self.bind_padding(attention_mask, input_ids.shape)
+
+    def bind_padding(self, attention_mask: torch.Tensor | None, shape: torch.Size) -> None:
+        """Record which of the ``shape`` (batch, seq) tokens are real. A cached call's mask also
+        covers the earlier tokens, so its last ``seq`` columns are the ones of this call."""
+        if attention_mask is None:
+            self.real = None
+            return
+        batch, seq = shape
+        if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] < seq:
+            raise InputError(f"attention_mask of shape {tuple(attention_mask.shape)} does not cover "
+                             f"tokens of shape {tuple(shape)}", component="normalization 'ln-free'",
+                             plugin="tokensmith-ln-free",
+                             hint="pass a (batch, seq) mask of 1 for real tokens and 0 for padding")
+        self.real = attention_mask[:, attention_mask.shape[1] - seq:].bool()
 
     def clear(self) -> None:
-        self.first = self.ids = None
+        self.first = self.ids = self.real = None
 
     def before_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
+        attention_mask = kwargs.get("attention_mask")
         if input_ids is None:
             self.clear()
+            embeds = kwargs.get("inputs_embeds")
+            if embeds is not None:
+                self.bind_padding(attention_mask, embeds.shape[:2])
             return
         positions = kwargs.get("position_ids")
         if positions is None:
@@ -93,7 +116,7 @@ class SpecialPositions:
             past = kwargs.get("past_key_values") or kwargs.get("cache")
             start = int(past.get_seq_length()) if hasattr(past, "get_seq_length") else 0
             positions = torch.arange(start, start + input_ids.shape[-1], device=input_ids.device)
-        self.bind(input_ids, positions.expand_as(input_ids))
+        self.bind(input_ids, positions.expand_as(input_ids), attention_mask)
 
     def after_forward(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         self.clear()
@@ -116,6 +139,17 @@ class SpecialPositions:
         """Tokens measured into ``σ̄_special`` rather than ``σ̄`` (regardless of the treatment flags)."""
         first, ids = self.masks(shape, device)
         return first | ids
+
+    def real_tokens(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """Tokens that are not padding: all of them unless an attention mask was recorded."""
+        if self.real is None:
+            return torch.ones(shape, dtype=torch.bool, device=device)
+        if self.real.shape != shape:
+            raise InputError(f"norm input has token shape {tuple(shape)} but the model's attention_mask "
+                             f"covers {tuple(self.real.shape)}", component="normalization 'ln-free'",
+                             plugin="tokensmith-ln-free",
+                             hint="fake norms expect hidden states shaped (batch, seq, dim)")
+        return self.real
 
     def treated(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
         """Tokens that use ``σ̄_special`` in fake mode, given which treatments are still on."""
@@ -176,11 +210,13 @@ class FakeNorm(nn.Module):
 
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> None:
-        """One EMA update of σ̄ (ordinary tokens) and σ̄_special (position 0, special ids)."""
+        """One EMA update of σ̄ (ordinary tokens) and σ̄_special (position 0, special ids);
+        padding is measured into neither."""
         std = token_std(x.detach(), self.kind, self.eps)
         special = self.positions.observed(std.shape, std.device)
-        for tokens, value, updates in ((std[~special], self.average_std, self.average_updates),
-                                       (std[special], self.special_std, self.special_updates)):
+        real = self.positions.real_tokens(std.shape, std.device)
+        for tokens, value, updates in ((std[~special & real], self.average_std, self.average_updates),
+                                       (std[special & real], self.special_std, self.special_updates)):
             if tokens.numel():
                 mean = tokens.mean()
                 value.copy_(mean if updates.item() == 0

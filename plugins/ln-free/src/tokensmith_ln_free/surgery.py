@@ -126,7 +126,8 @@ def forward_kwargs(batch: Any, device: Any, *, labels: bool = False) -> dict[str
 
 
 def calibrate(model: Any, batches: Iterable[Any]) -> int:
-    """Run batches (see :func:`forward_kwargs`) through ``model`` observing σ̄; returns the token count."""
+    """Run batches (see :func:`forward_kwargs`) through ``model`` observing σ̄; returns the count of
+    tokens measured (padding, 0 in a batch's ``attention_mask``, is not)."""
     import torch
 
     was_training = model.training
@@ -139,7 +140,8 @@ def calibrate(model: Any, batches: Iterable[Any]) -> int:
                 kwargs = forward_kwargs(batch, device)
                 model(**kwargs)
                 first = next(iter(kwargs.values()))
-                tokens += first.shape[0] * first.shape[1]
+                mask = kwargs.get("attention_mask")
+                tokens += int(mask.sum()) if mask is not None else first.shape[0] * first.shape[1]
     finally:
         model.train(was_training)
     return tokens
