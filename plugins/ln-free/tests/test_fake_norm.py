@@ -34,8 +34,8 @@ def test_removed_norm_is_linear(make_frozen_norm, kind, a, b, seed, seq):
 
 
 @_settings
-@given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(0, 10_000), first=st.booleans())
-def test_export_is_the_fixed_linear_map_of_the_frozen_norm(make_frozen_norm, kind, seed, first):
+@given(kind=st.sampled_from(sorted(KINDS)), seed=st.integers(0, 10_000))
+def test_export_is_the_fixed_linear_map_of_the_frozen_norm(make_frozen_norm, kind, seed):
     norm = make_frozen_norm(KINDS[kind](8), kind, seed=seed)
     norm.positions.treat_first = False
     exported = FixedLinearMap.from_fake_norm(norm)

@@ -97,8 +97,10 @@ def test_export_after_freezing_by_hand(tiny_model, sample_ids, provider):
     model.__dict__["ln_free_positions"].treat_first = False
     model.__dict__["ln_free_positions"].treat_special_ids = False
     expected = model(input_ids=sample_ids).logits
+    frozen = set(fake_norms(model))
     changes = export(model)
-    assert len(changes) == len(find_norm_layers(model)[0]) + len(changes) and not fake_norms(model)
+    assert len(changes) == len(frozen) and {c.path for c in changes} == frozen
+    assert find_norm_layers(model) == ([], []) and not fake_norms(model)
     assert torch.allclose(model(input_ids=sample_ids).logits, expected, atol=1e-5)
 
 
