@@ -5,7 +5,8 @@ the top ``K`` blocks are replaced by fake norms and frozen on the paper's schedu
 fine-tuning; a vanilla fine-tune of the same parameters on the same batches is the baseline.
 Logged: evaluation loss just before and after each removal event, both loss curves, the
 loss of freezing the same norms with no fine-tuning, and direct logit attribution errors of
-the exported LN-free model (exact) versus the vanilla model with its live final norm.
+the LN-free model with its norms frozen (exact: frozen norms are linear; they are not exported,
+since position 0 keeps its own σ̄) versus the vanilla model with its live final norm.
 
 Small-scale changes (CPU, < 10 minutes): only the top ``K`` blocks and the final norm are
 trained (embeddings and lower blocks frozen), so the frozen prefix's hidden states are
@@ -13,12 +14,15 @@ computed once per batch and the trained model runs on them (``inputs_embeds``); 
 sequences and a small batch; lr 1e-4 -> 5e-5 instead of 6e-4 -> 3e-4 (tiny batches on a
 pretrained model); events every few steps instead of every 2 x 0.5M tokens. The last event
 of the paper's schedule (first-position treatment off) is left out: position 0's residual
-entering the trained blocks (σ ≈ 370 against ≈ 28 elsewhere) comes from the frozen prefix
+entering the trained blocks (RMS σ = 854 against a median of 21 elsewhere, on the full
+run's training sequences; see the README) comes from the frozen prefix
 and cannot shrink, so position 0 keeps its own frozen σ̄ (the norms stay linear), and the
-cost of turning it off anyway is measured. Text: module docstrings of the Python standard
-library (English prose, offline), one document per sequence after BOS: chunks cut inside a
-text make SmolLM2 use position 1 as a second attention sink (σ up to ≈ 1000 in 4-17 of 120
-sequences), which position-0 treatment does not cover and which wrecked the first runs.
+cost of turning it off anyway is measured. The providers are built without a tokenizer, so
+they have no special ids and the EOT treatment is off from the start. Text: module
+docstrings of the Python standard library (English prose, offline), one document per
+sequence after BOS: chunks cut inside a text make SmolLM2 use position 1 as a second
+attention sink (σ up to ≈ 1000 in 4-17 of 120 sequences), which position-0 treatment does
+not cover and which wrecked the first runs.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
     from tokensmith_ln_free.schedule import layer_index, removal_schedule
 
     from tokensmith import Runtime
+    from tokensmith.adapters.artifacts import atomic_write_text
     from tokensmith.adapters.models import load_smollm2
 
     torch.set_num_threads(1)
@@ -196,7 +201,7 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
                     "total": time.perf_counter() - started},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ln-free.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out_dir / "ln-free.json", json.dumps(result, indent=1))
     plot(result, out_dir / "ln-free.png")
     return {"gap_ln_free_vs_vanilla": result["loss"]["gap_ln_free_vs_vanilla"],
             "gap_zero_shot_vs_original": result["loss"]["gap_zero_shot_vs_original"],
