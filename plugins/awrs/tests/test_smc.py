@@ -68,6 +68,34 @@ def test_smc_with_awrs_recovers_the_exact_posterior(toy_byte_lm, ess_threshold):
         assert result.resamples == 0
 
 
+def test_truncated_particles_are_reported_apart_from_the_posterior(toy_byte_lm):
+    """With 3 steps a finished string has at most 2 bytes; particles still running after the
+    third token are truncated: their weights check only the prefix, so the posterior and the
+    evidence are those of accepted strings of at most 2 bytes."""
+    constraint = RegexConstraint(PATTERN)
+    strings = {s: p for s, p in toy_byte_lm.enumerate().items() if constraint.accepts(s) and len(s) <= 2}
+    z = sum(strings.values())
+    result = smc(ByteSpace(toy_byte_lm), "", constraint, n_particles=3000, max_new_tokens=3,
+                 ess_threshold=0.0, generator=torch.Generator().manual_seed(0))
+    truncated = result.truncated()
+    assert truncated and all(len(s) == 3 and constraint.allows(s) for s in truncated)
+    assert sum(truncated.values()) == pytest.approx(1.0)
+    assert tv(result.posterior(), {s: p / z for s, p in strings.items()}) < 0.05
+    assert result.log_evidence == pytest.approx(math.log(z), abs=0.05)
+
+
+def test_tokens_counts_appended_tokens_once_despite_resampling(toy_byte_lm):
+    """Resampled copies inherit their parent's tokens; ``tokens`` counts each sampled token
+    once, i.e. one advance of a byte state each (forks of byte states are free), where the
+    sum of the final particles' lengths (3 seeds of 4: 27, 28, 41) does not."""
+    for seed in range(4):
+        toy_byte_lm.calls = 0
+        gen = AWRSDecoder(n_particles=16, ess_threshold=1.0).generate(
+            toy_byte_lm, "", max_new_tokens=8, constraint=RegexConstraint(PATTERN), seed=seed)
+        assert gen.counters["resamples"] > 0 and gen.counters["truncated"] == 0
+        assert gen.counters["tokens"] == gen.counters["lm_calls"] - 1 == toy_byte_lm.calls - 1
+
+
 def test_masking_without_weights_is_biased(toy_byte_lm):
     constraint = RegexConstraint(PATTERN)
     exact, _ = target(toy_byte_lm, constraint)

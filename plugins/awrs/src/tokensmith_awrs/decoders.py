@@ -15,7 +15,7 @@ from tokensmith.core.tokenizer import require_text
 
 from .config import DecoderConfig
 from .smc import SMCResult, smc
-from .spaces import space_for
+from .spaces import PLUGIN, space_for
 
 
 class _SMCDecoder(Decoder):
@@ -37,44 +37,56 @@ class _SMCDecoder(Decoder):
         """All particles with their weights, the estimate of P(c), and the counters."""
         import torch
 
+        return self._smc(lm, prompt, max_new_tokens, constraint,
+                         torch.Generator().manual_seed(0 if seed is None else seed))
+
+    def _smc(self, lm: Any, prompt: str, max_new_tokens: int, constraint: Constraint | None,
+             generator: Any) -> SMCResult:
         require_text(prompt, self.component)
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}",
-                             component=self.component)
+                             component=self.component, plugin=PLUGIN)
         if constraint is not None and not isinstance(constraint, Constraint):
             raise InputError(f"expected a tokensmith.Constraint, got {type(constraint).__name__}",
-                             component=self.component)
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+                             component=self.component, plugin=PLUGIN)
         return smc(space_for(lm, self.component), prompt, constraint, n_particles=self.config.n_particles,
                    max_new_tokens=max_new_tokens, ess_threshold=self.config.ess_threshold,
                    sampler=self.sampler, generator=generator, component=self.component)
 
     def generate(self, lm: Any, prompt: str, *, max_new_tokens: int = 32,
                  constraint: Constraint | None = None, seed: int | None = None) -> Generation:
-        """One string: with one particle its own weight (the product of the step
-        weights); with several, a draw from the weighted posterior and the SMC
-        estimate of P(c) as ``log_weight``. ``details["posterior"]`` maps each
-        distinct string to its normalised posterior weight."""
+        """One string, drawn from the weighted posterior over the particles that reached
+        EOS (with one particle: that particle). ``log_weight`` is the SMC estimate of
+        ``log P(c)`` over strings that end within ``max_new_tokens`` (one particle: its
+        importance weight). When no particle ended, the string is a draw from the
+        truncated particles by their prefix weights, ``finish_reason`` is ``"length"``
+        and ``log_weight`` is ``-inf``. ``details["posterior"]`` maps each distinct
+        finished string to its normalised weight, ``details["truncated"]`` each truncated
+        prefix to its share of the truncated particles' weight; ``counters["truncated"]``
+        counts the truncated particles."""
         import torch
 
-        result = self.run(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        result = self._smc(lm, prompt, max_new_tokens, constraint, generator)
         particles = result.particles
-        if len(particles) == 1:
-            chosen, log_weight = particles[0], particles[0].log_weight
-        else:
-            log_weight = result.log_evidence
-            chosen = particles[0]
-            if log_weight > -math.inf:
-                logw = torch.tensor([p.log_weight for p in particles], dtype=torch.float64)
-                generator = torch.Generator().manual_seed(0 if seed is None else seed)
-                chosen = particles[int(torch.multinomial(torch.softmax(logw, 0), 1, generator=generator))]
+        chosen = particles[0]
+        for finish in ("stop", "length"):
+            pool = [p for p in particles if p.finish == finish and p.log_weight > -math.inf]
+            if pool:
+                # the SMC run's own generator continues: a fresh one with the same seed would
+                # replay the draws that built the particles
+                logw = torch.tensor([p.log_weight for p in pool], dtype=torch.float64)
+                chosen = pool[int(torch.multinomial(torch.softmax(logw, 0), 1, generator=generator))]
+                break
+        truncated = sum(p.finish == "length" for p in particles)
         return Generation(text=chosen.text.decode("utf-8", errors="replace"), bytes=chosen.text,
-                          ids=tuple(chosen.ids), log_weight=log_weight,
+                          ids=tuple(chosen.ids), log_weight=result.log_evidence,
                           counters={"constraint_checks": result.checks, "lm_calls": result.calls,
-                                    "tokens": sum(len(p.ids) for p in particles),
-                                    "n_particles": len(particles), "resamples": result.resamples},
+                                    "tokens": result.tokens, "n_particles": len(particles),
+                                    "resamples": result.resamples, "truncated": truncated},
                           finish_reason=chosen.finish,
-                          details={"posterior": _text_posterior(result)})
+                          details={"posterior": _by_text(result.posterior()),
+                                   "truncated": _by_text(result.truncated())})
 
 
 class AWRSDecoder(_SMCDecoder):
@@ -91,10 +103,10 @@ class MaskingDecoder(_SMCDecoder):
     sampler = "masking"
 
 
-def _text_posterior(result: SMCResult) -> dict[str, float]:
-    """The posterior keyed by text (byte strings that decode alike are summed)."""
+def _by_text(weights: dict[bytes, float]) -> dict[str, float]:
+    """Weights keyed by text (byte strings that decode alike are summed)."""
     out: dict[str, float] = {}
-    for text, p in result.posterior().items():
+    for text, p in weights.items():
         key = text.decode("utf-8", errors="replace")
         out[key] = out.get(key, 0.0) + p
     return out

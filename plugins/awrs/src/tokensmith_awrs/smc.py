@@ -5,9 +5,16 @@ full masking); each particle's weight is multiplied by the sampler's weight
 (the unbiased estimate of the local ``Z_c``). When the effective sample size
 ``(sum w)^2 / sum w^2`` falls below ``ess_threshold * N`` the particles are
 resampled multinomially and all take the mean weight, so the running estimate
-of ``P(c)`` is preserved. At the end the normalised weights are a posterior
-over strings, and the mean weight estimates the probability that the LM's
-string satisfies the constraint (exactly, for particles that reached EOS).
+of ``P(c)`` is preserved. At the end the normalised weights of the particles
+that reached EOS are a posterior over strings, and the mean weight (with every
+other particle counted as 0) is an unbiased estimate of the probability that
+the LM's string satisfies the constraint *and* ends within ``max_new_tokens``.
+
+A particle stopped by the length limit (``finish == "length"``) is truncated: its
+weight covers only the prefix constraint ``allows``, not acceptance, so it is
+left out of the posterior and the evidence (a final weight of 0: the indicator
+of having ended is the target's last potential) and reported apart, by
+:meth:`SMCResult.truncated`.
 """
 
 from __future__ import annotations
@@ -36,24 +43,37 @@ class Particle:
 @attrs.frozen
 class SMCResult:
     particles: tuple[Particle, ...]
-    #: log of the SMC estimate of P(c) (log mean weight across resampling epochs)
+    #: log of the SMC estimate of P(c and EOS within max_new_tokens): the log mean final
+    #: weight, truncated particles counted as 0
     log_evidence: float
     checks: int
     calls: int
     resamples: int
+    #: tokens appended by the sampler (a resampled copy's inherited tokens are not counted again)
+    tokens: int
 
     def posterior(self) -> dict[bytes, float]:
-        """Normalised weight of each distinct string (zero-weight particles left out)."""
-        finite = [p.log_weight for p in self.particles if p.log_weight > -math.inf]
-        if not finite:
-            return {}
-        top = max(finite)
-        out: dict[bytes, float] = {}
-        for p in self.particles:
-            if p.log_weight > -math.inf:
-                out[p.text] = out.get(p.text, 0.0) + math.exp(p.log_weight - top)
-        total = sum(out.values())
-        return {k: v / total for k, v in out.items()}
+        """Normalised weight of each distinct finished string (truncated and zero-weight
+        particles left out)."""
+        return _normalised([p for p in self.particles if p.finish == "stop"])
+
+    def truncated(self) -> dict[bytes, float]:
+        """The particles stopped by the length limit, each distinct prefix with its
+        normalised weight among them (their weights check only the prefix constraint)."""
+        return _normalised([p for p in self.particles if p.finish == "length"])
+
+
+def _normalised(particles: list[Particle]) -> dict[bytes, float]:
+    finite = [p.log_weight for p in particles if p.log_weight > -math.inf]
+    if not finite:
+        return {}
+    top = max(finite)
+    out: dict[bytes, float] = {}
+    for p in particles:
+        if p.log_weight > -math.inf:
+            out[p.text] = out.get(p.text, 0.0) + math.exp(p.log_weight - top)
+    total = sum(out.values())
+    return {k: v / total for k, v in out.items()}
 
 
 def log_mean_exp(values: list[float]) -> float:
@@ -129,14 +149,15 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
     calls0 = space.calls()
     root = space.start(prompt, component)
     particles = [Particle(root if k == 0 else space.fork(root)) for k in range(n_particles)]
-    resamples = 0
+    resamples = tokens = 0
     if max_new_tokens == 0:
         for p in particles:
             p.finish = "length"
     for t in range(max_new_tokens):
         for p in particles:
             if not p.finish:
-                extend(space, p, constraint, step_fn, generator, last=t == max_new_tokens - 1)
+                step = extend(space, p, constraint, step_fn, generator, last=t == max_new_tokens - 1)
+                tokens += step.token is not None and step.token not in space.stops
         if t == max_new_tokens - 1:
             for p in particles:
                 p.finish = p.finish or "length"
@@ -150,5 +171,5 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
             particles = _resample(space, particles, generator)
             resamples += 1
     checks = (constraint.checks - checks0) if constraint is not None else 0
-    return SMCResult(tuple(particles), log_mean_exp([p.log_weight for p in particles]), checks,
-                     space.calls() - calls0, resamples)
+    final = [p.log_weight if p.finish == "stop" else -math.inf for p in particles]
+    return SMCResult(tuple(particles), log_mean_exp(final), checks, space.calls() - calls0, resamples, tokens)
