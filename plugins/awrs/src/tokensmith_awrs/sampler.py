@@ -31,13 +31,17 @@ import attrs
 
 @attrs.frozen
 class Step:
-    """One sampled token (``None`` when every token was rejected: weight 0)."""
+    """One sampled token (``None`` when every token was rejected: weight 0).
+
+    AWRS fills ``rejected_round1``/``rejected_round2`` (``|R1|`` and ``N2``); masking
+    fills ``disallowed`` (the candidates the constraint refused)."""
 
     token: int | None
     log_weight: float
     checks: int
     rejected_round1: int = 0
     rejected_round2: int = 0
+    disallowed: int = 0
 
 
 def _gumbel_keys(logp: Any, generator: Any) -> Any:
@@ -105,13 +109,13 @@ def masking_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Ste
     candidates = torch.nonzero(torch.isfinite(logw)).flatten().tolist()
     allowed = [x for x in candidates if check(x)]
     if not allowed:
-        return Step(None, -math.inf, len(candidates))
+        return Step(None, -math.inf, len(candidates), disallowed=len(candidates))
     masked = torch.full_like(logw, -math.inf)
     index = torch.tensor(allowed)
     masked[index] = logw[index]
     log_zc = float(torch.logsumexp(masked, 0))
     token = int(torch.multinomial(torch.exp(masked - log_zc), 1, generator=generator))
-    return Step(token, log_zc, len(candidates), len(candidates) - len(allowed))
+    return Step(token, log_zc, len(candidates), disallowed=len(candidates) - len(allowed))
 
 
 SAMPLERS = {"awrs": awrs_step, "masking": masking_step}

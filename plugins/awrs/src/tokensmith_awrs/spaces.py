@@ -12,6 +12,8 @@ from typing import Any
 
 from tokensmith import BYTE_EOS, ByteLanguageModel, InputError, LanguageModel
 
+PLUGIN = "tokensmith-awrs"
+
 
 class TokenSpace:
     """A :class:`tokensmith.LanguageModel`'s vocabulary through its tokenizer's byte view.
@@ -36,7 +38,7 @@ class TokenSpace:
         ids = list(self.lm.start_ids) + list(self.lm.tokenizer.encode(prompt).ids)
         if not ids:
             raise InputError("empty prompt and the model has no BOS/EOS id to start from",
-                             component=component, hint="give a non-empty prompt")
+                             component=component, plugin=PLUGIN, hint="give a non-empty prompt")
         return self.lm.start(ids)
 
     def logweights(self, state: Any) -> Any:
@@ -91,4 +93,4 @@ def space_for(lm: Any, component: str) -> TokenSpace | ByteSpace:
     if isinstance(lm, LanguageModel):
         return TokenSpace(lm)
     raise InputError(f"expected a tokensmith LanguageModel or ByteLanguageModel, got {type(lm).__name__}",
-                     component=component)
+                     component=component, plugin=PLUGIN)
