@@ -104,6 +104,21 @@ def test_export_after_freezing_by_hand(tiny_model, sample_ids, provider):
     assert torch.allclose(model(input_ids=sample_ids).logits, expected, atol=1e-5)
 
 
+def test_export_removes_only_its_own_hooks_and_a_copy_detaches_its_own(tiny_model, sample_ids, make_provider):
+    import copy
+
+    model, _ = tiny_model
+    fake, _ = make_provider(mode="fake", special_first=False, special_eot=False).replace(model, inplace=False)
+    user = fake.register_forward_pre_hook(lambda m, a: None)
+    twin = copy.deepcopy(fake)
+    export(twin)
+    assert list(twin._forward_pre_hooks) == [user.id] and not twin._forward_hooks
+    assert len(fake._forward_pre_hooks) == 2 and len(fake._forward_hooks) == 1
+    export(fake)
+    assert list(fake._forward_pre_hooks) == [user.id] and not fake._forward_hooks
+    assert torch.equal(fake(input_ids=sample_ids).logits, twin(input_ids=sample_ids).logits)
+
+
 def test_inplace_false_makes_exactly_one_copy(tiny_model, sample_ids, provider, deepcopy_calls):
     model, _ = tiny_model
     state = {k: v.clone() for k, v in model.state_dict().items()}

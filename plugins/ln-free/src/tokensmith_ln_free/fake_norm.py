@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from tokensmith.core.errors import InputError, SurgeryError
 
@@ -55,22 +56,22 @@ class SpecialPositions:
         self.first: torch.Tensor | None = None
         self.ids: torch.Tensor | None = None
         self.real: torch.Tensor | None = None
+        self.handles: tuple[RemovableHandle, ...] = ()
 
     @property
     def active(self) -> bool:
         return self.treat_first or self.treat_special_ids
 
     def attach(self, model: nn.Module) -> None:
-        model.register_forward_pre_hook(self.before_forward, with_kwargs=True)
-        model.register_forward_hook(self.after_forward, with_kwargs=True, always_call=True)
+        self.handles = (model.register_forward_pre_hook(self.before_forward, with_kwargs=True),
+                        model.register_forward_hook(self.after_forward, with_kwargs=True, always_call=True))
 
-    def detach(self, model: nn.Module) -> None:
-        for hooks in (model._forward_pre_hooks, model._forward_hooks):
-            for key in [k for k, h in hooks.items() if getattr(h, "__self__", None) is self]:
-                del hooks[key]
-                model._forward_hooks_with_kwargs.pop(key, None)
-                model._forward_pre_hooks_with_kwargs.pop(key, None)
-                model._forward_hooks_always_called.pop(key, None)
+    def detach(self) -> None:
+        """Remove the hooks :meth:`attach` installed (a deep copy of the model carries copies of
+        both the hooks and these handles, so each copy detaches its own)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = ()
 
     def bind(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None,
              attention_mask: torch.Tensor | None = None) -> None:

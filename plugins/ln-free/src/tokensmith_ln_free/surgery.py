@@ -172,7 +172,7 @@ def export(model: Any) -> list[Change]:
     for path, new in maps.items():
         replace_module(model, path, new)
         changes.append(Change(path, "FakeNorm", "FixedLinearMap", "exported"))
-    special_positions(model).detach(model)
+    special_positions(model).detach()
     del model.__dict__[POSITIONS_ATTR]
     return changes
 
