@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tokensmith_ln_free import calibrate, freeze
-from tokensmith_ln_free.attribution import direct_logit_attribution
+from tokensmith_ln_free.attribution import decoder_blocks, direct_logit_attribution
 
 from tokensmith.core.errors import SurgeryError
 
@@ -38,3 +38,20 @@ def test_needs_a_fake_final_norm(tiny_llama, sample_ids, make_provider):
     model, _ = make_provider(layers=["model.layers.*"]).replace(tiny_llama[0])
     with pytest.raises(SurgeryError, match="final norm is not an ln-free fake norm"):
         direct_logit_attribution(model, sample_ids)
+
+
+def test_decoder_blocks_explicit_or_detected(tiny_model, sample_ids, make_provider):
+    import torch
+
+    model, _ = tiny_model
+    path = "transformer.h" if "GPT2" in type(model).__name__ else "model.layers"
+    assert decoder_blocks(model) is model.get_submodule(path)
+    model, _ = make_provider(layers=[final_only(model)], mode="fake").replace(model)
+    default, explicit = (direct_logit_attribution(model, sample_ids, blocks_path=p) for p in (None, path))
+    assert torch.equal(default.contributions, explicit.contributions)
+    with pytest.raises(SurgeryError, match="not an nn.ModuleList"):
+        decoder_blocks(model, "lm_head")
+    model.decoys = torch.nn.ModuleList(torch.nn.Identity() for _ in range(model.config.num_hidden_layers))
+    with pytest.raises(SurgeryError, match="cannot tell which list"):
+        decoder_blocks(model)
+    assert decoder_blocks(model, path) is model.get_submodule(path)

@@ -48,24 +48,42 @@ def final_norm(model: Any) -> tuple[str, Any]:
                        hint="install fake norms on it first: LNFreeNormalization(LNFreeConfig(layers=[...]))")
 
 
-def _blocks(model: Any) -> Any:
+def decoder_blocks(model: Any, blocks_path: str | None = None) -> Any:
+    """The model's decoder blocks, in order: the ``nn.ModuleList`` at ``blocks_path`` (e.g.
+    ``"model.layers"`` for Llama, ``"transformer.h"`` for GPT-2), or by default the one
+    ``nn.ModuleList`` of the model with ``config.num_hidden_layers`` entries (an error when there
+    is none or more than one, so a list of other modules is never taken for the blocks)."""
     from torch import nn
 
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise SurgeryError(f"{type(model).__name__} has no list of transformer blocks",
-                           component="ln-free attribution", plugin="tokensmith-ln-free")
-    return max(lists, key=len)
+    where = dict(component="ln-free attribution", plugin="tokensmith-ln-free")
+    if blocks_path is not None:
+        try:
+            blocks = model.get_submodule(blocks_path)
+        except AttributeError:
+            blocks = None
+        if not isinstance(blocks, nn.ModuleList):
+            raise SurgeryError(f"{blocks_path!r} is not an nn.ModuleList of {type(model).__name__}", **where,
+                               hint="pass the path of the list of decoder blocks, e.g. 'model.layers'")
+        return blocks
+    layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    found = [path for path, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == layers]
+    if len(found) != 1:
+        raise SurgeryError(f"cannot tell which list holds {type(model).__name__}'s decoder blocks: "
+                           f"nn.ModuleLists with config.num_hidden_layers = {layers} entries: {found}",
+                           **where, hint="pass blocks_path=..., e.g. 'model.layers' or 'transformer.h'")
+    return model.get_submodule(found[0])
 
 
-def direct_logit_attribution(model: Any, input_ids: Any, *, position: int = -1) -> DLAResult:
-    """DLA of the first sequence of ``input_ids`` at ``position``; see the module docstring."""
+def direct_logit_attribution(model: Any, input_ids: Any, *, position: int = -1,
+                             blocks_path: str | None = None) -> DLAResult:
+    """DLA of the first sequence of ``input_ids`` at ``position``; see the module docstring.
+    ``blocks_path``: see :func:`decoder_blocks`."""
     import torch
 
     from .fake_norm import FakeNorm, token_std
 
     _, norm = final_norm(model)
-    blocks = _blocks(model)
+    blocks = decoder_blocks(model, blocks_path)
     head = model.get_output_embeddings()
     inputs: list[Any] = []
     outputs: list[Any] = []
