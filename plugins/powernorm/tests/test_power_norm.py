@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokensmith_powernorm.power_norm import ApproximateQuadraticNorm, PowerNorm, group_scaling
 
-from tokensmith.core.errors import InputError
+from tokensmith.core.errors import ConfigError, InputError
 
 _settings = settings(max_examples=30, deadline=None)
 
@@ -176,3 +176,9 @@ def test_all_pad_batch_is_an_input_error():
     all_pads = torch.zeros(3, 5, dtype=torch.bool)
     with norm.padding_mask.use(all_pads), pytest.raises(InputError, match="padding"):
         norm(_batch(0))
+
+
+def test_group_num_must_divide_the_width():
+    with pytest.raises(ConfigError, match="group_num=4 does not divide the channel count 6") as info:
+        PowerNorm(6, group_num=4)
+    assert info.value.plugin == "tokensmith-powernorm" and info.value.component == "normalization 'powernorm'"

@@ -119,8 +119,9 @@ def test_bad_parameters_are_config_errors(plugin_registry, params):
 
 
 def test_group_num_that_does_not_divide_the_width_is_a_config_error(tiny_llama):
-    with pytest.raises(ConfigError, match="group_num=3"):
+    with pytest.raises(ConfigError, match="group_num=3 .* of model.layers.0.input_layernorm") as info:
         PowerNormProvider(PowerNormConfig(group_num=3)).replace(tiny_llama[0])
+    assert info.value.plugin == "tokensmith-powernorm" and "hint" not in info.value.message
 
 
 class _KeepModelSlots:

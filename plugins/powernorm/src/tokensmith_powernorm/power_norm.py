@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tokensmith.core.errors import ConfigError
+
 from .padding_mask import PaddingMask
 
 
@@ -86,7 +88,9 @@ class PowerNorm(nn.Module):
                  prescale: bool = True, group_num: int = 1, device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         if dim % group_num:
-            raise ValueError(f"group_num={group_num} does not divide the channel count {dim}")
+            raise ConfigError(f"group_num={group_num} does not divide the channel count {dim}",
+                              component="normalization 'powernorm'", plugin="tokensmith-powernorm",
+                              hint="use a group_num dividing the width")
         kw = {"device": device, "dtype": dtype}
         self.dim, self.alpha_fwd, self.alpha_bkw = dim, alpha_fwd, alpha_bkw
         self.warmup_iters, self.eps, self.prescale, self.group_num = warmup_iters, eps, prescale, group_num

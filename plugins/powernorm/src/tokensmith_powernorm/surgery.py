@@ -56,10 +56,9 @@ class PowerNormProvider(_MaskedNormProvider):
             module = PowerNorm(layer.dim, alpha_fwd=c.alpha_fwd, alpha_bkw=c.alpha_bkw,
                                warmup_iters=c.warmup_iters, eps=c.eps, affine=c.affine,
                                prescale=c.prescale, group_num=c.group_num, **_like(layer))
-        except ValueError as exc:
-            raise ConfigError(f"{exc} of {layer.path}", component="normalization 'powernorm'",
-                              plugin="tokensmith-powernorm",
-                              hint="use a group_num dividing the width") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} of {layer.path}", component=exc.component, plugin=exc.plugin,
+                              hint=exc.hint) from None
         if c.copy_affine:
             _copy_affine(module, layer.module)
         return module.train(layer.module.training)
