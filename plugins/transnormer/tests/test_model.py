@@ -163,8 +163,9 @@ def test_architecture_component(make_registry, runtime, tiny_tokenizer):
     other = arch.build(Runtime(seed=1, dtype="float64"))
     assert next(other.parameters()).dtype == torch.float64
     assert not torch.equal(other.embed.weight.float(), a.embed.weight)
-    with pytest.raises(ConfigError, match="vocab_size"):
+    with pytest.raises(ConfigError, match="vocab_size") as info:
         registry.build("architecture", "transnormer-lm", BuildContext(runtime=runtime)).build(runtime)
+    assert info.value.plugin == "tokensmith-transnormer"
     for bad in ({"width": 10, "heads": 4}, {"lrpe_layers": [0]}, {"lrpe": True, "lrpe_layers": [5]},
                 {"decay": "linear"}, {"block_size": 0}, {"layers": True}):
         with pytest.raises(ConfigError):
@@ -172,5 +173,6 @@ def test_architecture_component(make_registry, runtime, tiny_tokenizer):
 
 
 def test_unknown_form_is_an_error(tnl_model):
-    with pytest.raises(ValueError, match="form"):
+    with pytest.raises(ConfigError, match="form") as info:
         tnl_model()(torch.zeros(1, 2, dtype=torch.long), form="chunked")
+    assert info.value.plugin == "tokensmith-transnormer"

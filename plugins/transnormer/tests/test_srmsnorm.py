@@ -89,8 +89,9 @@ def test_replaced_norm_computes_srmsnorm_with_the_layer_eps(tiny_llama):
 
 
 def test_kinds_selects_layers(tiny_llama, tiny_gpt2):
-    with pytest.raises(SurgeryError, match="kinds"):
+    with pytest.raises(SurgeryError, match="kinds") as info:
         SRMSNormalization(kinds=("layernorm",)).replace(tiny_llama[0])
+    assert info.value.plugin == "tokensmith-transnormer"
     with pytest.raises(SurgeryError, match="rmsnorm"):
         SRMSNormalization(kinds=("rmsnorm",)).replace(tiny_gpt2[0])
     _, report = SRMSNormalization(kinds=("rmsnorm",), eps=1e-3).replace(tiny_llama[0])

@@ -26,6 +26,10 @@ import math
 
 import torch
 
+from tokensmith import ConfigError
+
+_WHERE = {"component": "architecture 'transnormer-lm'", "plugin": "tokensmith-transnormer"}
+
 
 def alibi_slopes(heads: int) -> list[float]:
     """ALiBi's geometric slopes s_h = 2^{−8(h+1)/H}, h = 0..H−1."""
@@ -42,13 +46,14 @@ def decay_rates(heads: int, layer: int, layers: int, form: str = "alibi") -> lis
     never forgets.
     """
     if not 0 <= layer < layers:
-        raise ValueError(f"layer {layer} is outside 0..{layers - 1}")
+        raise ConfigError(f"layer {layer} is outside 0..{layers - 1}", **_WHERE,
+                          hint="layers are numbered from 0 to layers - 1")
     if form == "alibi":
         depth = layer / (layers - 1) if layers > 1 else 0.0
         return [math.exp(-s * (1.0 - depth)) for s in alibi_slopes(heads)]
     if form == "paper":
         return [math.exp(-(8.0 * h / heads) * (1.0 - layer / layers)) for h in range(heads)]
-    raise ValueError(f"unknown decay form {form!r}; use 'alibi' or 'paper'")
+    raise ConfigError(f"unknown decay form {form!r}", **_WHERE, hint="use decay = 'alibi' or 'paper'")
 
 
 def decay_mask(decay: torch.Tensor, n: int) -> torch.Tensor:
@@ -94,7 +99,8 @@ def lightning_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, decay
       state  KV ← λ^m KV + (K_t ⊙ λ^{m−1−j})ᵀ V_t
     """
     if block_size <= 0:
-        raise ValueError(f"block_size must be > 0, got {block_size}")
+        raise ConfigError(f"block_size must be > 0, got {block_size}", **_WHERE,
+                          hint="use a positive block_size (the paper uses 256)")
     n = q.shape[2]
     kv = _zero_state(q, v) if state is None else state
     mask = decay_mask(decay, min(block_size, n))

@@ -152,7 +152,7 @@ class TransNormerLM(nn.Module):
         super().__init__()
         if config.vocab_size is None:
             raise ConfigError("TransNormerConfig.vocab_size is not set",
-                              component="architecture 'transnormer-lm'",
+                              component="architecture 'transnormer-lm'", plugin="tokensmith-transnormer",
                               hint="set vocab_size, or build it in a pipeline that has a tokenizer")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.width)
@@ -187,7 +187,8 @@ class TransNormerLM(nn.Module):
                 state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
         """Logits ``[batch, n, vocab]`` for every position, and the state after the last."""
         if form not in FORMS:
-            raise ValueError(f"unknown attention form {form!r}; use one of {FORMS}")
+            raise ConfigError(f"unknown attention form {form!r}", component="architecture 'transnormer-lm'",
+                              plugin="tokensmith-transnormer", hint=f"use form = one of {FORMS}")
         state = self.empty_state(input_ids.shape[0]) if state is None else state
         x = self.embed(input_ids) * self.embed_scale
         kvs = []

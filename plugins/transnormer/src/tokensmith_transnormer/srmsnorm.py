@@ -88,6 +88,7 @@ class SRMSNormalization(NormalizationProvider):
             kinds = sorted({layer.kind for layer in found.values()})
             raise SurgeryError(f"{type(model).__name__} has no norm layer of kinds {list(self.config.kinds)} "
                                f"(it has {kinds})", component=f"normalization '{self.name}'",
+                               plugin="tokensmith-transnormer",
                                hint=f"set kinds = {kinds}")
         model, report = super().replace(model, inplace=inplace)
         changes = tuple(Change(c.path, c.before, c.after, f"{c.detail}; {_dropped(found[c.path])}")
