@@ -20,10 +20,18 @@ toy_text = st.lists(st.sampled_from([b"a", b"b", b" ", b"\xc3\xa9", b"\xc3"]), m
 @pytest.mark.parametrize("meaning", MEANINGS)
 @settings(max_examples=30, deadline=None)
 @given(text=toy_text)
-def test_distribution_sums_to_one(toy_lm, meaning, text):
-    probs = torch.exp(ByteProbLM(toy_lm, meaning=meaning).start(text).logprobs)
-    assert probs.shape == (BYTE_EOS + 1,)
-    assert (probs >= 0).all() and abs(float(probs.sum()) - 1.0) <= 1e-12
+def test_cover_mass_is_the_prefix_probability(toy_lm, meaning, text):
+    """The lemma: P(x is a prefix) = sum of P(t) over cover(x). The cover set's mass is
+    relative to its head (the canonical tokens before the last pre-token; none in the marginal
+    meaning); with the head's probability, both by enumeration, it is the brute-force value."""
+    blm = ByteProbLM(toy_lm, meaning=meaning)
+    state = blm.start(text)
+    brute = BruteForce(toy_lm, meaning)
+    cut = blm.valid.cut(text) if meaning == "canonical" else 0
+    head = blm.valid.encode(text[:cut]) if cut else ()
+    head_logprob = sum(math.log(brute.next_probs(head[:i])[head[i]]) for i in range(len(head)))
+    assert state.data.log_prefix + head_logprob == pytest.approx(brute.prefix_logprob(text), abs=1e-9)
+    assert state.logprobs.shape == (BYTE_EOS + 1,)
 
 
 @pytest.mark.parametrize("meaning", MEANINGS)
@@ -59,13 +67,30 @@ def test_prompt_boundary_invariance_across_pretokens(tiny_byte_level_lm):
     _assert_boundary_invariant(ByteProbLM(tiny_byte_level_lm), b"def fibonacci(n", 1e-9)
 
 
-def test_naive_token_prompting_is_not_boundary_invariant(tiny_byte_level_lm):
-    """Contrast (invariant iv): conditioning on the prompt's tokens depends on where it was cut."""
+def test_continuation_probability_ignores_how_the_prompt_was_split(tiny_byte_level_lm):
+    """Invariant (iv): P(continuation | prompt) is a property of the prompt's bytes. Byte-exact,
+    it is the same whether the prompt is given whole or cut anywhere (the rest fed byte by
+    byte); conditioning on the prompt's tokens (the cut prompt encoded piecewise, then the
+    continuation's tokens) changes with the cut, and never equals the byte-exact value."""
     lm, tok = tiny_byte_level_lm, tiny_byte_level_lm.tokenizer
-    full = list(tok.encode("def fibonacci").ids)
-    cut = list(tok.encode("def fibon").ids) + list(tok.encode("acci").ids)
-    assert full != cut
-    assert lm.score_ids(full) != pytest.approx(lm.score_ids(cut), abs=1e-6)
+    blm = ByteProbLM(lm)
+    prompt, continuation = b"def fibon", b"acci(n)"
+    whole = blm.score_bytes(prompt, continuation)
+    assert whole > -math.inf
+    naive = set()
+    for cut in range(1, len(prompt)):
+        state = blm.start(prompt[:cut])
+        for b in prompt[cut:]:
+            state = blm.advance(state, b)
+        exact = 0.0
+        for b in continuation:
+            exact += float(state.logprobs[b])
+            state = blm.advance(state, b)
+        assert exact == pytest.approx(whole, abs=1e-9)
+        context = list(lm.start_ids) + list(tok.encode(prompt[:cut].decode()).ids) + list(
+            tok.encode(prompt[cut:].decode()).ids)
+        naive.add(round(lm.score_ids(tok.encode(continuation.decode()).ids, context=context), 6))
+    assert len(naive) > 1 and all(abs(v - whole) > 1e-3 for v in naive)
 
 
 @pytest.mark.parametrize("text", [b"ab a", b"aba\xc3", b" b", b"bab \xc3\xa9"])
