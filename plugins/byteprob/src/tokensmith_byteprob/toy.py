@@ -2,7 +2,7 @@
 
 Phan et al. (arXiv 2410.09303) check their byte probabilities against exact
 enumeration on a Markov chain (Sec. 5 of the workshop version, 2406.16829);
-this is the same idea: with ~10 tokens and a known next-token table, every
+this is the same idea: with 13 ids and a known next-token table, every
 cover set can be enumerated by brute force (:mod:`tokensmith_byteprob.brute_force`).
 """
 
