@@ -43,8 +43,9 @@ def test_bad_parameters_are_config_errors(make_registry):
 
 def test_factory_rejects_a_lossy_tokenizer():
     ctx = BuildContext(runtime=Runtime(device="cpu"), tokenizer=LossyTokenizer())
-    with pytest.raises(IncompatibleComponentsError, match="byte view"):
+    with pytest.raises(IncompatibleComponentsError, match="not lossless") as err:
         ByteDecoder.from_config(ByteDecoderConfig(), ctx)
+    assert err.value.component == "decoder 'byteprob'" and err.value.plugin == "tokensmith-byteprob"
     with pytest.raises(ByteViewError):
         ByteProbLM(MarkovLM(LossyTokenizer()))
 

@@ -15,6 +15,7 @@ from tokensmith import (
     BYTE_EOS,
     BuildContext,
     ByteLanguageModel,
+    ByteViewError,
     ConfigError,
     Decoder,
     Generation,
@@ -24,6 +25,7 @@ from tokensmith import (
 )
 from tokensmith.core.tokenizer import require_text
 
+from .byte_view import check_byte_tokenizer
 from .cover_set import MEANINGS, ByteProbLM
 
 #: with no ``max_new_bytes``, a token budget becomes this many bytes (English averages ~4)
@@ -111,13 +113,13 @@ class ByteDecoder(Decoder):
 
     @classmethod
     def from_config(cls, config: ByteDecoderConfig, ctx: BuildContext) -> ByteDecoder:
-        tok = ctx.tokenizer
-        if tok is not None and (not tok.has_byte_view or not tok.lossless):
-            raise IncompatibleComponentsError(
-                f"needs a lossless byte view; tokenizer '{tok.name}' has "
-                + ("no byte view" if not tok.has_byte_view else "a lossy one (its bytes do not spell text)"),
-                component="decoder 'byteprob'", plugin="tokensmith-byteprob",
-                hint="use the model's own byte-level BPE or byte-fallback tokenizer")
+        if ctx.tokenizer is not None:
+            try:
+                check_byte_tokenizer(ctx.tokenizer, "decoder 'byteprob'")
+            except ByteViewError as err:  # at build time this is a pairing problem of the pipeline
+                raise IncompatibleComponentsError(err.message, component=err.component, plugin=err.plugin,
+                                                  hint="use the model's own byte-level BPE or byte-fallback "
+                                                  "tokenizer") from err
         return cls(config)
 
     def byte_lm(self, lm: LanguageModel) -> ByteProbLM:
