@@ -1,28 +1,28 @@
 """AWRS vs full-vocabulary masking on SmolLM2 (2 CPU threads), measured in one run.
 
-For a regex and a JSON Schema constraint: constraint checks per generated
-token, wall time per token, and validity of the finished strings; the time of
-an unconstrained decode step (KV-cache extend + a multinomial draw) is
-measured in the same run as the reference (the prompt's prefill inside each
-run is timed and left out of its per-token time). Peers (genlm-control, llguidance)
-are reported only when installed.
+For a regex and a JSON Schema constraint: constraint checks per sampled symbol,
+wall time per token, and validity of the finished strings; the time of an
+unconstrained decode step (KV-cache extend + a multinomial draw) is measured in
+the same run as the reference. A constrained token costs one LM forward (the
+KV-cache extend) plus one sampler step, so each run times its forwards and its
+sampler steps apart: a run of ``n`` sampler steps makes only ``n - 1`` forwards
+after the prompt's prefill (the last step, an EOS draw or the step that hits
+``max_new_tokens``, extends nothing), and the prefill is left out. Peers
+(genlm-control, llguidance) are reported only when installed.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import time
 from pathlib import Path
 
 REGEX = r"\d{4}-\d{2}-\d{2}"
 REGEX_PROMPT = ("<|im_start|>user\nOn which date did Apollo 11 land on the Moon? Reply with the date only, "
                 "formatted YYYY-MM-DD.<|im_end|>\n<|im_start|>assistant\n")
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
-                                           "city": {"type": "string"}},
-          "required": ["name", "age", "city"], "additionalProperties": False}
-JSON_PROMPT = ("<|im_start|>user\nDescribe a fictional person as a JSON object with name, age and city."
-               "<|im_end|>\n<|im_start|>assistant\n")
+
 
 
 def _plain_step_ms(lm, prompt: str, steps: int) -> float:
@@ -37,50 +37,64 @@ def _plain_step_ms(lm, prompt: str, steps: int) -> float:
     return 1000 * (time.perf_counter() - start) / steps
 
 
-def _timing_prefill(lm) -> list[float]:
-    """Record the time of every ``lm.start`` (the prompt's prefill, which ``generate``
-    includes and a per-token time must not) by wrapping this instance's method."""
-    starts: list[float] = []
-    start = lm.start
+def _timing(lm) -> dict[str, list[float]]:
+    """Record the duration of every ``lm.start`` (the prompt's prefill, which ``generate``
+    includes and a per-token time must not) and every ``lm.extend`` (one forward per
+    generated token) by wrapping this instance's methods; ``_untime`` removes the wrappers."""
+    times: dict[str, list[float]] = {"start": [], "extend": []}
+    for name in times:
+        method = getattr(lm, name)
 
-    def timed(ids):
-        t0 = time.perf_counter()
-        state = start(ids)
-        starts.append(time.perf_counter() - t0)
-        return state
+        def timed(*args, _method=method, _name=name):
+            t0 = time.perf_counter()
+            state = _method(*args)
+            times[_name].append(time.perf_counter() - t0)
+            return state
 
-    lm.start = timed
-    return starts
+        setattr(lm, name, timed)
+    return times
+
+
+def _untime(lm) -> None:
+    del lm.start, lm.extend
 
 
 def _run(decoder, lm, prompt, constraint, max_new_tokens, seeds):
     """Each run is paired with unconstrained steps timed just before it: on a shared machine
-    the load drifts, so the time ratio is taken per pair (median over the runs)."""
+    the load drifts, so the time ratio is taken per pair, and the medians over the runs are
+    reported."""
     rows = []
     for seed in seeds:
         plain = _plain_step_ms(lm, prompt, 6)
         constraint.reset_counters()
-        starts = _timing_prefill(lm)
+        times = _timing(lm)
         start = time.perf_counter()
         gen = decoder.generate(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
-        seconds = time.perf_counter() - start - sum(starts)
-        del lm.start
-        steps = len(gen.ids) + (gen.finish_reason == "stop")  # the EOS draw is a step too
-        rows.append({"text": gen.text, "finish": gen.finish_reason, "steps": steps,
+        seconds = time.perf_counter() - start - sum(times["start"])
+        _untime(lm)
+        forwards = gen.counters["lm_calls"] - 1  # the prefill is the one other forward
+        assert forwards == len(times["extend"]), "every forward after the prefill is an extend"
+        steps = len(gen.ids) + (gen.finish_reason == "stop")  # the EOS draw is a sampler step too
+        forward_seconds = sum(times["extend"])
+        forward_ms = 1000 * forward_seconds / forwards
+        sampler_ms = 1000 * (seconds - forward_seconds) / steps
+        ms_per_token = forward_ms + sampler_ms
+        rows.append({"text": gen.text, "finish": gen.finish_reason, "steps": steps, "forwards": forwards,
                      "checks": gen.counters["constraint_checks"], "seconds": seconds,
+                     "forward_ms": forward_ms, "sampler_step_ms": sampler_ms, "ms_per_token": ms_per_token,
                      "valid": gen.finish_reason == "stop" and constraint.accepts(gen.bytes),
                      "prefix_allowed": constraint.allows(gen.bytes),
-                     "plain_step_ms": plain, "time_vs_plain_step": 1000 * seconds / steps / plain})
-    steps = sum(r["steps"] for r in rows)
-    ratios = sorted(r["time_vs_plain_step"] for r in rows)
-    return {"runs": rows, "checks_per_token": sum(r["checks"] for r in rows) / steps,
-            "ms_per_token": 1000 * sum(r["seconds"] for r in rows) / steps,
+                     "plain_step_ms": plain, "time_vs_plain_step": ms_per_token / plain})
+    finished = sum(r["finish"] == "stop" for r in rows)
+    return {"runs": rows, "seeds": list(seeds),
+            "checks_per_token": sum(r["checks"] for r in rows) / sum(r["steps"] for r in rows),
+            "ms_per_token": statistics.median(r["ms_per_token"] for r in rows),
+            "sampler_step_ms": statistics.median(r["sampler_step_ms"] for r in rows),
+            "finished": finished / len(rows),
             # over finished runs; masking runs stop after a few tokens by design
-            "finished": sum(r["finish"] == "stop" for r in rows) / len(rows),
-            "validity": (sum(r["valid"] for r in rows) / finished) if (finished := sum(
-                r["finish"] == "stop" for r in rows)) else None,
+            "validity": sum(r["valid"] for r in rows) / finished if finished else None,
             "prefixes_allowed": sum(r["prefix_allowed"] for r in rows) / len(rows),
-            "time_vs_plain_step": ratios[len(ratios) // 2]}
+            "time_vs_plain_step": statistics.median(r["time_vs_plain_step"] for r in rows)}
 
 
 def _peers() -> dict:
@@ -99,6 +113,8 @@ def main(out_dir: Path, quick: bool) -> dict:
     import matplotlib.pyplot as plt
     import torch
     from tokensmith_awrs.decoders import AWRSDecoder, MaskingDecoder
+    from tokensmith_awrs.demo import PROMPT as JSON_PROMPT
+    from tokensmith_awrs.demo import SCHEMA
     from tokensmith_awrs.json_schema import JSONSchemaConstraint
     from tokensmith_awrs.regex import RegexConstraint
 
@@ -119,14 +135,14 @@ def main(out_dir: Path, quick: bool) -> dict:
              "json-schema": (JSON_PROMPT, lambda: JSONSchemaConstraint(SCHEMA), 64)}
     for name, (prompt, make, max_tokens) in cases.items():
         awrs = _run(AWRSDecoder(), lm, prompt, make(), max_tokens, seeds)
-        masking = _run(MaskingDecoder(), lm, prompt, make(), masking_tokens, seeds[:1])
+        masking = _run(MaskingDecoder(), lm, prompt, make(), masking_tokens, seeds)
         results["constraints"][name] = {
             "awrs": awrs, "masking": masking,
             "awrs_time_vs_plain_step": awrs["time_vs_plain_step"],
             "masking_time_vs_plain_step": masking["time_vs_plain_step"],
             "masking_checks_vs_awrs": masking["checks_per_token"] / awrs["checks_per_token"]}
         print(f"  {name}: AWRS {awrs['checks_per_token']:.1f} checks/token, "
-              f"{awrs['ms_per_token']:.0f} ms/token "
+              f"{awrs['ms_per_token']:.0f} ms/token (median run) "
               f"(validity {awrs['validity'] or 0:.0%}); "
               f"masking {masking['checks_per_token']:.0f} checks/token, "
               f"{masking['ms_per_token']:.0f} ms/token; plain step {plain_ms:.0f} ms", flush=True)
@@ -137,7 +153,7 @@ def main(out_dir: Path, quick: bool) -> dict:
     names = list(results["constraints"])
     x = range(len(names))
     for ax, key, label in ((axes[0], "checks_per_token", "constraint checks per token (log)"),
-                           (axes[1], "ms_per_token", "wall time per token (ms)")):
+                           (axes[1], "ms_per_token", "wall time per token, median run (ms)")):
         for k, (method, color) in enumerate((("awrs", "tab:blue"), ("masking", "tab:red"))):
             values = [results["constraints"][n][method][key] for n in names]
             ax.bar([i + 0.35 * k for i in x], values, 0.35, label=method, color=color)
