@@ -82,6 +82,8 @@ def _run(decoder, lm, prompt, constraint, max_new_tokens, seeds):
         rows.append({"text": gen.text, "finish": gen.finish_reason, "steps": steps, "forwards": forwards,
                      "checks": gen.counters["constraint_checks"], "seconds": seconds,
                      "forward_ms": forward_ms, "sampler_step_ms": sampler_ms, "ms_per_token": ms_per_token,
+                     # the same run's time over its forwards: counts the one extra sampler step
+                     "ms_per_forward": 1000 * seconds / forwards,
                      "valid": gen.finish_reason == "stop" and constraint.accepts(gen.bytes),
                      "prefix_allowed": constraint.allows(gen.bytes),
                      "plain_step_ms": plain, "time_vs_plain_step": ms_per_token / plain})
