@@ -7,7 +7,7 @@ import torch
 from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, calibrate, export, fake_norms, freeze
 from torch import nn
 
-from tokensmith import Component, EmbeddingProvider, PipelineSpec, hookimpl
+from tokensmith import PipelineSpec
 from tokensmith.core.errors import ConfigError, SurgeryError, ValidationError
 from tokensmith.core.normalization import find_norm_layers
 from tokensmith.testing import NormalizationContract
@@ -219,32 +219,12 @@ calibration_texts = ["The quick brown fox.", "A tokenizer turns text into tokens
 """
 
 
-class ModelDefaults:
-    """The pipeline's default tokenizer and embedding ("model"), so that this test needs no other
-    plugin (the isolation environment installs core + tokensmith-ln-free only)."""
-
-    class KeepEmbedding(EmbeddingProvider):
-        def __init__(self, config=None, ctx=None):
-            pass
-
-        def build(self, model, tokenizer):
-            return model.get_input_embeddings()
-
-    @hookimpl
-    def tokensmith_register_tokenizers(self):
-        return [Component("model", lambda config, ctx: ctx.tokenizer)]
-
-    @hookimpl
-    def tokensmith_register_embeddings(self):
-        return [Component("model", self.KeepEmbedding)]
-
-
 def test_selectable_from_a_pipeline_toml(tmp_path, make_registry):
     import tokensmith_ln_free.plugin as plugin
 
     path = tmp_path / "pipeline.toml"
     path.write_text(PIPELINE)
-    registry = make_registry(ModelDefaults(), plugin)
+    registry = make_registry(plugin)
     pipeline = registry.build_pipeline(PipelineSpec.from_toml(path))
     norms = fake_norms(pipeline.model)
     assert sorted(norms) == ["model.layers.1.input_layernorm", "model.layers.1.post_attention_layernorm",

@@ -10,7 +10,7 @@ from tokensmith_powernorm.config import PowerNormConfig
 from tokensmith_powernorm.power_norm import PowerNorm
 from tokensmith_powernorm.surgery import PowerNormProvider
 
-from tokensmith import Component, EmbeddingProvider, PipelineSpec, hookimpl
+from tokensmith import PipelineSpec
 from tokensmith.core.errors import ConfigError, InputError, SurgeryError
 from tokensmith.testing import NormalizationContract
 
@@ -124,33 +124,13 @@ def test_group_num_that_does_not_divide_the_width_is_a_config_error(tiny_llama):
     assert info.value.plugin == "tokensmith-powernorm" and "hint" not in info.value.message
 
 
-class _KeepModelSlots:
-    """Stand-ins for the default tokenizer/embedding slots ("model"), so this test needs no
-    other plugin (the isolation environment installs core + tokensmith-powernorm only)."""
-
-    class KeepEmbedding(EmbeddingProvider):
-        def __init__(self, config=None, ctx=None):
-            pass
-
-        def build(self, model, tokenizer):
-            return model.get_input_embeddings()
-
-    @hookimpl
-    def tokensmith_register_tokenizers(self):
-        return [Component("model", lambda config, ctx: ctx.tokenizer)]
-
-    @hookimpl
-    def tokensmith_register_embeddings(self):
-        return [Component("model", self.KeepEmbedding)]
-
-
 def test_pipeline_toml_selects_the_surgery(make_registry, tmp_path):
     import tokensmith_powernorm.plugin as plugin
 
     path = tmp_path / "pipeline.toml"
     path.write_text('[runtime]\ndevice = "cpu"\ndtype = "float32"\n\n[model]\nsource = "tiny-gpt2"\n\n'
                     '[normalization]\ntype = "batchnorm"\nmomentum = 0.2\n')
-    pipeline = make_registry(plugin, _KeepModelSlots()).build_pipeline(PipelineSpec.from_toml(path))
+    pipeline = make_registry(plugin).build_pipeline(PipelineSpec.from_toml(path))
     assert isinstance(pipeline.model.transformer.ln_f, MaskedBatchNorm)
     assert pipeline.model.transformer.ln_f.momentum == 0.2
     assert len(pipeline.reports[0]) == 5
