@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -267,9 +266,3 @@ def tiny_gpt2(tokenizer: HFTokenizer | None = None, *, hidden_size: int = 32, la
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).to(getattr(torch, dtype)).eval()
     return model, tokenizer
-
-
-def timed_load(fn, *args, **kw):
-    start = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - start

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 from abc import abstractmethod
-from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -203,15 +202,3 @@ def filtered_probs(logprobs: Any, temperature: float, top_k: int, top_p: float) 
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         probs = probs / probs.sum()
     return probs
-
-
-def greedy_ids(lm: LanguageModel, ids: Sequence[int], n: int) -> list[int]:
-    """Plain greedy continuation of token ids (no stop), used by benchmarks and tests."""
-    state = lm.start(list(ids))
-    out = []
-    for _ in range(n):
-        token = int(state.logprobs.argmax())
-        out.append(token)
-        if len(out) < n:
-            state = lm.extend(state, [token])
-    return out
