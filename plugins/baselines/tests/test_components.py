@@ -1,7 +1,9 @@
 import pytest
+from tokensmith_baselines.components import IdentityNormalization, ModelEmbedding
 
 from tokensmith import PipelineSpec
 from tokensmith.core.normalization import find_norm_layers
+from tokensmith.testing import EmbeddingContract, NormalizationContract
 
 
 def test_identity_and_model_embedding_change_nothing(installed_registry):
@@ -46,3 +48,30 @@ def test_negative_max_new_tokens_is_an_error(installed_registry):
                                                           runtime={"device": "cpu"}))
     with pytest.raises(ConfigError, match="max_new_tokens"):
         pipe.generate("hello", max_new_tokens=-1)
+
+
+class TestModelEmbedding(EmbeddingContract):
+    @pytest.fixture
+    def embedding_provider(self):
+        return ModelEmbedding()
+
+    @pytest.fixture
+    def model_and_tokenizer(self, tiny_llama):
+        return tiny_llama
+
+
+class TestIdentityNormalization(NormalizationContract):
+    @pytest.fixture
+    def normalization_provider(self):
+        return IdentityNormalization()
+
+    @pytest.fixture
+    def model(self, tiny_gpt2):
+        return tiny_gpt2[0]
+
+    def test_no_norm_layers_is_an_error(self, normalization_provider):
+        """Overridden: identity performs no surgery, so a model without norm layers is fine."""
+        import torch.nn as nn
+
+        _, report = normalization_provider.replace(nn.Sequential(nn.Linear(4, 4)))
+        assert len(report) == 0 and report.notes == ("0 norm layer(s) kept",)
