@@ -1,0 +1,296 @@
+"""Peer comparison on SmolLM2 (2 CPU threads): tokensmith plugins vs the genlm stack and llguidance.
+
+Optional: the peers (genlm-bytes 0.2.0, genlm-control 0.4.1, genlm-backend 0.3.1,
+llguidance 1.9.1) are not dependencies of any plugin. When they are not importable,
+``main`` writes ``peers.json`` with the reason and returns ``{"skipped": ...}``.
+See README.md in this folder for the install commands. Measured in one run:
+
+* next-byte distributions: genlm-bytes' beam (K=5) vs tokensmith-byteprob (canonical):
+  KL(ours || theirs), max |p_ours - p_theirs|, median ms per next-byte distribution;
+* AWRS: genlm-control's ``AWRS`` sampler vs ``tokensmith_awrs`` AWRSDecoder on one regex:
+  constraint checks per token and ms per token;
+* masks: llguidance token-mask build time per step vs the per-step sampler time of
+  tokensmith-awrs' full-vocabulary masking baseline, on the same regex.
+
+Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+PEERS = {"genlm-bytes": "genlm.bytes", "genlm-control": "genlm.control", "genlm-backend": "genlm.backend",
+         "llguidance": "llguidance"}
+BYTE_PROMPTS = (b"def fibon", b"The capital of Fra", b"import num")
+BEAM_K = 5
+AWRS_BENCH = Path(__file__).resolve().parent.parent / "awrs" / "run.py"
+
+
+def _missing() -> list[str]:
+    out = []
+    for dist, module in PEERS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            out.append(dist)
+    return out
+
+
+def _awrs_bench() -> Any:
+    """The AWRS bench module: its regex, prompt and per-run timing are reused so both
+    comparisons measure tokensmith-awrs exactly as bench/awrs does."""
+    spec = importlib.util.spec_from_file_location("bench_awrs_for_peers", AWRS_BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _hf_tokenizer(lm: Any) -> Any:
+    """A transformers fast tokenizer over the same tokenizer.json, which the peers need;
+    BOS is set to the id tokensmith conditions on, since the converted file declares none."""
+    from transformers import PreTrainedTokenizerFast
+
+    from tokensmith.adapters.models import smollm2_cache_dir
+
+    hft = PreTrainedTokenizerFast(tokenizer_file=str(smollm2_cache_dir() / "tokenizer.json"))
+    hft.bos_token = hft.convert_ids_to_tokens(lm.start_ids[0])
+    hft.eos_token = hft.convert_ids_to_tokens(lm.tokenizer.eos_id)
+    return hft
+
+
+def _theirs_257(lazy: Any) -> tuple[Any, float]:
+    """genlm-bytes' 258 entries (bytes, EOT, EOS) as tokensmith's 257 (bytes, EOS); the EOT
+    entry (a token boundary, not a symbol) is dropped and returned for the record."""
+    import numpy as np
+
+    ps = np.exp(np.asarray(lazy.ps, dtype=np.float64))
+    p = np.concatenate([ps[:256], ps[257:258]])
+    return p / p.sum(), float(ps[256])
+
+
+def byte_distributions(lm: Any, hft: Any, quick: bool) -> dict[str, Any]:
+    import numpy as np
+    from genlm.backend.llm import AsyncTransformer
+    from genlm.bytes import BeamParams, ByteBeamState
+    from tokensmith_byteprob import ByteProbLM
+
+    steps = 4 if quick else 8
+    blm = ByteProbLM(lm, meaning="canonical")
+    blm.start(b"warm up")
+    alm = AsyncTransformer(lm.model, hft)
+
+    async def run() -> dict[str, Any]:
+        initial = await ByteBeamState.initial(alm, BeamParams(K=BEAM_K))
+        await (await initial.prefill(b"warm up")).logp_next()
+        rows, ours_ms, theirs_ms = {}, [], []
+        for prompt in BYTE_PROMPTS:
+            state = blm.start(prompt)
+            beam = await initial.prefill(prompt)
+            theirs, eot = _theirs_257(await beam.logp_next())
+            kls, diffs, eots, text = [], [], [eot], b""
+            for k in range(steps + 1):
+                ours = state.logprobs.exp().double().numpy()
+                kls.append(float(np.sum(ours * (np.log(np.maximum(ours, 1e-300))
+                                                - np.log(np.maximum(theirs, 1e-300))))))
+                diffs.append(float(np.abs(ours - theirs).max()))
+                b = int(ours.argmax())
+                if k == steps or b == 256:
+                    break
+                text += bytes([b])
+                t0 = time.perf_counter()
+                state = blm.advance(state, b)
+                ours_ms.append(1000 * (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                beam = await (beam.prune() << b)
+                lazy = await beam.logp_next()
+                theirs_ms.append(1000 * (time.perf_counter() - t0))
+                theirs, eot = _theirs_257(lazy)
+                eots.append(eot)
+            rows[prompt.decode()] = {"greedy_continuation": text.decode("utf-8", "replace"),
+                                     "kl_ours_theirs": kls, "max_abs_diff": diffs,
+                                     "theirs_eot_mass_dropped": eots}
+        return {"prompts": rows, "ours_ms": ours_ms, "theirs_ms": theirs_ms}
+
+    res = asyncio.run(run())
+    kls = [v for r in res["prompts"].values() for v in r["kl_ours_theirs"]]
+    diffs = [v for r in res["prompts"].values() for v in r["max_abs_diff"]]
+    return {"beam_K": BEAM_K, "meaning": "canonical", "bytes_per_prompt": steps, "prompts": res["prompts"],
+            "kl_max": max(kls), "kl_median": statistics.median(kls), "max_abs_diff_max": max(diffs),
+            "ours_median_ms_per_next_byte": statistics.median(res["ours_ms"]),
+            "theirs_median_ms_per_next_byte": statistics.median(res["theirs_ms"]),
+            "theirs_over_ours_time": statistics.median(res["theirs_ms"]) / statistics.median(res["ours_ms"])}
+
+
+def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
+    from genlm.backend.llm import AsyncTransformer
+    from genlm.control import AWRS, BoolFSA, PromptedLLM
+    from tokensmith_awrs.decoders import AWRSDecoder
+    from tokensmith_awrs.regex import RegexConstraint
+
+    seeds = [0] if quick else [0, 1, 2]
+    max_tokens = 16
+    ours = bench._run(AWRSDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX), max_tokens, seeds)
+    ours_total = 1000 * sum(r["seconds"] for r in ours["runs"]) / sum(r["steps"] for r in ours["runs"])
+
+    prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT).ids)
+    eos = hft.eos_token.encode()
+    llm = PromptedLLM(AsyncTransformer(lm.model, hft), prompt_ids=prompt_ids, eos_byte_strings=[eos])
+    condition = BoolFSA.from_regex(bench.REGEX).coerce(llm, f=b"".join)
+
+    async def one(seed: int) -> dict[str, Any]:
+        sampler = AWRS(llm, condition, seed=seed, autobatch=False)
+        checks = 0
+        accept = sampler._accept
+
+        async def counted(context, token, verbosity=0):
+            nonlocal checks
+            checks += 1
+            return await accept(context, token, verbosity)
+
+        sampler._accept = counted
+        await llm.logw_next([])  # the prompt's prefill, left out as in tokensmith's timing
+        t0 = time.perf_counter()
+        seqs = await sampler.smc(n_particles=1, ess_threshold=0.5, max_tokens=max_tokens)
+        seconds = time.perf_counter() - t0
+        context = seqs.contexts[0]
+        text = b"".join(t for t in context if isinstance(t, bytes))
+        return {"text": text.decode("utf-8", "replace"), "steps": len(context), "checks": checks,
+                "seconds": seconds, "ms_per_token": 1000 * seconds / len(context)}
+
+    rows = [asyncio.run(one(seed)) for seed in seeds]
+    steps = sum(r["steps"] for r in rows)
+    theirs = {"runs": rows, "checks_per_token": sum(r["checks"] for r in rows) / steps,
+              "ms_per_token": 1000 * sum(r["seconds"] for r in rows) / steps}
+    return {"regex": bench.REGEX, "max_new_tokens": max_tokens, "seeds": seeds,
+            "ours": {"checks_per_token": ours["checks_per_token"], "ms_per_token": ours_total,
+                     "texts": [r["text"] for r in ours["runs"]], "validity": ours["validity"]},
+            "theirs": theirs,
+            "theirs_over_ours_time": theirs["ms_per_token"] / ours_total,
+            "theirs_over_ours_checks": theirs["checks_per_token"] / ours["checks_per_token"]}
+
+
+def masks(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
+    import llguidance
+    import llguidance.hf
+    import llguidance.torch
+    from tokensmith_awrs.decoders import MaskingDecoder
+    from tokensmith_awrs.regex import RegexConstraint
+
+    masking = bench._run(MaskingDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX),
+                         2 if quick else 4, [0])
+    lltok = llguidance.hf.from_tokenizer(hft, n_vocab=lm.vocab_size)
+    path = lm.tokenizer.encode("1969-07-20").ids
+    reps = 5 if quick else 20
+    times = []
+    for _ in range(reps):
+        matcher = llguidance.LLMatcher(lltok, llguidance.LLMatcher.grammar_from_regex(bench.REGEX))
+        bitmask = llguidance.torch.allocate_token_bitmask(1, lm.vocab_size)
+        for token in path:
+            t0 = time.perf_counter()
+            llguidance.torch.fill_next_token_bitmask(matcher, bitmask, 0)
+            times.append(1000 * (time.perf_counter() - t0))
+            assert matcher.consume_token(token), matcher.get_error()
+    ours_ms = masking["sampler_step_ms"]
+    return {"regex": bench.REGEX, "token_path": path,
+            "llguidance_median_ms_per_mask": statistics.median(times),
+            "ours_masking_sampler_step_ms": ours_ms,
+            "ours_masking_checks_per_step": masking["checks_per_token"],
+            "ours_over_llguidance_time": ours_ms / statistics.median(times)}
+
+
+def _part(results: dict, name: str, fn: Any, *args: Any) -> None:
+    """Each comparison is independent: one peer API failing is recorded, the others still run."""
+    t0 = time.perf_counter()
+    try:
+        results[name] = fn(*args)
+    except Exception as err:  # noqa: BLE001 - a peer's failure is a result to record, not a crash
+        results[name] = {"error": f"{type(err).__name__}: {err}"}
+    results[name]["bench_seconds"] = time.perf_counter() - t0
+    scalars = {k: v for k, v in results[name].items() if not isinstance(v, (dict, list))}
+    print(f"  {name}: {json.dumps(scalars)}", flush=True)
+
+
+def _plot(results: dict, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [("next-byte dist.\n(ms)", "byte_distributions", "ours_median_ms_per_next_byte",
+             "theirs_median_ms_per_next_byte", "genlm-bytes K=5"),
+            ("AWRS regex\n(ms/token)", "awrs", ("ours", "ms_per_token"), ("theirs", "ms_per_token"),
+             "genlm-control AWRS"),
+            ("mask per step\n(ms)", "masks", "ours_masking_sampler_step_ms", "llguidance_median_ms_per_mask",
+             "llguidance")]
+
+    def get(d: dict, key: Any) -> float | None:
+        for k in key if isinstance(key, tuple) else (key,):
+            d = d.get(k, {}) if isinstance(d, dict) else {}
+        return d if isinstance(d, (int, float)) else None
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for i, (_label, part, ours_key, theirs_key, peer) in enumerate(bars):
+        ours, theirs = get(results.get(part, {}), ours_key), get(results.get(part, {}), theirs_key)
+        if ours is not None:
+            ax.bar(i - 0.2, ours, 0.4, color="tab:blue", label="tokensmith" if i == 0 else None)
+        if theirs is not None:
+            ax.bar(i + 0.2, theirs, 0.4, color="tab:orange", label="peer" if i == 0 else None)
+            ax.text(i + 0.2, theirs, peer, ha="center", va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars])
+    ax.set_ylabel("ms (log)")
+    ax.legend()
+    kl = results.get("byte_distributions", {}).get("kl_max")
+    ax.set_title("tokensmith vs peers on SmolLM2-135M, 2 CPU threads"
+                 + (f" (max KL(ours||genlm-bytes) = {kl:.2e} nats)" if kl is not None else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "peers.png", dpi=120)
+    plt.close(fig)
+
+
+def main(out_dir: Path, quick: bool) -> dict:
+    missing = _missing()
+    if missing:
+        reason = (f"peers not importable: {', '.join(missing)} (optional; install as in "
+                  "bench/peers/README.md)")
+        (out_dir / "peers.json").write_text(json.dumps({"skipped": reason}, indent=2))
+        return {"skipped": reason}
+
+    from importlib.metadata import version
+
+    import torch
+
+    from tokensmith.adapters.hf_lm import HFCausalLM
+    from tokensmith.adapters.models import load_smollm2
+    from tokensmith.core.runtime import Runtime
+
+    torch.set_num_threads(2)
+    runtime = Runtime(device="cpu", dtype="float32")
+    model, tok = load_smollm2(runtime, progress=False)
+    lm = HFCausalLM(model, tok, runtime, name="smollm2")
+    hft = _hf_tokenizer(lm)
+    bench = _awrs_bench()
+    results: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "threads": 2, "quick": quick,
+                               "versions": {d: version(d) for d in PEERS} | {"torch": torch.__version__}}
+    _part(results, "byte_distributions", byte_distributions, lm, hft, quick)
+    _part(results, "awrs", awrs, lm, hft, bench, quick)
+    _part(results, "masks", masks, lm, hft, bench, quick)
+    (out_dir / "peers.json").write_text(json.dumps(results, indent=2, default=float))
+    _plot(results, out_dir)
+    summary = {}
+    for part in ("byte_distributions", "awrs", "masks"):
+        for k, v in results[part].items():
+            if isinstance(v, float) and not math.isnan(v) and k != "bench_seconds":
+                summary[f"{part}.{k}"] = round(v, 6)
+            elif k == "error":
+                summary[f"{part}.error"] = v
+    return summary
