@@ -2,7 +2,8 @@
 
 Optional: the peers (genlm-bytes 0.2.0, genlm-control 0.4.1, genlm-backend 0.3.1,
 llguidance 1.9.1) are not dependencies of any plugin. When they are not importable,
-``main`` writes ``peers.json`` with the reason and returns ``{"skipped": ...}``.
+``main`` prints the reason, returns ``{"skipped": ...}`` and leaves any earlier
+``peers.json`` (measured with the peers installed) as it is.
 See README.md in this folder for the install commands. Measured in one run:
 
 * next-byte distributions: genlm-bytes' beam (K=5) vs tokensmith-byteprob (canonical):
@@ -262,7 +263,8 @@ def main(out_dir: Path, quick: bool) -> dict:
     if missing:
         reason = (f"peers not importable: {', '.join(missing)} (optional; install as in "
                   "bench/peers/README.md)")
-        (out_dir / "peers.json").write_text(json.dumps({"skipped": reason}, indent=2))
+        # Results measured where the peers were installed stay in place; only the reason is reported.
+        print(reason)
         return {"skipped": reason}
 
     from importlib.metadata import version
