@@ -107,3 +107,21 @@ def minilm():
     from tokensmith.core.runtime import Runtime
 
     return load_minilm(Runtime(device="cpu", dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def torch_single_thread():
+    """Run torch on one thread for the session (tiny tensors on a shared machine are fastest,
+    and steadiest, without OpenMP spin-waiting), restoring the previous count afterwards.
+    A plugin's conftest can make it apply to all its tests::
+
+        @pytest.fixture(autouse=True, scope="session")
+        def _one_thread(torch_single_thread):
+            yield
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -61,12 +61,9 @@ class ToyByteLM(ByteLanguageModel):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    """Small tensor ops on a shared 2-core machine are fastest (and steadiest) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(torch_single_thread):
+    """Tiny tensors: one torch thread for every test here (tokensmith.testing fixture)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from tokensmith_baselines.decoding import (
     GreedyDecoder,
     SamplingDecoder,
     TokenHealer,
-    filtered_probs,
 )
 
 from tokensmith import ConfigError, FunctionConstraint
+from tokensmith.core.sampling import filtered_probs
 from tokensmith.testing import DecoderContract
 
 
@@ -73,23 +73,6 @@ def test_healed_generation_reproduces_the_prompt_bytes(tiny_lm):
     assert healed > 0
     full = tiny_lm.tokenizer.decode_bytes(gen.ids)
     assert full.startswith(b"Fra"[-healed:]) and gen.bytes == full[healed:]
-
-
-@settings(max_examples=80, deadline=None)
-@given(logits=st.lists(st.floats(-20, 20), min_size=2, max_size=30), k=st.integers(0, 30),
-       p=st.floats(0.05, 1.0), t=st.floats(0.1, 3.0))
-def test_filtered_probs_properties(logits, k, p, t):
-    lp = torch.log_softmax(torch.tensor(logits, dtype=torch.float64), 0)
-    probs = filtered_probs(lp, t, k, p)
-    assert probs.sum().item() == pytest.approx(1.0) and (probs >= 0).all()
-    kept = int((probs > 0).sum())
-    if k:
-        assert kept <= max(k, int((lp >= torch.topk(lp, min(k, len(logits))).values[-1]).sum()))
-    if p < 1.0 and not k:
-        base = torch.softmax(lp / t, 0)
-        order = base.sort(descending=True).values
-        needed = int((order.cumsum(0) - order < p).sum())
-        assert kept == needed
 
 
 def test_sampling_frequencies_match_the_distribution(tiny_lm):

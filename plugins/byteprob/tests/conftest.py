@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    """Small float64 tensor ops on a shared 2-core machine are fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(torch_single_thread):
+    """Tiny tensors: one torch thread for every test here (tokensmith.testing fixture)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

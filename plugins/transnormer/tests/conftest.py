@@ -45,11 +45,6 @@ def tnl_lm(tiny_tokenizer, tnl_model):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """These tensors are tiny: one thread avoids OpenMP spin-waiting on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(torch_single_thread):
+    """Tiny tensors: one torch thread for every test here (tokensmith.testing fixture)."""
     yield
-    torch.set_num_threads(before)

@@ -17,37 +17,23 @@ from typing import Any
 import attrs
 
 from tokensmith import BuildContext, ConfigError, Decoder, Generation, LanguageModel, Tokenizer
+from tokensmith.core.sampling import filtered_probs, non_negative, positive, probability
 from tokensmith.core.tokenizer import require_text
-
-
-def _positive(instance, attribute, value):
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def _non_negative(instance, attribute, value):
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _probability(instance, attribute, value):
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
 
 
 @attrs.frozen
 class GreedyConfig:
     token_healing: bool = False
-    heal_tokens: int = attrs.field(default=1, validator=_positive)
+    heal_tokens: int = attrs.field(default=1, validator=positive)
 
 
 @attrs.frozen
 class SampleConfig:
-    temperature: float = attrs.field(default=1.0, validator=_positive)
-    top_k: int = attrs.field(default=0, validator=_non_negative)
-    top_p: float = attrs.field(default=1.0, validator=_probability)
+    temperature: float = attrs.field(default=1.0, validator=positive)
+    top_k: int = attrs.field(default=0, validator=non_negative)
+    top_p: float = attrs.field(default=1.0, validator=probability)
     token_healing: bool = False
-    heal_tokens: int = attrs.field(default=1, validator=_positive)
+    heal_tokens: int = attrs.field(default=1, validator=positive)
 
 
 class TokenHealer:
@@ -183,22 +169,3 @@ class SamplingDecoder(_TokenDecoder):
     def pick(self, logprobs: Any, generator: Any) -> int:
         probs = filtered_probs(logprobs, self.config.temperature, self.config.top_k, self.config.top_p)
         return int(probs.cpu().multinomial(1, generator=generator))
-
-
-def filtered_probs(logprobs: Any, temperature: float, top_k: int, top_p: float) -> Any:
-    """Temperature, then top-k, then nucleus (top-p) filtering; returns probabilities."""
-    import torch
-
-    scores = logprobs.double() / temperature
-    if top_k and top_k < scores.numel():
-        kth = torch.topk(scores, top_k).values[-1]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = probs.sort(descending=True)
-        before = sorted_p.cumsum(0) - sorted_p
-        drop = before >= top_p  # keep the smallest prefix whose mass reaches top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
-        probs = probs / probs.sum()
-    return probs

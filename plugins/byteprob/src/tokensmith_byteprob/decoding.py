@@ -23,6 +23,7 @@ from tokensmith import (
     InputError,
     LanguageModel,
 )
+from tokensmith.core.sampling import filtered_probs, non_negative, probability
 from tokensmith.core.tokenizer import require_text
 
 from .byte_view import check_byte_tokenizer
@@ -37,16 +38,6 @@ def _meaning(instance, attribute, value):
         raise ValueError(f"{attribute.name} must be one of {MEANINGS}, got {value!r}")
 
 
-def _non_negative(instance, attribute, value):
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _probability(instance, attribute, value):
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
-
-
 def _optional_positive(instance, attribute, value):
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be > 0 or None, got {value}")
@@ -58,23 +49,17 @@ class ByteDecoderConfig:
     ``BYTES_PER_TOKEN * max_new_tokens``."""
 
     meaning: str = attrs.field(default="canonical", validator=_meaning)
-    temperature: float = attrs.field(default=0.0, validator=_non_negative)
-    top_p: float = attrs.field(default=1.0, validator=_probability)
+    temperature: float = attrs.field(default=0.0, validator=non_negative)
+    top_p: float = attrs.field(default=1.0, validator=probability)
     max_new_bytes: int | None = attrs.field(default=None, validator=_optional_positive)
 
 
 def pick_byte(logprobs: Any, temperature: float, top_p: float, generator: Any) -> int:
     """Greedy for temperature 0; else temperature, then nucleus filtering, then a draw."""
-    import torch
 
     if temperature == 0:
         return int(logprobs.argmax())
-    probs = torch.softmax(logprobs.double() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = probs.sort(descending=True)
-        drop = (sorted_p.cumsum(0) - sorted_p) >= top_p  # keep the smallest head reaching top_p
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_p.masked_fill(drop, 0.0))
-        probs = probs / probs.sum()
+    probs = filtered_probs(logprobs, temperature, top_p=top_p)
     return int(probs.multinomial(1, generator=generator))
 
 
