@@ -67,12 +67,6 @@ class HFCausalLM(LanguageModel):
     def device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _logprobs(self, logits: Any) -> Any:
-        import torch
-
-        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        return torch.log_softmax(logits.to(dtype), dim=-1)
-
     def _forward(self, ids: list[int], cache: Any) -> tuple[Any, Any]:
         import torch
 
@@ -83,7 +77,7 @@ class HFCausalLM(LanguageModel):
         self.counters["forward_calls"] += 1
         self.counters["forward_tokens"] += len(ids)
         new_cache = out.get("cache", None) if "cache" in out else out.past_key_values
-        return self._logprobs(out.logits[0, -1]), new_cache
+        return self.log_softmax(out.logits[0, -1]), new_cache
 
     def start(self, ids: Sequence[int]) -> LMState:
         ids = self.check_ids(ids)
@@ -135,5 +129,5 @@ class HFCausalLM(LanguageModel):
             out = self.model(input_ids=x, attention_mask=mask, use_cache=False)
         self.counters["forward_calls"] += 1
         self.counters["forward_tokens"] += sum(len(s) for s in seqs)
-        lp = self._logprobs(out.logits)
+        lp = self.log_softmax(out.logits)
         return [lp[row, : len(s)] for row, s in enumerate(seqs)]

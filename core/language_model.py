@@ -81,6 +81,14 @@ class LanguageModel(ABC):
         """For each sequence a ``[len(seq), vocab]`` tensor: row ``i`` is the
         next-token log-distribution after ``seq[: i + 1]``. Batched, no cache."""
 
+    @staticmethod
+    def log_softmax(logits: Any) -> Any:
+        """Next-token log-probabilities from logits: float32, or float64 for a float64 model."""
+        import torch
+
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        return torch.log_softmax(logits.to(dtype), dim=-1)
+
     def check_ids(self, ids: Sequence[int], *, already: int = 0) -> list[int]:
         if isinstance(ids, (str, bytes)):
             raise InputError(f"expected token ids, got {type(ids).__name__}",

@@ -113,10 +113,9 @@ class Registry:
     def get(self, kind: str, name: str) -> Component:
         if kind not in self._components:
             raise ConfigError(f"unknown component kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
-        try:
-            return self._components[kind][name]
-        except KeyError:
-            pass
+        record = self._components[kind].get(name)
+        if record is not None:
+            return record
         names = sorted(self._components[kind])
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         elsewhere = [f"{c.kind} '{c.name}'" for k, byname in self._components.items()
@@ -173,11 +172,6 @@ class Registry:
             if exc.component is None:
                 exc.component, exc.plugin = record.qualname, record.distribution
             raise
-        if hasattr(obj, "name") and not isinstance(getattr(type(obj), "name", None), property):
-            try:
-                obj.name = ref.type
-            except AttributeError:
-                pass
         return obj
 
     def validate(self, spec: PipelineSpec) -> list[TokensmithError]:

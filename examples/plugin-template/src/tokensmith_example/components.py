@@ -17,6 +17,8 @@ class NFKCConfig:
 class NFKC(TokenizerStage):
     """NFKC-normalize text (optionally case-folded) before it is tokenized."""
 
+    name = "nfkc"
+
     def __init__(self, casefold: bool = False) -> None:
         self.casefold = casefold
 
@@ -41,6 +43,8 @@ class MaxBytesConfig:
 
 class MaxBytes(Constraint):
     """Strings of at most ``limit`` bytes: a prefix is viable while it fits."""
+
+    name = "max-bytes"
 
     def __init__(self, limit: int) -> None:
         super().__init__()

@@ -29,6 +29,8 @@ def file_tokenizer(config: HFFileConfig, ctx: BuildContext):
 class ModelEmbedding(EmbeddingProvider):
     """Keeps the model's input embeddings: ``build`` returns them, ``install`` changes nothing."""
 
+    name = "model"
+
     def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
         pass
 
@@ -38,6 +40,8 @@ class ModelEmbedding(EmbeddingProvider):
 
 class IdentityNormalization(NormalizationProvider):
     """Leaves every norm layer in place; the report lists what it saw."""
+
+    name = "identity"
 
     def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
         pass

@@ -55,9 +55,6 @@ class TransNormerLanguageModel(LanguageModel):
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _logprobs(self, logits: torch.Tensor) -> torch.Tensor:
-        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        return torch.log_softmax(logits.to(dtype), dim=-1)
 
     def _read(self, ids: list[int], state: Any, form: str) -> tuple[torch.Tensor, Any]:
         x = torch.tensor([ids], dtype=torch.long, device=self._device())
@@ -65,7 +62,7 @@ class TransNormerLanguageModel(LanguageModel):
             logits, cache = self.model(x, form=form, state=state)
         self.counters["forward_calls"] += 1
         self.counters["forward_tokens"] += len(ids)
-        return self._logprobs(logits[0, -1]), cache
+        return self.log_softmax(logits[0, -1]), cache
 
     def start(self, ids: Sequence[int]) -> LMState:
         ids = self.check_ids(ids)
@@ -98,5 +95,5 @@ class TransNormerLanguageModel(LanguageModel):
             logits, _ = self.model(x, form="blockwise")
         self.counters["forward_calls"] += 1
         self.counters["forward_tokens"] += sum(len(s) for s in seqs)
-        lp = self._logprobs(logits)
+        lp = self.log_softmax(logits)
         return [lp[row, : len(s)] for row, s in enumerate(seqs)]
