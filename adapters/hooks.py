@@ -1,19 +1,52 @@
-"""The core's own hook implementations: loading models from sources, wrapping causal LMs."""
+"""The core's own hook implementations: describing and loading models from sources,
+wrapping causal LMs."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tokensmith.core.errors import ModelLoadError
+from tokensmith.core.params import Parameter
 from tokensmith.core.pipeline import ModelSource
+from tokensmith.core.records import ModelInfo
 from tokensmith.core.runtime import Runtime
+from tokensmith.core.validators import non_negative_int, positive_int
 from tokensmith.spec import hookimpl
 
 from . import models
 
 TINY = {"tiny-llama": models.tiny_llama, "tiny-gpt2": models.tiny_gpt2}
-TINY_PARAMS = {"tokenizer", "vocab_size", "hidden_size", "layers", "heads", "context", "seed"}
+_CAUSAL_TOKENS = frozenset({"causal_lm", "byte_view"})
+TINY_PARAMETERS = (
+    Parameter("tokenizer", Literal["byte_level", "byte_fallback"], "byte_level",
+              doc="the tiny tokenizer's model: byte-level BPE or SentencePiece-style byte fallback"),
+    Parameter("vocab_size", int, 320, (positive_int,)),
+    Parameter("hidden_size", int, 32, (positive_int,)),
+    Parameter("layers", int, 2, (positive_int,)),
+    Parameter("heads", int, 4, (positive_int,)),
+    Parameter("context", int, 256, (positive_int,)),
+    Parameter("seed", int, 0, (non_negative_int,)),
+)
+PROGRESS = Parameter("progress", bool, True, doc="show a progress bar while converting the GGUF file")
+CAUSAL = Parameter("causal", bool, True, doc="load with AutoModelForCausalLM (False: AutoModel)")
+
+
+@hookimpl(trylast=True)
+def tokensmith_describe_model(source: ModelSource) -> ModelInfo | None:
+    name = source.source
+    if name == "smollm2":
+        return ModelInfo(name, (PROGRESS,), _CAUSAL_TOKENS)
+    if name == "minilm":
+        return ModelInfo(name, (), frozenset())
+    if name in TINY:
+        return ModelInfo(name, TINY_PARAMETERS, _CAUSAL_TOKENS)
+    path = Path(name).expanduser()
+    if path.is_dir() or (path.suffix == ".safetensors" and path.exists()):
+        return ModelInfo(name, (CAUSAL,), None)
+    if path.suffix == ".gguf":
+        return ModelInfo(name, (), None)
+    return None
 
 
 @hookimpl(trylast=True)
@@ -25,10 +58,6 @@ def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
     if name == "minilm":
         return models.load_minilm(runtime)
     if name in TINY:
-        unknown = set(params) - TINY_PARAMS
-        if unknown:
-            raise ModelLoadError(f"unknown parameters {sorted(unknown)} for {name}",
-                                 component="model", hint="accepted: " + ", ".join(sorted(TINY_PARAMS)))
         tok = models.tiny_tokenizer(params.pop("tokenizer", "byte_level"),
                                     vocab_size=params.pop("vocab_size", 320))
         model, tok = TINY[name](tok, dtype=runtime.dtype, **params)
@@ -45,9 +74,9 @@ def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
 
         from .hf_tokenizer import HFTokenizer
 
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                     dtype=runtime.torch_dtype())
+                                                     dtype=runtime.torch_dtype(), trust_remote_code=False)
         return model.to(runtime.torch_device()).eval(), HFTokenizer.from_transformers(tok, name=path.stem)
     return None
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class TokensmithError(Exception):
     """Base class of every tokensmith error.
@@ -22,7 +25,12 @@ class TokensmithError(Exception):
         self.component = component
         self.plugin = plugin
         self.hint = hint
-        super().__init__(self._render())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # rendered when shown, so that naming added after construction (the registry
+        # stamps the component and plugin of an error raised inside a factory) appears
+        return self._render()
 
     def _render(self) -> str:
         where = ""
@@ -45,9 +53,12 @@ class ValidationError(ConfigError):
 
     def __init__(self, problems: list[TokensmithError]) -> None:
         self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the pipeline")
+
+    def _render(self) -> str:
         lines = [f"{len(self.problems)} problem(s) in the pipeline:"]
         lines += [f"  - {str(p)}".replace("\n", "\n    ") for p in self.problems]
-        super().__init__("\n".join(lines))
+        return "\n".join(lines)
 
 
 class UnknownComponentError(ConfigError, KeyError):
@@ -57,8 +68,15 @@ class UnknownComponentError(ConfigError, KeyError):
         return self._render()
 
 
-class ComponentCollisionError(TokensmithError):
-    """Two plugins registered the same kind and name."""
+class ComponentError(TokensmithError, RuntimeError):
+    """A component's factory cannot be found, raised an exception that is not a tokensmith
+    error, or built an object that is not of its kind. The original exception is the
+    ``__cause__``."""
+
+
+class ComponentCollisionError(ConfigError):
+    """Two plugins registered the same kind and name, and the pipeline uses that name
+    unqualified (``plugin:name`` or ``distribution:name`` picks one)."""
 
 
 class PluginLoadError(TokensmithError, ImportError):
@@ -107,3 +125,29 @@ class SurgeryError(TokensmithError, ValueError):
 
 class StaleStateError(TokensmithError, RuntimeError):
     """A language-model state whose KV cache was already extended was extended again."""
+
+
+def attribute(exc: TokensmithError, component: str, plugin: str | None) -> TokensmithError:
+    """Name ``component`` and ``plugin`` in ``exc`` where the raiser did not."""
+    if exc.component is None:
+        exc.component, exc.plugin = component, plugin
+    elif exc.plugin is None and exc.component == component:
+        exc.plugin = plugin
+    if isinstance(exc, ValidationError):
+        for problem in exc.problems:
+            attribute(problem, component, plugin)
+    return exc
+
+
+@contextmanager
+def blame(component: str, plugin: str | None, action: str) -> Iterator[None]:
+    """Run plugin code: a tokensmith error gets ``component``/``plugin`` named; any other
+    exception becomes a :class:`ComponentError` naming both, with the original as ``__cause__``."""
+    try:
+        yield
+    except TokensmithError as exc:
+        raise attribute(exc, component, plugin)
+    except Exception as exc:  # noqa: BLE001 - plugin code may raise anything
+        raise ComponentError(f"{action} raised {type(exc).__name__}: {exc}", component=component,
+                             plugin=plugin, hint=f"a bug in {plugin or 'the component'}: "
+                             "report it with the traceback (python -X dev or --debug)") from exc

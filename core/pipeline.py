@@ -18,20 +18,15 @@ from .constraint import Constraint
 from .decoding import Decoder
 from .errors import ConfigError
 from .language_model import LanguageModel
-from .records import ComponentRef, Generation, ModelReport
+from .errors import blame
+from .kinds import KIND_TABLE
+from .records import ComponentRef, ConstraintSet, Generation, ModelReport, constraint_from_config
 from .runtime import Runtime
 from .tokenizer import Tokenizer, require_text
 
-#: pipeline slots holding one registered component, with the kind each takes
-SLOTS: dict[str, str] = {
-    "tokenizer": "tokenizer",
-    "embedding": "embedding",
-    "normalization": "normalization",
-    "decoder": "decoder",
-    "constraint": "constraint",
-    "objective": "objective",
-    "evaluation": "evaluation",
-}
+#: pipeline slots holding one registered component (``constraint`` may also hold a
+#: :class:`ConstraintSet`), with the kind each takes; ``stages`` holds a list
+SLOTS: dict[str, str] = {k.slot: k.name for k in KIND_TABLE if k.slot and k.slot != "stages"}
 
 
 def _ref(value: Any) -> ComponentRef | None:
@@ -39,7 +34,13 @@ def _ref(value: Any) -> ComponentRef | None:
 
 
 def _refs(values: Any) -> tuple[ComponentRef, ...]:
+    if isinstance(values, (str, Mapping, ComponentRef)):
+        values = [values]  # one stage given on its own, not a string split into letters
     return tuple(ComponentRef.from_config(v) for v in (values or ()))
+
+
+def _constraint(value: Any) -> ComponentRef | ConstraintSet | None:
+    return None if value is None else constraint_from_config(value)
 
 
 @attrs.frozen
@@ -59,8 +60,8 @@ class ModelSource:
             return value
         if isinstance(value, str):
             return cls(value)
-        if isinstance(value, Mapping) and "source" in value:
-            return cls(str(value["source"]), {k: v for k, v in value.items() if k != "source"})
+        if isinstance(value, Mapping) and isinstance(value.get("source"), str) and value["source"]:
+            return cls(value["source"], {k: v for k, v in value.items() if k != "source"})
         raise ConfigError(f"[model] needs a 'source', got {value!r}",
                           hint='e.g. [model] source = "smollm2"')
 
@@ -81,16 +82,26 @@ class PipelineSpec:
     embedding: ComponentRef | None = attrs.field(default=None, converter=_ref)
     normalization: ComponentRef | None = attrs.field(default=None, converter=_ref)
     decoder: ComponentRef | None = attrs.field(default=None, converter=_ref)
-    constraint: ComponentRef | None = attrs.field(default=None, converter=_ref)
+    constraint: ComponentRef | ConstraintSet | None = attrs.field(default=None, converter=_constraint)
     objective: ComponentRef | None = attrs.field(default=None, converter=_ref)
     evaluation: ComponentRef | None = attrs.field(default=None, converter=_ref)
     runtime: Mapping[str, Any] = attrs.field(factory=lambda: {"device": "auto", "dtype": "auto"},
                                              converter=lambda d: dict(d))
     generate: Mapping[str, Any] = attrs.field(factory=dict, converter=lambda d: dict(d))
 
-    def slots(self) -> dict[str, ComponentRef]:
+    def slots(self) -> dict[str, ComponentRef | ConstraintSet]:
         out = {slot: getattr(self, slot) for slot in SLOTS}
         return {k: v for k, v in out.items() if v is not None}
+
+    def refs(self) -> list[tuple[str, str, ComponentRef]]:
+        """Every component the spec names, as ``(slot, kind, ref)``: the slots, each stage,
+        and each part of a combined constraint."""
+        out: list[tuple[str, str, ComponentRef]] = []
+        for slot, ref in self.slots().items():
+            parts = ref.refs() if isinstance(ref, ConstraintSet) else [ref]
+            out += [(slot, SLOTS[slot], part) for part in parts]
+        out += [("stages", "tokenizer_stage", ref) for ref in self.stages]
+        return out
 
     def to_config(self) -> dict[str, Any]:
         """A plain dict (TOML-ready); ``PipelineSpec.from_config(spec.to_config()) == spec``."""
@@ -109,6 +120,8 @@ class PipelineSpec:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PipelineSpec:
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"a pipeline is a table, got {type(config).__name__}", component="pipeline")
         config = dict(config)
         allowed = {"runtime", "model", "generate", *SLOTS}
         unknown = sorted(set(config) - allowed)
@@ -117,6 +130,10 @@ class PipelineSpec:
                               hint="allowed tables: " + ", ".join(sorted(allowed)))
         if "model" not in config:
             raise ConfigError("the pipeline has no [model] table", hint='add [model] source = "smollm2"')
+        for table in ("runtime", "generate"):
+            if table in config and not isinstance(config[table], Mapping):
+                raise ConfigError(f"[{table}] must be a table, got {type(config[table]).__name__}",
+                                  component="pipeline")
         kwargs: dict[str, Any] = {k: v for k, v in config.items() if k in allowed}
         tok = kwargs.get("tokenizer")
         if isinstance(tok, Mapping) and "stages" in tok:
@@ -132,9 +149,15 @@ class PipelineSpec:
             with path.open("rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise ConfigError(f"pipeline file {str(path)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+            raise ConfigError(f"pipeline file {str(path)!r} does not exist", component="pipeline") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{str(path)!r} is a directory, not a pipeline TOML file",
+                              component="pipeline") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}", component="pipeline",
+                              hint="a pipeline file is UTF-8 TOML; see examples/*.toml") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {str(path)!r}: {exc}", component="pipeline") from None
         return cls.from_config(data)
 
     def to_toml(self) -> str:
@@ -145,13 +168,16 @@ class PipelineSpec:
 
 @attrs.define
 class BuildContext:
-    """What a factory may use: the runtime and whatever is already built."""
+    """What a factory that asks for it (a parameter named ``ctx``) may use: the runtime,
+    whatever is already built, and the registry (to build other components by name,
+    e.g. a demo comparing against the ``greedy`` baseline)."""
 
     runtime: Runtime
     model: Any = None
     tokenizer: Tokenizer | None = None
     lm: LanguageModel | None = None
     source: ModelSource | None = None
+    registry: Any = None
 
 
 @attrs.define
@@ -186,12 +212,16 @@ class Pipeline:
             raise ConfigError("this pipeline has no decoder/causal LM", component="pipeline",
                               hint="set [decoder] and use a causal LM source")
         if max_new_tokens is None:
-            max_new_tokens = int(self.spec.generate.get("max_new_tokens", 32))
+            max_new_tokens = self.spec.generate.get("max_new_tokens", 32)
         if self.constraint is not None:
             self.constraint.reset_counters()
-        return self.decoder.generate(self.lm, self.prepare(prompt), max_new_tokens=max_new_tokens,
-                                     constraint=self.constraint,
-                                     seed=self.runtime.seed if seed is None else seed)
+        record = self.components.get("decoder")
+        component = record.qualname if record is not None else f"decoder '{self.decoder.name}'"
+        plugin = record.distribution if record is not None else None
+        # seed None: the decoder draws from the runtime's generator, which advances per call
+        with blame(component, plugin, "generate"):
+            return self.decoder.generate(self.lm, self.prepare(prompt), max_new_tokens=max_new_tokens,
+                                         constraint=self.constraint, seed=seed)
 
     def to_config(self) -> dict[str, Any]:
         return self.spec.to_config()

@@ -7,22 +7,6 @@ from typing import Any
 
 import attrs
 
-#: The component kinds a plugin can register, in the order pipelines use them.
-KINDS: tuple[str, ...] = (
-    "tokenizer",
-    "tokenizer_stage",
-    "tokenizer_trainer",
-    "embedding",
-    "normalization",
-    "decoder",
-    "constraint",
-    "objective",
-    "evaluation",
-    "attribution",
-    "architecture",
-    "demo",
-)
-
 ALL_DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps")
 ALL_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 
@@ -102,26 +86,27 @@ class ModelReport:
 class Component:
     """A declarative registration record, returned by a ``tokensmith_register_*`` hook.
 
-    ``factory`` builds the component: ``factory(config, context)`` where
-    ``config`` is an instance of ``config_class`` (or a dict when that is
-    ``None``) and ``context`` a :class:`~tokensmith.core.pipeline.BuildContext`.
-    It may be a callable or a lazy ``"module:attribute"`` string so that
-    registering a plugin imports nothing heavy.
+    ``factory`` builds the component: a class or a function, or a lazy
+    ``"module:attribute"`` string so that registering a plugin imports nothing
+    heavy (the registry resolves it when a pipeline is validated, before any
+    model loads). Its parameters are declared once, by the factory itself
+    (:mod:`tokensmith.core.params`): the fields of an attrs class, or the
+    annotated keyword parameters of a function or class; a parameter named
+    ``ctx`` receives the :class:`~tokensmith.core.pipeline.BuildContext`.
 
     ``requires`` lists capabilities the component needs from the pipeline
-    (``"byte_view"``, ``"causal_lm"``); ``accepts_constraint`` says whether a
-    decoder can honour a constraint. ``kind``, ``plugin``, ``distribution`` and
-    ``version`` are stamped by the registry.
+    (names in :data:`tokensmith.core.kinds.REQUIREMENTS`: ``"byte_view"``,
+    ``"causal_lm"``). Whether a decoder honours constraints is its class
+    attribute ``accepts_constraint``. ``kind``, ``plugin``, ``distribution``
+    and ``version`` are stamped by the registry.
     """
 
     name: str
     factory: Callable[..., Any] | str
     summary: str = ""
-    config_class: type | None = None
     devices: tuple[str, ...] = attrs.field(default=ALL_DEVICES, converter=_tuple)
     dtypes: tuple[str, ...] = attrs.field(default=ALL_DTYPES, converter=_tuple)
     requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    accepts_constraint: bool = False
     kind: str = ""
     plugin: str = ""
     distribution: str = ""
@@ -131,16 +116,54 @@ class Component:
     def qualname(self) -> str:
         return f"{self.kind} '{self.name}'"
 
+    @property
+    def qualified_names(self) -> tuple[str, str]:
+        """The two names that pick this record when another plugin registers the same name."""
+        return f"{self.plugin}:{self.name}", f"{self.distribution}:{self.name}"
+
     def resolve_factory(self) -> Callable[..., Any]:
+        """The factory itself; a lazy string is imported. Any failure is a ComponentError."""
+        from .errors import ComponentError
+
         if callable(self.factory):
             return self.factory
+        if not isinstance(self.factory, str) or self.factory.count(":") != 1:
+            raise ComponentError(f"factory {self.factory!r} is neither callable nor 'module:attribute'",
+                                 component=self.qualname, plugin=self.distribution or None,
+                                 hint=f"fix the Component record in {self.distribution or 'the plugin'}")
         import importlib
 
         module, _, attr = self.factory.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:  # noqa: BLE001 - ImportError, AttributeError, or the module's own
+            raise ComponentError(
+                f"factory {self.factory!r} cannot be loaded: {type(exc).__name__}: {exc}",
+                component=self.qualname, plugin=self.distribution or None,
+                hint=f"a bug or a broken install of {self.distribution or 'the plugin'}: "
+                "reinstall it, or fix the factory path in its Component record") from exc
+        if not callable(obj):
+            raise ComponentError(f"factory {self.factory!r} is a {type(obj).__name__}, not callable",
+                                 component=self.qualname, plugin=self.distribution or None)
         return obj
+
+
+@attrs.frozen
+class ModelInfo:
+    """What a model source accepts and provides, known before it loads
+    (returned by ``tokensmith_describe_model``).
+
+    ``parameters`` are the ``[model]`` table's keys other than ``source``
+    (:class:`~tokensmith.core.params.Parameter`); ``provides`` the capabilities
+    (``"causal_lm"``, ``"byte_view"``) of the model and its own tokenizer, or
+    ``None`` when only loading can tell.
+    """
+
+    name: str
+    parameters: tuple[Any, ...] = attrs.field(default=(), converter=_tuple)
+    provides: frozenset[str] | None = None
 
 
 @attrs.frozen
@@ -165,7 +188,46 @@ class ComponentRef:
             if "type" not in value:
                 raise ConfigError(f"component table {dict(value)!r} has no 'type' key",
                                   hint='add type = "<registered name>"')
+            if not isinstance(value["type"], str) or not value["type"]:
+                raise ConfigError(f"component 'type' must be a registered name (a string), got "
+                                  f"{value['type']!r}", hint='type = "<registered name>"')
             params = {k: v for k, v in value.items() if k != "type"}
-            return cls(str(value["type"]), params)
+            return cls(value["type"], params)
         raise ConfigError(f"cannot read a component from {value!r}",
                           hint="use a registered name or a table with a 'type' key")
+
+
+def constraint_from_config(value: Any) -> ComponentRef | ConstraintSet:
+    """A constraint table: a component (``{type = ...}``), a list (all of them), or
+    ``{all = [...]}`` / ``{any = [...]}``, nested as needed."""
+    from .errors import ConfigError
+
+    if isinstance(value, (ComponentRef, ConstraintSet)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return ConstraintSet("all", tuple(constraint_from_config(v) for v in value))
+    if isinstance(value, Mapping) and "type" not in value and len(value) == 1 \
+            and next(iter(value)) in ("all", "any"):
+        mode, parts = next(iter(value.items()))
+        if not isinstance(parts, (list, tuple)) or not parts:
+            raise ConfigError(f"constraint '{mode}' needs a non-empty list of constraints, got {parts!r}",
+                              component="pipeline", hint=f'[constraint] {mode} = [{{type = "..."}}, ...]')
+        return ConstraintSet(mode, tuple(constraint_from_config(v) for v in parts))
+    return ComponentRef.from_config(value)
+
+
+@attrs.frozen
+class ConstraintSet:
+    """Constraints combined: ``mode`` ``"all"`` (intersection) or ``"any"`` (union)."""
+
+    mode: str = attrs.field(validator=attrs.validators.in_(("all", "any")))
+    parts: tuple[ComponentRef | ConstraintSet, ...] = attrs.field(converter=_tuple)
+
+    def refs(self) -> list[ComponentRef]:
+        out: list[ComponentRef] = []
+        for part in self.parts:
+            out.extend(part.refs() if isinstance(part, ConstraintSet) else [part])
+        return out
+
+    def to_config(self) -> dict[str, Any]:
+        return {self.mode: [p.to_config() for p in self.parts]}

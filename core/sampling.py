@@ -1,27 +1,9 @@
-"""Helpers shared by sampling decoders: config validators and the temperature / top-k /
-nucleus (top-p) filter. Token-level and byte-level decoders use the same code."""
+"""The temperature / top-k / nucleus (top-p) filter shared by sampling decoders: token-level
+and byte-level decoders use the same code."""
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def positive(instance: Any, attribute: Any, value: Any) -> None:
-    """attrs validator: ``value > 0``."""
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
-def non_negative(instance: Any, attribute: Any, value: Any) -> None:
-    """attrs validator: ``value >= 0``."""
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def probability(instance: Any, attribute: Any, value: Any) -> None:
-    """attrs validator: ``0 < value <= 1`` (a top-p mass)."""
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} must be in (0, 1], got {value}")
 
 
 def filtered_probs(logprobs: Any, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Any:

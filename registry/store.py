@@ -1,9 +1,15 @@
 """The component store: every registered component by kind and name, with provenance.
 
 Registration hooks are called once, implementation by implementation, so each
-record is stamped with the plugin and distribution that returned it and an
-exception is reported with the plugin's name. After that, building a pipeline
-calls no hook on a hot path: factories build plain objects.
+record is stamped with the plugin and distribution that returned it, a bad
+record or a hook that raises is reported with the plugin's name, and one
+broken plugin never takes the others down. Two plugins may register the same
+name: that is an error only where a pipeline uses the name unqualified
+(``plugin:name`` or ``distribution:name`` picks one).
+
+Every other hook (describe/load/wrap a model, configure, pipeline built) is also
+called implementation by implementation, each isolated. After that, building
+a pipeline calls no hook on a hot path: factories build plain objects.
 """
 
 from __future__ import annotations
@@ -17,26 +23,42 @@ from typing import Any
 import attrs
 import pluggy
 
+from tokensmith.core.constraint import AllOf, AnyOf
 from tokensmith.core.errors import (
     ComponentCollisionError,
+    ComponentError,
     ConfigError,
     IncompatibleComponentsError,
     ModelLoadError,
-    PluginLoadError,
     TokensmithError,
     UnknownComponentError,
     ValidationError,
+    blame,
 )
+from tokensmith.core.kinds import KIND_BY_NAME, KINDS, REQUIREMENTS
+from tokensmith.core.language_model import LanguageModel
+from tokensmith.core.params import Signature, check_parameters, signature_of
 from tokensmith.core.pipeline import SLOTS, BuildContext, ModelSource, Pipeline, PipelineSpec
-from tokensmith.core.records import KINDS, Component, ComponentRef
+from tokensmith.core.records import (
+    ALL_DEVICES,
+    ALL_DTYPES,
+    Component,
+    ComponentRef,
+    ConstraintSet,
+    ModelInfo,
+)
 from tokensmith.core.runtime import Runtime
 from tokensmith.spec.hookspecs import REGISTRATION_HOOKS
 
-from .discovery import PluginInfo, make_plugin_manager
+from .catalog import providers
+from .discovery import PluginFailure, PluginInfo, canonical, make_plugin_manager, report
+
+#: keys of a pipeline's [generate] table
+GENERATE_KEYS = ("prompt", "max_new_tokens")
 
 
-def _strict(env: Mapping[str, str]) -> bool:
-    return env.get("TOKENSMITH_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+def _hint_parameters(record: Component) -> str:
+    return f"`tokensmith components {record.kind}` lists the parameters of {record.name!r}"
 
 
 class Registry:
@@ -45,7 +67,10 @@ class Registry:
     def __init__(self, pm: pluggy.PluginManager, env: Mapping[str, str] | None = None) -> None:
         self.pm = pm
         self.env = os.environ if env is None else env
-        self._components: dict[str, dict[str, Component]] = {k: {} for k in KINDS}
+        if not hasattr(pm, "tokensmith_failed"):
+            pm.tokensmith_failed = {}
+        self._records: dict[str, dict[str, list[Component]]] = {k: {} for k in KINDS}
+        self._factories: dict[int, tuple[Any, Signature]] = {}
         self._hooks_by_plugin: dict[str, list[str]] = {}
         self._collect()
 
@@ -60,167 +85,338 @@ class Registry:
     def plugins(self) -> dict[str, PluginInfo]:
         return dict(self.pm.tokensmith_info)
 
+    @property
+    def failed(self) -> dict[str, PluginFailure]:
+        """Plugins (or parts of plugins) that were skipped, with their error."""
+        return dict(self.pm.tokensmith_failed)
+
     def hooks_of(self, plugin: str) -> list[str]:
         return self._hooks_by_plugin.get(plugin, [])
 
+    def _info(self, impl: Any) -> PluginInfo:
+        return self.pm.tokensmith_info.get(impl.plugin_name) or PluginInfo(
+            impl.plugin_name, "(in-process)", "0", impl.plugin_name)
+
+    def _failed(self, info: PluginInfo, stage: str, message: str, exc: BaseException | None = None,
+                hint: str | None = None) -> None:
+        report(self.pm, PluginFailure(info.name, info.distribution, info.version, stage, message),
+               self.env, hint=hint or f"fix or uninstall {info.distribution}", cause=exc)
+
     def _collect(self) -> None:
         for name, plugin in self.pm.list_name_plugin():
-            self._hooks_by_plugin[name] = sorted(
-                h.name for h in self.pm.get_hookcallers(plugin) or [])
+            self._hooks_by_plugin[name] = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         for hook_name, kind in REGISTRATION_HOOKS.items():
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                info = self.pm.tokensmith_info.get(impl.plugin_name) or PluginInfo(
-                    impl.plugin_name, "(in-process)", "0", impl.plugin_name)
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                info = self._info(impl)
                 try:
-                    records = impl.function() or []
-                    for record in records:
-                        self._add(kind, record, info)
-                except ComponentCollisionError:
-                    raise
+                    records = impl.function()
+                    records = list(records) if records is not None else []
                 except Exception as exc:  # noqa: BLE001 - report which plugin broke
-                    err = PluginLoadError(
-                        f"{hook_name} of plugin {info.name!r} raised {type(exc).__name__}: {exc}",
-                        plugin=info.distribution, hint=f"fix or uninstall {info.distribution}")
-                    if _strict(self.env):
-                        raise err from exc
-                    warnings.warn(str(err), RuntimeWarning, stacklevel=2)
+                    self._failed(info, hook_name, f"{hook_name} of plugin {info.name!r} raised "
+                                 f"{type(exc).__name__}: {exc}", exc)
+                    continue
+                for record in records:
+                    problem = self._check_record(kind, record)
+                    if problem:
+                        self._failed(info, hook_name, f"{hook_name} of plugin {info.name!r}: {problem}; "
+                                     "that record is skipped")
+                        continue
+                    record = attrs.evolve(record, kind=kind, plugin=info.name,
+                                          distribution=info.distribution, version=info.version)
+                    self._records[kind].setdefault(record.name, []).append(record)
 
-    def _add(self, kind: str, record: Component, info: PluginInfo) -> None:
+    @staticmethod
+    def _check_record(kind: str, record: Any) -> str | None:
         if not isinstance(record, Component):
-            raise TypeError(f"expected tokensmith.Component records, got {type(record).__name__}")
+            return f"returned {type(record).__name__} {record!r:.60}, not a tokensmith.Component record"
         if record.kind and record.kind != kind:
-            raise TypeError(f"record {record.name!r} says kind {record.kind!r} but was returned "
-                            f"by the {kind} registration hook")
-        record = attrs.evolve(record, kind=kind, plugin=info.name,
-                              distribution=info.distribution, version=info.version)
-        existing = self._components[kind].get(record.name)
-        if existing is not None:
-            raise ComponentCollisionError(
-                f"{kind} {record.name!r} is registered twice: by {existing.distribution} "
-                f"(plugin {existing.plugin}) and by {record.distribution} (plugin {record.plugin})",
-                hint="uninstall one of them or disable one with TOKENSMITH_DISABLE_PLUGINS")
-        self._components[kind][record.name] = record
+            return f"record {record.name!r} says kind {record.kind!r} but was returned for kind {kind!r}"
+        if not isinstance(record.name, str) or not record.name or any(c in record.name for c in ": \t\n"):
+            return f"component name {record.name!r} must be a non-empty string without ':' or spaces"
+        if not (callable(record.factory) or isinstance(record.factory, str)):
+            return f"{kind} {record.name!r}: factory {record.factory!r} is neither callable nor 'module:attr'"
+        unknown = sorted(set(record.requires) - set(REQUIREMENTS))
+        if unknown:
+            return (f"{kind} {record.name!r} requires unknown capabilities {unknown}; known: "
+                    + ", ".join(REQUIREMENTS))
+        bad = sorted(set(record.devices) - set(ALL_DEVICES)) + sorted(set(record.dtypes) - set(ALL_DTYPES))
+        if bad:
+            return f"{kind} {record.name!r}: unknown devices/dtypes {bad}"
+        return None
 
     # -- lookup -----------------------------------------------------------
+    def _kind(self, kind: str) -> dict[str, list[Component]]:
+        if kind not in self._records:
+            raise ConfigError(f"unknown component kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
+        return self._records[kind]
+
     def components(self, kind: str | None = None) -> list[Component]:
+        """Every record (of one kind), sorted by name; colliding names appear once per plugin."""
         kinds = [kind] if kind else list(KINDS)
-        for k in kinds:
-            if k not in self._components:
-                raise ConfigError(f"unknown component kind {k!r}", hint="kinds: " + ", ".join(KINDS))
-        return [c for k in kinds for c in sorted(self._components[k].values(), key=lambda c: c.name)]
+        return [c for k in kinds for name in sorted(self._kind(k)) for c in self._kind(k)[name]]
+
+    def collisions(self) -> list[tuple[str, str, list[Component]]]:
+        """``(kind, name, records)`` for every name that more than one plugin registers."""
+        return [(k, name, recs) for k in KINDS for name, recs in sorted(self._records[k].items())
+                if len(recs) > 1]
 
     def get(self, kind: str, name: str) -> Component:
-        if kind not in self._components:
-            raise ConfigError(f"unknown component kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
-        record = self._components[kind].get(name)
-        if record is not None:
-            return record
-        names = sorted(self._components[kind])
+        """The record of ``kind`` ``name``; ``name`` may be qualified as ``plugin:name`` or
+        ``distribution:name``."""
+        byname = self._kind(kind)
+        if not isinstance(name, str):
+            raise ConfigError(f"a component name is a string, got {type(name).__name__} {name!r}",
+                              component=kind)
+        qualifier, _, base = name.rpartition(":")
+        records = byname.get(base, [])
+        if qualifier:
+            picked = [r for r in records
+                      if canonical(qualifier) in (canonical(r.plugin), canonical(r.distribution))]
+            if len(picked) == 1:
+                return picked[0]
+            if records:
+                raise UnknownComponentError(
+                    f"no plugin or distribution {qualifier!r} provides {kind} {base!r}",
+                    component=f"{kind} '{name}'",
+                    hint="provided by: " + ", ".join(" or ".join(r.qualified_names) for r in records))
+        elif len(records) == 1:
+            return records[0]
+        elif len(records) > 1:
+            raise ComponentCollisionError(
+                f"{kind} {base!r} is registered by several plugins: "
+                + ", ".join(f"{r.distribution} (plugin {r.plugin})" for r in records),
+                component=f"{kind} '{base}'",
+                hint="pick one with a qualified name: " + ", ".join(repr(r.qualified_names[1])
+                                                                   for r in records)
+                + "; or uninstall one (TOKENSMITH_DISABLE_PLUGINS skips one)")
+        raise self._unknown(kind, base if not qualifier else name)
+
+    def _unknown(self, kind: str, name: str) -> UnknownComponentError:
+        byname = self._records[kind]
+        names = sorted(byname)
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        elsewhere = [f"{c.kind} '{c.name}'" for k, byname in self._components.items()
-                     if k != kind for c in byname.values() if c.name == name]
+        elsewhere = [f"{k} '{name}'" for k in KINDS if k != kind and name in self._records[k]]
         hint = []
         if close:
             hint.append("did you mean " + " or ".join(
-                f"'{n}' (from {self._components[kind][n].distribution})" for n in close) + "?")
+                f"'{n}' (from {byname[n][0].distribution})" for n in close) + "?")
         if elsewhere:
             hint.append(f"'{name}' exists as " + ", ".join(elsewhere))
-        hint.append(f"if a plugin provides it, install it (first-party plugins are named "
-                    f"tokensmith-<technique>, e.g. pip install tokensmith-{name}); installed {kind}s: "
-                    + (", ".join(names) or "none"))
-        raise UnknownComponentError(f"no installed plugin provides {kind} {name!r}",
-                                    component=f"{kind} '{name}'", hint="; ".join(hint))
+        known = providers(kind, name)
+        if known:
+            hint.append(f"{kind} '{name}' is provided by " + " or ".join(known)
+                        + f": pip install {known[0]}")
+        hint.append(f"installed {kind}s: " + (", ".join(names) or "none"))
+        return UnknownComponentError(f"no installed plugin provides {kind} {name!r}",
+                                     component=f"{kind} '{name}'", hint="; ".join(hint))
 
-    # -- building ---------------------------------------------------------
-    def make_config(self, record: Component, params: Mapping[str, Any]) -> Any:
-        """Instantiate the record's config class from ``params``; every problem is a ConfigError."""
-        params = dict(params)
-        cls = record.config_class
-        if cls is None:
-            if params:
-                raise ConfigError(f"takes no parameters, got {sorted(params)}",
-                                  component=record.qualname, plugin=record.distribution)
-            return None
-        if attrs.has(cls):
-            fields = {f.alias or f.name.lstrip("_"): f for f in attrs.fields(cls) if f.init}
-            unknown = sorted(set(params) - set(fields))
-            if unknown:
-                suggestions = {u: difflib.get_close_matches(u, list(fields), n=1) for u in unknown}
-                hint = "; ".join(f"'{u}': did you mean '{s[0]}'?" for u, s in suggestions.items() if s)
-                raise ConfigError(f"unknown parameter(s) {unknown}; accepted: {sorted(fields)}",
-                                  component=record.qualname, plugin=record.distribution,
-                                  hint=hint or None)
-        try:
-            return cls(**params)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"bad parameters {params}: {exc}", component=record.qualname,
-                              plugin=record.distribution) from None
+    # -- factories and parameters -----------------------------------------
+    def factory(self, record: Component) -> tuple[Any, Signature]:
+        """The record's factory (a lazy string imported now) and the parameters it declares.
+        A factory that cannot be loaded is a :class:`ComponentError` naming the plugin."""
+        key = id(record)
+        if key not in self._factories:
+            factory = record.resolve_factory()
+            with blame(record.qualname, record.distribution, "reading the factory's parameters"):
+                self._factories[key] = (factory, signature_of(factory))
+        return self._factories[key]
 
-    def build(self, kind: str, ref: ComponentRef | str | Mapping[str, Any],
+    def parameters(self, record: Component) -> Signature:
+        return self.factory(record)[1]
+
+    def accepts_constraint(self, record: Component) -> bool:
+        """A decoder's class attribute ``accepts_constraint`` (False for other kinds)."""
+        return bool(getattr(self.factory(record)[0], "accepts_constraint", False))
+
+    def check_params(self, record: Component, params: Mapping[str, Any]
+                     ) -> tuple[dict[str, Any], list[TokensmithError]]:
+        """The checked parameter values, and one :class:`ConfigError` per problem."""
+        if not isinstance(params, Mapping):
+            return {}, [ConfigError(f"parameters must be a table, got {type(params).__name__}",
+                                    component=record.qualname, plugin=record.distribution)]
+        values, problems = check_parameters(self.parameters(record), params)
+        return values, [ConfigError(p, component=record.qualname, plugin=record.distribution,
+                                    hint=_hint_parameters(record)) for p in problems]
+
+    def build(self, kind: str, ref: ComponentRef | ConstraintSet | str | Mapping[str, Any],
               context: BuildContext | None = None) -> Any:
-        """Build one component by name (``ref`` as in a pipeline table)."""
+        """Build one component by name (``ref`` as in a pipeline table). The built object
+        is checked against the kind's interface; errors name the component and plugin."""
+        if kind == "constraint" and not isinstance(ref, (str, ComponentRef)):
+            from tokensmith.core.records import constraint_from_config
+
+            ref = constraint_from_config(ref)
+            if isinstance(ref, ConstraintSet):
+                parts = [self.build("constraint", p, context) for p in ref.parts]
+                return AllOf(*parts) if ref.mode == "all" else AnyOf(*parts)
         ref = ComponentRef.from_config(ref)
         record = self.get(kind, ref.type)
-        context = context or BuildContext(runtime=Runtime())
+        context = context or BuildContext(runtime=Runtime(), registry=self)
+        if context.registry is None:
+            context.registry = self
         context.runtime.check_supported(record)
-        config = self.make_config(record, ref.params)
-        factory = record.resolve_factory()
-        try:
-            obj = factory(config, context)
-        except TokensmithError as exc:
-            if exc.component is None:
-                exc.component, exc.plugin = record.qualname, record.distribution
-            raise
+        factory, signature = self.factory(record)
+        values, problems = self.check_params(record, ref.params)
+        if problems:
+            raise problems[0] if len(problems) == 1 else ValidationError(problems)
+        if signature.wants_context:
+            values["ctx"] = context
+        with blame(record.qualname, record.distribution, "building it"):
+            obj = factory(**values)
+        spec = KIND_BY_NAME[kind]
+        if not spec.conforms(obj):
+            raise ComponentError(
+                f"the factory returned {type(obj).__name__} {obj!r:.60}, which is not a "
+                f"{spec.interface.__name__} (needs {', '.join(spec.members)})",
+                component=record.qualname, plugin=record.distribution,
+                hint=f"a bug in {record.distribution}: its factory must build a tokensmith."
+                f"{spec.interface.__name__}")
         return obj
 
-    def validate(self, spec: PipelineSpec) -> list[TokensmithError]:
-        """Every problem with ``spec``, found without loading anything heavy."""
-        problems: list[TokensmithError] = []
+    # -- validation -------------------------------------------------------
+    def describe_model(self, source: ModelSource) -> ModelInfo | None:
+        """What the first plugin that knows ``source`` says of it (``tokensmith_describe_model``)."""
+        for info, result in self._call_each("tokensmith_describe_model", {"source": source}, first=True):
+            if isinstance(result, ModelInfo):
+                return result
+            self._failed(info, "tokensmith_describe_model",
+                         f"tokensmith_describe_model of plugin {info.name!r} returned "
+                         f"{type(result).__name__}, not a ModelInfo; ignored")
+        return None
+
+    def _check_model(self, spec: PipelineSpec) -> tuple[ModelInfo | None, list[TokensmithError]]:
         try:
-            runtime: Runtime | None = Runtime.from_config(spec.runtime)
+            info = self.describe_model(spec.model)
         except TokensmithError as exc:
-            problems.append(exc)
-            runtime = None
+            return None, [exc]
+        if info is None:
+            return None, []
+        _, problems = check_parameters(Signature(tuple(info.parameters)), spec.model.params)
+        component = f"model {spec.model.source!r}"
+        return info, [ConfigError(p, component=component, hint="the [model] table takes 'source' and: "
+                                  + (", ".join(p.name for p in info.parameters) or "nothing else"))
+                      for p in problems]
+
+    def _check_generate(self, spec: PipelineSpec) -> list[TokensmithError]:
+        problems: list[TokensmithError] = []
+        table = spec.generate
+        for key in sorted(set(table) - set(GENERATE_KEYS)):
+            problems.append(ConfigError(f"unknown [generate] key {key!r}", component="pipeline",
+                                        hint="allowed: " + ", ".join(GENERATE_KEYS)))
+        n = table.get("max_new_tokens", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            problems.append(ConfigError(f"[generate] max_new_tokens must be an int >= 0, got {n!r}",
+                                        component="pipeline"))
+        if not isinstance(table.get("prompt", ""), str):
+            problems.append(ConfigError("[generate] prompt must be a string", component="pipeline"))
+        return problems
+
+    def validate(self, spec: PipelineSpec) -> list[TokensmithError]:
+        """Every problem with ``spec``, found without loading anything heavy: the runtime, the
+        model source's parameters and capabilities, unknown names, factories that cannot be
+        loaded, bad parameters, unsupported devices/dtypes, incompatible components."""
+        problems: list[TokensmithError] = list(Runtime.check_config(spec.runtime))
+        runtime = Runtime.from_config(spec.runtime) if not problems else None
+        info, model_problems = self._check_model(spec)
+        problems += model_problems + self._check_generate(spec)
         records: dict[str, Component] = {}
-        refs = [(slot, SLOTS[slot], ref) for slot, ref in spec.slots().items()]
-        refs += [("stages", "tokenizer_stage", ref) for ref in spec.stages]
-        for slot, kind, ref in refs:
+        for slot, kind, ref in spec.refs():
             try:
                 record = self.get(kind, ref.type)
+                records.setdefault(slot, record)
+                self.factory(record)
             except TokensmithError as exc:
                 problems.append(exc)
                 continue
-            records.setdefault(slot, record)
-            try:
-                self.make_config(record, ref.params)
-            except TokensmithError as exc:
-                problems.append(exc)
+            problems += self.check_params(record, ref.params)[1]
             if runtime is not None:
                 try:
                     runtime.check_supported(record)
                 except TokensmithError as exc:
                     problems.append(exc)
+            if info is not None and info.provides is not None:
+                problems += self._requirement_problems(record, spec, provides=info.provides)
         decoder = records.get("decoder")
         if spec.constraint is not None and spec.decoder is None:
             problems.append(IncompatibleComponentsError(
-                f"constraint '{spec.constraint.type}' needs a decoder", component="pipeline",
+                "a constraint needs a decoder", component="pipeline",
                 hint="add a [decoder] table naming a decoder that accepts constraints"))
-        if decoder is not None and spec.constraint is not None and not decoder.accepts_constraint:
+        if decoder is not None and spec.constraint is not None and not self.accepts_constraint(decoder):
             problems.append(IncompatibleComponentsError(
-                f"cannot honour constraint '{spec.constraint.type}'", component=decoder.qualname,
-                plugin=decoder.distribution,
+                "cannot honour a constraint", component=decoder.qualname, plugin=decoder.distribution,
                 hint="choose a decoder that accepts constraints (tokensmith components decoder)"))
+        if decoder is not None and info is not None and info.provides is not None \
+                and "causal_lm" not in info.provides:
+            problems.append(IncompatibleComponentsError(
+                f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
+                component=decoder.qualname, plugin=decoder.distribution))
         return problems
 
-    def load_model(self, source: ModelSource, runtime: Runtime) -> tuple[Any, Any]:
-        result = self.pm.hook.tokensmith_load_model(source=source, runtime=runtime)
-        if result is None:
-            raise ModelLoadError(f"no plugin can load model source {source.source!r}",
-                                 component="model", hint="use 'smollm2', 'minilm', 'tiny-llama', "
-                                 "'tiny-gpt2', a transformers directory, or a .gguf/.safetensors file")
-        return result
+    def _requirement_problems(self, record: Component, spec: PipelineSpec, *, provides: Any = None,
+                              tokenizer: Any = None, lm: Any = None, loaded: bool = False
+                              ) -> list[TokensmithError]:
+        problems: list[TokensmithError] = []
+        if "byte_view" in record.requires:
+            if loaded:
+                missing = not tokenizer.has_byte_view
+            else:  # the model's own tokenizer is described; a [tokenizer] is known only once built
+                missing = spec.tokenizer is None and "byte_view" not in provides
+            if missing:
+                problems.append(IncompatibleComponentsError(
+                    "needs a tokenizer with a byte view; "
+                    + (f"tokenizer '{tokenizer.name}'" if loaded else f"the tokenizer of {spec.model.source!r}")
+                    + " has none", component=record.qualname, plugin=record.distribution))
+        if "causal_lm" in record.requires and ((lm is None) if loaded else "causal_lm" not in provides):
+            problems.append(IncompatibleComponentsError(
+                f"needs a causal language model; {spec.model.source!r} is not one",
+                component=record.qualname, plugin=record.distribution))
+        return problems
 
+    # -- hooks, one implementation at a time ----------------------------------
+    def _call_each(self, hook: str, kwargs: dict[str, Any], *, first: bool = False):
+        """Yield ``(plugin info, result)`` per implementation, in pluggy's call order. A
+        tokensmith error propagates (it is the plugin's answer); any other exception skips
+        that implementation with a warning naming the distribution and hook (strict: error).
+        With ``first``, ``None`` results are not yielded."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            info = self._info(impl)
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+            except TokensmithError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - isolate the plugin
+                self._failed(info, hook, f"{hook} of plugin {info.name!r} raised "
+                             f"{type(exc).__name__}: {exc}; skipped", exc)
+                continue
+            if first and result is None:
+                continue
+            yield info, result
+
+    def load_model(self, source: ModelSource, runtime: Runtime) -> tuple[Any, Any]:
+        from tokensmith.core.tokenizer import Tokenizer
+
+        for info, result in self._call_each("tokensmith_load_model", {"source": source, "runtime": runtime},
+                                            first=True):
+            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Tokenizer):
+                return result
+            self._failed(info, "tokensmith_load_model",
+                         f"tokensmith_load_model of plugin {info.name!r} returned {type(result).__name__}, "
+                         "not (model, Tokenizer); skipped")
+        raise ModelLoadError(f"no plugin can load model source {source.source!r}",
+                             component="model", hint="use 'smollm2', 'minilm', 'tiny-llama', "
+                             "'tiny-gpt2', a transformers directory, or a .gguf/.safetensors file")
+
+    def wrap_language_model(self, model: Any, tokenizer: Any, runtime: Runtime) -> LanguageModel | None:
+        kwargs = {"model": model, "tokenizer": tokenizer, "runtime": runtime}
+        for info, result in self._call_each("tokensmith_wrap_language_model", kwargs, first=True):
+            if isinstance(result, LanguageModel):
+                return result
+            self._failed(info, "tokensmith_wrap_language_model",
+                         f"tokensmith_wrap_language_model of plugin {info.name!r} returned "
+                         f"{type(result).__name__}, not a tokensmith.LanguageModel; skipped")
+        return None
+
+    # -- building ---------------------------------------------------------
     def build_pipeline(self, spec: PipelineSpec | Mapping[str, Any]) -> Pipeline:
         """Validate ``spec`` (all problems at once), then load and build everything."""
         if not isinstance(spec, PipelineSpec):
@@ -230,54 +426,59 @@ class Registry:
             raise ValidationError(problems)
         runtime = Runtime.from_config(spec.runtime)
         runtime.apply()
-        self.pm.hook.tokensmith_configure.call_historic(kwargs={"runtime": runtime})
+        for _ in self._call_each("tokensmith_configure", {"runtime": runtime}):
+            pass
         model, tokenizer = self.load_model(spec.model, runtime)
-        ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, source=spec.model)
+        ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, source=spec.model,
+                           registry=self)
         if spec.tokenizer is not None:
             ctx.tokenizer = self.build("tokenizer", spec.tokenizer, ctx)
+        records = {slot: self.get(SLOTS[slot], ref.type) for slot, ref in spec.slots().items()
+                   if isinstance(ref, ComponentRef)}
+        self._check_requirements(spec, records, ctx)
         stages = tuple(self.build("tokenizer_stage", ref, ctx) for ref in spec.stages)
         reports = []
         normalization = embedding = None
         if spec.normalization is not None:
             normalization = self.build("normalization", spec.normalization, ctx)
-            ctx.model, report = normalization.replace(ctx.model)
+            with blame(records["normalization"].qualname, records["normalization"].distribution, "surgery"):
+                ctx.model, report = normalization.replace(ctx.model)
             reports.append(report)
         if spec.embedding is not None:
             embedding = self.build("embedding", spec.embedding, ctx)
-            reports.append(embedding.apply(ctx.model, ctx.tokenizer))
-        ctx.lm = self.pm.hook.tokensmith_wrap_language_model(model=ctx.model, tokenizer=ctx.tokenizer,
-                                                             runtime=runtime)
+            with blame(records["embedding"].qualname, records["embedding"].distribution, "installing"):
+                reports.append(embedding.apply(ctx.model, ctx.tokenizer))
+        ctx.lm = self.wrap_language_model(ctx.model, ctx.tokenizer, runtime)
         built: dict[str, Any] = {}
         for slot in ("decoder", "constraint", "objective", "evaluation"):
             ref = getattr(spec, slot)
             if ref is not None:
                 built[slot] = self.build(SLOTS[slot], ref, ctx)
-        self._check_built(spec, ctx, built)
+        if "decoder" in built and ctx.lm is None:
+            raise ValidationError([IncompatibleComponentsError(
+                f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
+                component=records["decoder"].qualname, plugin=records["decoder"].distribution)])
         pipeline = Pipeline(spec=spec, runtime=runtime, model=ctx.model, tokenizer=ctx.tokenizer,
                             lm=ctx.lm, decoder=built.get("decoder"), embedding=embedding,
                             normalization=normalization, constraint=built.get("constraint"),
                             objective=built.get("objective"), evaluation=built.get("evaluation"),
-                            stages=stages, reports=reports,
-                            components={slot: self.get(SLOTS[slot], ref.type)
-                                        for slot, ref in spec.slots().items()})
-        self.pm.hook.tokensmith_pipeline_built(pipeline=pipeline)
+                            stages=stages, reports=reports, components=records)
+        for _ in self._call_each("tokensmith_pipeline_built", {"pipeline": pipeline}):
+            pass
         return pipeline
 
-    def _check_built(self, spec: PipelineSpec, ctx: BuildContext, built: dict[str, Any]) -> None:
+    def _check_requirements(self, spec: PipelineSpec, records: dict[str, Component],
+                            ctx: BuildContext) -> None:
+        """Right after the model loads, before any component is built or surgery runs."""
+        needs_lm = any("causal_lm" in r.requires for r in records.values()) or "decoder" in records
+        lm = self.wrap_language_model(ctx.model, ctx.tokenizer, ctx.runtime) if needs_lm else None
         problems: list[TokensmithError] = []
-        for slot, ref in spec.slots().items():
-            record = self.get(SLOTS[slot], ref.type)
-            if "byte_view" in record.requires and not ctx.tokenizer.has_byte_view:
-                problems.append(IncompatibleComponentsError(
-                    f"needs a tokenizer with a byte view; tokenizer '{ctx.tokenizer.name}' has none",
-                    component=record.qualname, plugin=record.distribution))
-            if "causal_lm" in record.requires and ctx.lm is None:
-                problems.append(IncompatibleComponentsError(
-                    f"needs a causal language model; {spec.model.source!r} is not one",
-                    component=record.qualname, plugin=record.distribution))
-        if "decoder" in built and ctx.lm is None:
+        for record in records.values():
+            problems += self._requirement_problems(record, spec, tokenizer=ctx.tokenizer, lm=lm, loaded=True)
+        if "decoder" in records and lm is None:
             problems.append(IncompatibleComponentsError(
                 f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
-                component=f"decoder '{spec.decoder.type}'"))
+                component=records["decoder"].qualname, plugin=records["decoder"].distribution))
         if problems:
             raise ValidationError(problems)
+

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from tokensmith.core.kinds import KIND_TABLE
+
 if TYPE_CHECKING:
     from tokensmith.core.pipeline import ModelSource, Pipeline
-    from tokensmith.core.records import Component
+    from tokensmith.core.records import Component, ModelInfo
     from tokensmith.core.runtime import Runtime
 
 PROJECT = "tokensmith"
@@ -94,6 +96,19 @@ def tokensmith_register_demos() -> list[Component]:
 
 
 @hookspec(firstresult=True)
+def tokensmith_describe_model(source: ModelSource) -> ModelInfo | None:
+    """Describe the model named by ``source`` before anything loads.
+
+    Return a :class:`~tokensmith.core.records.ModelInfo` — the ``[model]``
+    parameters the source accepts (typed; any other key is a validation error)
+    and the capabilities it provides (``"causal_lm"``, ``"byte_view"``; ``None``
+    if only loading can tell) — or ``None`` if this plugin does not know the
+    source. Implement it next to :func:`tokensmith_load_model`. Called when a
+    pipeline is validated.
+    """
+
+
+@hookspec(firstresult=True)
 def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
     """Load the model named by ``source`` (a :class:`~tokensmith.core.pipeline.ModelSource`).
 
@@ -117,32 +132,22 @@ def tokensmith_wrap_language_model(model: Any, tokenizer: Any, runtime: Runtime)
     """
 
 
-@hookspec(historic=True)
+@hookspec
 def tokensmith_configure(runtime: Runtime) -> None:
     """Called with the :class:`~tokensmith.core.runtime.Runtime` whenever a pipeline is
-    built; historic, so plugins registered later still receive it."""
+    built, before the model loads. An implementation that raises is skipped with a
+    warning naming its distribution (``TOKENSMITH_STRICT_PLUGINS=1``: an error)."""
 
 
 @hookspec
 def tokensmith_pipeline_built(pipeline: Pipeline) -> None:
-    """Called once after a :class:`~tokensmith.core.pipeline.Pipeline` is built (e.g. to log it)."""
+    """Called once after a :class:`~tokensmith.core.pipeline.Pipeline` is built (e.g. to log
+    it). An implementation that raises is skipped with a warning naming its distribution."""
 
 
-#: registration hook name -> component kind
-REGISTRATION_HOOKS: dict[str, str] = {
-    "tokensmith_register_tokenizers": "tokenizer",
-    "tokensmith_register_tokenizer_stages": "tokenizer_stage",
-    "tokensmith_register_tokenizer_trainers": "tokenizer_trainer",
-    "tokensmith_register_embeddings": "embedding",
-    "tokensmith_register_normalizations": "normalization",
-    "tokensmith_register_decoders": "decoder",
-    "tokensmith_register_constraints": "constraint",
-    "tokensmith_register_objectives": "objective",
-    "tokensmith_register_evaluations": "evaluation",
-    "tokensmith_register_attributions": "attribution",
-    "tokensmith_register_architectures": "architecture",
-    "tokensmith_register_demos": "demo",
-}
+#: registration hook name -> component kind (from the kind table, tokensmith.core.kinds)
+REGISTRATION_HOOKS: dict[str, str] = {k.hook: k.name for k in KIND_TABLE}
 
-HOOKS: tuple[str, ...] = (*REGISTRATION_HOOKS, "tokensmith_load_model", "tokensmith_wrap_language_model",
-                          "tokensmith_configure", "tokensmith_pipeline_built")
+HOOKS: tuple[str, ...] = (*REGISTRATION_HOOKS, "tokensmith_describe_model", "tokensmith_load_model",
+                          "tokensmith_wrap_language_model", "tokensmith_configure",
+                          "tokensmith_pipeline_built")

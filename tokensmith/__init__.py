@@ -1,21 +1,27 @@
 """tokensmith — a plugin SDK for the token-level techniques of language models.
 
 ``import tokensmith`` is light: torch and transformers are imported only when a
-component that needs them is built.
+component that needs them is built. ``__all__`` is the public API plugins use;
+every other module path is internal (tests/test_meta.py checks that no
+first-party plugin imports one). Tests have their own surface,
+:mod:`tokensmith.testing`.
 """
 
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
-from tokensmith.core.decoding import Decoder
+from tokensmith.core.decoding import Decoder, DecodeRequest
 from tokensmith.core.embedding import EmbeddingProvider
 from tokensmith.core.errors import (
     ArtifactError,
     ByteViewError,
     ComponentCollisionError,
+    ComponentError,
     ConfigError,
     ContextLengthError,
     IncompatibleComponentsError,
@@ -31,29 +37,46 @@ from tokensmith.core.errors import (
     ValidationError,
 )
 from tokensmith.core.kinds import (
+    KIND_TABLE,
+    KINDS,
+    REQUIREMENTS,
     Architecture,
     Attribution,
     Demo,
     Evaluation,
     EvaluationReport,
+    Kind,
     Objective,
     TokenizerStage,
     TokenizerTrainer,
 )
 from tokensmith.core.language_model import BYTE_EOS, ByteLanguageModel, ByteState, LanguageModel, LMState
-from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers
+from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers, replace_module
+from tokensmith.core.params import Parameter
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
 from tokensmith.core.records import (
     Change,
     Component,
     ComponentRef,
+    ConstraintSet,
     Encoding,
     Generation,
+    ModelInfo,
     ModelReport,
     PreToken,
 )
 from tokensmith.core.runtime import Runtime
-from tokensmith.core.tokenizer import Tokenizer, check_byte_view
+from tokensmith.core.sampling import filtered_probs
+from tokensmith.core.text import bold
+from tokensmith.core.tokenizer import Tokenizer, check_byte_view, require_text
+from tokensmith.core.validators import (
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+    unit_interval,
+)
 from tokensmith.registry import Registry
 from tokensmith.spec import hookimpl
 
@@ -61,6 +84,26 @@ try:
     __version__ = metadata.version("tokensmith")
 except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
+
+#: public names whose modules import tokenizers/torch/transformers: imported on first use
+_LAZY = {
+    "HFTokenizer": "tokensmith.adapters.hf_tokenizer",
+    "byte_level_decoder": "tokensmith.adapters.hf_tokenizer",
+    "HFCausalLM": "tokensmith.adapters.hf_lm",
+    "tiny_tokenizer": "tokensmith.adapters.models",
+    "atomic_write_bytes": "tokensmith.adapters.artifacts",
+    "atomic_write_text": "tokensmith.adapters.artifacts",
+    "save_artifact": "tokensmith.adapters.artifacts",
+    "load_artifact": "tokensmith.adapters.artifacts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tokensmith' has no attribute {name!r}")
 
 
 @lru_cache(maxsize=1)
@@ -77,16 +120,19 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "BYTE_EOS", "ByteLanguageModel", "ByteState", "AllOf", "AnyOf", "Architecture", "ArtifactError",
-    "Attribution", "BuildContext",
-    "ByteViewError", "Change", "Component", "ComponentCollisionError", "ComponentRef",
-    "ConfigError", "Constraint", "ContextLengthError", "Decoder", "Demo", "EmbeddingProvider",
-    "Encoding", "Evaluation", "EvaluationReport", "FunctionConstraint", "Generation",
-    "IncompatibleComponentsError", "InputError", "LMState", "LanguageModel", "ModelLoadError",
-    "ModelReport", "ModelSource", "NormLayer", "NormalizationProvider", "Objective", "Pipeline",
+    "BYTE_EOS", "KINDS", "KIND_TABLE", "REQUIREMENTS",
+    "AllOf", "AnyOf", "Architecture", "ArtifactError", "Attribution", "BuildContext", "ByteLanguageModel",
+    "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError", "ComponentError",
+    "ComponentRef", "ConfigError", "Constraint", "ConstraintSet", "ContextLengthError", "DecodeRequest",
+    "Decoder", "Demo", "EmbeddingProvider", "Encoding", "Evaluation", "EvaluationReport",
+    "FunctionConstraint", "Generation", "HFCausalLM", "HFTokenizer", "IncompatibleComponentsError",
+    "InputError", "Kind", "LMState", "LanguageModel", "ModelInfo", "ModelLoadError", "ModelReport",
+    "ModelSource", "NormLayer", "NormalizationProvider", "Objective", "Parameter", "Pipeline",
     "PipelineSpec", "PluginLoadError", "PreToken", "Registry", "Runtime", "StaleStateError",
     "SurgeryError", "Tokenizer", "TokenizerStage", "TokenizerTrainer", "TokensmithError",
-    "UnknownComponentError", "UnrepresentableTextError", "UnsupportedRuntimeError",
-    "ValidationError", "check_byte_view", "default_registry", "find_norm_layers", "hookimpl",
-    "load_pipeline",
+    "UnknownComponentError", "UnrepresentableTextError", "UnsupportedRuntimeError", "ValidationError",
+    "atomic_write_bytes", "atomic_write_text", "bold", "byte_level_decoder", "check_byte_view",
+    "default_registry", "filtered_probs", "find_norm_layers", "hookimpl", "load_artifact",
+    "load_pipeline", "non_negative", "non_negative_int", "positive", "positive_int", "probability",
+    "replace_module", "require_text", "save_artifact", "tiny_tokenizer", "unit_interval",
 ]

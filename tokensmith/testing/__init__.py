@@ -1,7 +1,9 @@
-"""Testing support for plugin authors: fixtures (see :mod:`tokensmith.testing.plugin`,
-loaded automatically by pytest) and contract suites to subclass.
+"""Testing support for plugin authors — the public surface for tests.
 
-A plugin's tests reuse the contracts::
+Fixtures come from :mod:`tokensmith.testing.plugin` (loaded by pytest through
+the ``pytest11`` entry point; it needs only pytest). The contract suites need
+``hypothesis`` (``pip install "tokensmith[test]"``) and are imported on first
+use, so installing tokensmith never breaks a pytest run without hypothesis::
 
     from tokensmith.testing import DecoderContract
 
@@ -10,18 +12,40 @@ A plugin's tests reuse the contracts::
         def decoder(self):
             return MyDecoder()
 
-Each contract documents the fixtures it needs; the ``lm``/``tokenizer``
-fixtures default to the tiny models of :mod:`tokensmith.testing.plugin`.
+Each contract documents the fixtures it needs; ``lm``/``tokenizer`` fixtures
+default to the tiny models below. The model builders are here so tests need no
+internal module path.
 """
 
-from .contracts import (
-    ConstraintContract,
-    DecoderContract,
-    EmbeddingContract,
-    NormalizationContract,
-    TokenizerContract,
-    representable_text,
-)
+from __future__ import annotations
 
-__all__ = ["ConstraintContract", "DecoderContract", "EmbeddingContract", "NormalizationContract",
-           "TokenizerContract", "representable_text"]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ConstraintContract": "tokensmith.testing.contracts",
+    "DecoderContract": "tokensmith.testing.contracts",
+    "EmbeddingContract": "tokensmith.testing.contracts",
+    "NormalizationContract": "tokensmith.testing.contracts",
+    "TokenizerContract": "tokensmith.testing.contracts",
+    "TokenizerStageContract": "tokensmith.testing.contracts",
+    "representable_text": "tokensmith.testing.contracts",
+    "TINY_CORPUS": "tokensmith.adapters.models",
+    "tiny_tokenizer": "tokensmith.adapters.models",
+    "tiny_llama": "tokensmith.adapters.models",
+    "tiny_gpt2": "tokensmith.adapters.models",
+    "load_smollm2": "tokensmith.adapters.models",
+    "load_minilm": "tokensmith.adapters.models",
+    "smollm2_cache_dir": "tokensmith.adapters.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tokensmith.testing' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import attrs
-
-from tokensmith import BuildContext, EmbeddingProvider, ModelReport, NormalizationProvider, NormLayer
-from tokensmith.core.normalization import find_norm_layers
+from tokensmith import BuildContext, EmbeddingProvider, HFTokenizer, ModelReport, NormalizationProvider, \
+    NormLayer, find_norm_layers
 
 
-def model_tokenizer(config: None, ctx: BuildContext):
+def model_tokenizer(ctx: BuildContext):
+    """The loaded model's own tokenizer (its byte view was checked when it loaded)."""
     return ctx.tokenizer
 
 
-@attrs.frozen
-class HFFileConfig:
-    path: str
-    strict: bool = True
-
-
-def file_tokenizer(config: HFFileConfig, ctx: BuildContext):
-    from tokensmith.adapters.hf_tokenizer import HFTokenizer
-
-    return HFTokenizer.from_file(config.path, strict=config.strict)
+def file_tokenizer(path: Path, strict: bool = True):
+    """A Hugging Face ``tokenizer.json`` file; ``strict`` refuses text it would lose."""
+    return HFTokenizer.from_file(path, strict=strict)
 
 
 class ModelEmbedding(EmbeddingProvider):
     """Keeps the model's input embeddings: ``build`` returns them, ``install`` changes nothing."""
 
     name = "model"
-
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
 
     def build(self, model: Any, tokenizer: Any) -> Any:
         return model.get_input_embeddings()
@@ -42,9 +32,6 @@ class IdentityNormalization(NormalizationProvider):
     """Leaves every norm layer in place; the report lists what it saw."""
 
     name = "identity"
-
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
 
     def make(self, layer: NormLayer) -> Any:
         return layer.module

@@ -16,24 +16,7 @@ from typing import Any
 
 import attrs
 
-from tokensmith import BuildContext, ConfigError, Decoder, Generation, LanguageModel, Tokenizer
-from tokensmith.core.sampling import filtered_probs, non_negative, positive, probability
-from tokensmith.core.tokenizer import require_text
-
-
-@attrs.frozen
-class GreedyConfig:
-    token_healing: bool = False
-    heal_tokens: int = attrs.field(default=1, validator=positive)
-
-
-@attrs.frozen
-class SampleConfig:
-    temperature: float = attrs.field(default=1.0, validator=positive)
-    top_k: int = attrs.field(default=0, validator=non_negative)
-    top_p: float = attrs.field(default=1.0, validator=probability)
-    token_healing: bool = False
-    heal_tokens: int = attrs.field(default=1, validator=positive)
+from tokensmith import Decoder, Generation, LanguageModel, Tokenizer, filtered_probs, non_negative_int, positive, positive_int, probability
 
 
 class TokenHealer:
@@ -74,13 +57,15 @@ class TokenHealer:
         return ids, removed
 
 
+@attrs.define
 class _TokenDecoder(Decoder):
     """Shared loop: prompt ids -> cached steps -> Generation. Subclasses pick tokens."""
 
-    def __init__(self, token_healing: bool = False, heal_tokens: int = 1) -> None:
-        self.token_healing = token_healing
-        self.heal_tokens = heal_tokens
-        self._healers: dict[int, TokenHealer] = {}
+    token_healing: bool = attrs.field(default=False, metadata={"doc": "back up the prompt's last "
+                                      "token(s) and regenerate their bytes"})
+    heal_tokens: int = attrs.field(default=1, validator=positive_int,
+                                   metadata={"doc": "how many trailing prompt tokens healing removes"})
+    _healers: dict[int, TokenHealer] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     def _healer(self, tokenizer: Tokenizer) -> TokenHealer:
         key = id(tokenizer)
@@ -96,27 +81,18 @@ class _TokenDecoder(Decoder):
                  constraint=None, seed: int | None = None) -> Generation:
         import torch
 
-        require_text(prompt, f"decoder '{self.name}'")
-        if constraint is not None:
-            raise ConfigError("this decoder cannot honour constraints", component=f"decoder '{self.name}'",
-                              hint="use a constrained decoder (e.g. tokensmith-awrs)")
-        if max_new_tokens < 0:
-            raise ConfigError(f"max_new_tokens must be >= 0, got {max_new_tokens}",
-                              component=f"decoder '{self.name}'")
+        request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
         tok = lm.tokenizer
-        ids = list(lm.start_ids) + list(tok.encode(prompt).ids)
-        if not ids:
-            raise ConfigError("empty prompt and the model has no BOS/EOS id to start from",
-                              component=f"decoder '{self.name}'")
+        ids = request.prompt_ids()
         remaining = b""
         if self.token_healing:
             ids, remaining = TokenHealer.split_prompt(tok, ids, self.heal_tokens)
         healed = remaining
-        generator = torch.Generator(device="cpu").manual_seed(0 if seed is None else seed)
-        calls0 = lm.counters["forward_calls"]
-        state = lm.start(ids)
         out: list[int] = []
         finish = "length"
+        if max_new_tokens == 0:
+            return request.generation(out, b"", finish_reason=finish, counters={"healed_bytes": len(healed)})
+        state = lm.start(ids)
         for _ in range(max_new_tokens):
             logprobs = state.logprobs
             if remaining:
@@ -124,7 +100,7 @@ class _TokenDecoder(Decoder):
                 mask = torch.full_like(logprobs, float("-inf"))
                 mask[allowed] = 0.0
                 logprobs = logprobs + mask
-            token = self.pick(logprobs, generator)
+            token = self.pick(logprobs, request.generator)
             if token in tok.special_ids:
                 finish = "stop"
                 break
@@ -137,35 +113,31 @@ class _TokenDecoder(Decoder):
             state = lm.extend(state, [token])
         raw = tok.decode_bytes(out) if tok.lossless else tok.decode(out).encode("utf-8")
         cont = raw[len(healed):] if raw.startswith(healed) else raw
-        return Generation(text=cont.decode("utf-8", errors="replace"), bytes=cont, ids=tuple(out),
-                          counters={"lm_calls": lm.counters["forward_calls"] - calls0,
-                                    "healed_bytes": len(healed)},
-                          finish_reason=finish)
+        return request.generation(out, cont, finish_reason=finish, counters={"healed_bytes": len(healed)})
 
 
+@attrs.define
 class GreedyDecoder(_TokenDecoder):
-    name = "greedy"
+    """Argmax decoding with the KV cache; optional token healing."""
 
-    @classmethod
-    def from_config(cls, config: GreedyConfig, ctx: BuildContext) -> GreedyDecoder:
-        return cls(config.token_healing, config.heal_tokens)
+    name = "greedy"
 
     def pick(self, logprobs: Any, generator: Any) -> int:
         return int(logprobs.argmax())
 
 
+@attrs.define
 class SamplingDecoder(_TokenDecoder):
+    """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering."""
+
     name = "sample"
 
-    def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 token_healing: bool = False, heal_tokens: int = 1) -> None:
-        super().__init__(token_healing, heal_tokens)
-        self.config = SampleConfig(temperature, top_k, top_p, token_healing, heal_tokens)
-
-    @classmethod
-    def from_config(cls, config: SampleConfig, ctx: BuildContext) -> SamplingDecoder:
-        return cls(**attrs.asdict(config))
+    temperature: float = attrs.field(default=1.0, validator=positive, kw_only=True)
+    top_k: int = attrs.field(default=0, validator=non_negative_int, kw_only=True,
+                             metadata={"doc": "keep the k most probable tokens (0: all)"})
+    top_p: float = attrs.field(default=1.0, validator=probability, kw_only=True,
+                               metadata={"doc": "nucleus mass"})
 
     def pick(self, logprobs: Any, generator: Any) -> int:
-        probs = filtered_probs(logprobs, self.config.temperature, self.config.top_k, self.config.top_p)
+        probs = filtered_probs(logprobs, self.temperature, self.top_k, self.top_p)
         return int(probs.cpu().multinomial(1, generator=generator))

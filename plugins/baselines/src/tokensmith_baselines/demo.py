@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tokensmith import BuildContext, Demo
+from tokensmith import Demo, bold
 
 from .decoding import GreedyDecoder, SamplingDecoder
 
@@ -14,9 +14,6 @@ PROMPTS = ("def fibon", "The capital of Fra", "import num")
 
 class BaselineDemo(Demo):
     name = "baselines"
-
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
 
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         lm = pipeline.lm
@@ -33,6 +30,6 @@ class BaselineDemo(Demo):
                 seconds = time.perf_counter() - start
                 results[f"{prompt}|{label}"] = {"text": gen.text, "tokens": len(gen.ids),
                                                 "tokens_per_s": len(gen.ids) / seconds}
-                print(f"    {label:<15} {prompt}\033[1m{gen.text!r}\033[0m"
+                print(f"    {label:<15} {prompt}{bold(repr(gen.text), out)}"
                       f"  ({len(gen.ids)} tokens, {len(gen.ids) / seconds:.1f} tok/s)", file=out)
         return results

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from tokensmith import Component, hookimpl
 
-from .components import HFFileConfig
-from .decoding import GreedyConfig, SampleConfig
-
 _M = "tokensmith_baselines"
 
 
@@ -16,8 +13,7 @@ def tokensmith_register_tokenizers():
         Component("model", f"{_M}.components:model_tokenizer",
                   "the loaded model's own tokenizer (byte view checked at load)"),
         Component("hf-file", f"{_M}.components:file_tokenizer",
-                  "a Hugging Face tokenizer.json file (byte view checked at load)",
-                  config_class=HFFileConfig),
+                  "a Hugging Face tokenizer.json file (byte view checked at load)"),
     ]
 
 
@@ -36,11 +32,10 @@ def tokensmith_register_normalizations():
 @hookimpl
 def tokensmith_register_decoders():
     return [
-        Component("greedy", f"{_M}.decoding:GreedyDecoder.from_config",
-                  "argmax decoding with KV cache; optional token healing", config_class=GreedyConfig),
-        Component("sample", f"{_M}.decoding:SamplingDecoder.from_config",
-                  "ancestral sampling with temperature, top-k, top-p; optional token healing",
-                  config_class=SampleConfig),
+        Component("greedy", f"{_M}.decoding:GreedyDecoder",
+                  "argmax decoding with KV cache; optional token healing"),
+        Component("sample", f"{_M}.decoding:SamplingDecoder",
+                  "ancestral sampling with temperature, top-k, top-p; optional token healing"),
     ]
 
 

@@ -1,0 +1,27 @@
+"""First-party distributions and the components each provides.
+
+Used only for the "install it" hint of an unknown name: a hint names a
+distribution only when it is known to provide that exact name, never a
+``tokensmith-<typo>`` (an invitation to typosquatting). tests/test_meta.py
+checks this table against the installed first-party plugins.
+"""
+
+from __future__ import annotations
+
+FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
+    "tokensmith-baselines": {"tokenizer": ("hf-file", "model"), "embedding": ("model",),
+                             "normalization": ("identity",), "decoder": ("greedy", "sample"),
+                             "demo": ("baselines",)},
+    "tokensmith-byteprob": {"decoder": ("byteprob",), "demo": ("byteprob",)},
+    "tokensmith-awrs": {"decoder": ("awrs", "masking"), "constraint": ("json-schema", "python", "regex"),
+                        "demo": ("awrs",)},
+    "tokensmith-powernorm": {"normalization": ("batchnorm", "powernorm"), "demo": ("powernorm",)},
+    "tokensmith-ln-free": {"normalization": ("ln-free",), "demo": ("ln-free",)},
+    "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
+                               "demo": ("transnormer",)},
+}
+
+
+def providers(kind: str, name: str) -> list[str]:
+    """First-party distributions known to provide ``kind`` ``name``."""
+    return sorted(dist for dist, kinds in FIRST_PARTY.items() if name in kinds.get(kind, ()))
