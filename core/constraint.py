@@ -16,12 +16,13 @@ from .errors import InputError
 
 class Constraint(ABC):
     """Subclasses implement :meth:`_allows` and :meth:`_accepts`; callers use the
-    counted :meth:`allows` and :meth:`accepts`."""
+    counted :meth:`allows` and :meth:`accepts`. A subclass needs no ``__init__`` of
+    its own (an attrs class with the constraint's parameters is the usual form):
+    ``checks`` starts at the class default 0."""
 
     name: str = "constraint"
-
-    def __init__(self) -> None:
-        self.checks = 0
+    #: counted evaluations of allows/accepts since the last reset_counters()
+    checks: int = 0
 
     @abstractmethod
     def _allows(self, prefix: bytes) -> bool: ...
@@ -60,7 +61,6 @@ class FunctionConstraint(Constraint):
 
     def __init__(self, allows: Callable[[bytes], bool],
                  accepts: Callable[[bytes], bool] | None = None, name: str = "function") -> None:
-        super().__init__()
         self._allows_fn = allows
         self._accepts_fn = accepts or allows
         self.name = name
@@ -76,7 +76,6 @@ class AllOf(Constraint):
     """Intersection. Short-circuits; the parts count their own checks too."""
 
     def __init__(self, *parts: Constraint) -> None:
-        super().__init__()
         self.parts = parts
         self.name = " & ".join(p.name for p in parts)
 
@@ -91,7 +90,6 @@ class AnyOf(Constraint):
     """Union. Short-circuits; the parts count their own checks too."""
 
     def __init__(self, *parts: Constraint) -> None:
-        super().__init__()
         self.parts = parts
         self.name = " | ".join(p.name for p in parts)
 

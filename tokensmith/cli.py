@@ -1,16 +1,22 @@
-"""The ``tokensmith`` command line: plugins, components, run, generate, demo."""
+"""The ``tokensmith`` command line: plugins, components, run, generate, demo.
+
+Every subcommand's ``--help`` lists its options. Errors are one line naming the
+component (``--debug`` shows the traceback); output is plain text when it is
+not a terminal, and a closed pipe (``tokensmith plugins | head -1``) ends quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
 
-from tokensmith.core.errors import TokensmithError
+from tokensmith.core.errors import ConfigError, TokensmithError
+from tokensmith.core.kinds import KINDS
 from tokensmith.core.pipeline import PipelineSpec
-from tokensmith.core.records import KINDS
 
 
 def _registry():
@@ -26,14 +32,42 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def _params(pairs: list[str] | None) -> dict[str, Any]:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise TokensmithError(f"--param {pair!r} is not KEY=VALUE", component="cli")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {pair!r} is not KEY=VALUE", component="cli")
         out[key.strip()] = _parse_value(value)
     return out
+
+
+def _component(raw: str, option: str) -> Any:
+    """A component given on the command line: a registered name, or a JSON table
+    (``'{"type": "regex", "pattern": "[0-9]+"}'``)."""
+    if raw.lstrip().startswith("{"):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{option} {raw!r} is not a JSON table: {exc}", component="cli") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{option} {raw!r} must be a name or a JSON table", component="cli")
+        return value
+    return raw
+
+
+def _signature(reg, record) -> dict[str, Any]:
+    try:
+        sig = reg.parameters(record)
+        return {"parameters": [p.to_json() for p in sig.parameters],
+                "accepts_constraint": reg.accepts_constraint(record) if record.kind == "decoder" else None}
+    except TokensmithError as exc:
+        return {"parameters": None, "error": str(exc)}
+
+
+def _collisions(reg) -> list[dict[str, Any]]:
+    return [{"kind": kind, "name": name, "providers": [r.distribution for r in recs],
+             "qualified": [r.qualified_names[1] for r in recs]} for kind, name, recs in reg.collisions()]
 
 
 def cmd_plugins(args) -> int:
@@ -41,31 +75,59 @@ def cmd_plugins(args) -> int:
     rows = []
     for name, info in sorted(reg.plugins.items()):
         comps = [c for c in reg.components() if c.plugin == name]
+        failure = reg.failed.get(name)
         rows.append({"name": name, "distribution": info.distribution, "version": info.version,
-                     "module": info.module, "hooks": reg.hooks_of(name),
-                     "components": [{"kind": c.kind, "name": c.name, "summary": c.summary}
-                                    for c in comps]})
+                     "module": info.module, "hooks": reg.hooks_of(name), "status": "ok" if not failure else
+                     "partly failed", "error": failure.error if failure else None,
+                     "components": [{"kind": c.kind, "name": c.name, "summary": c.summary} for c in comps]})
+    for name, failure in sorted(reg.failed.items()):
+        if name not in reg.plugins:
+            rows.append({"name": name, "distribution": failure.distribution, "version": failure.version,
+                         "module": None, "hooks": [], "status": "failed", "error": failure.error,
+                         "components": []})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"plugins": rows, "collisions": _collisions(reg)}, indent=2))
         return 0
     for row in rows:
-        print(f"{row['name']}  ({row['distribution']} {row['version']})")
-        print(f"  hooks: {', '.join(row['hooks']) or '-'}")
+        status = "" if row["status"] == "ok" else f"  [{row['status'].upper()}]"
+        print(f"{row['name']}  ({row['distribution']} {row['version']}){status}")
+        if row["error"]:
+            print(f"  error: {row['error']}")
+        if row["status"] != "failed":
+            print(f"  hooks: {', '.join(row['hooks']) or '-'}")
         for c in row["components"]:
             print(f"  {c['kind']:<14} {c['name']:<16} {c['summary']}")
+    for col in _collisions(reg):
+        print(f"collision: {col['kind']} '{col['name']}' is registered by {', '.join(col['providers'])}; "
+              f"pipelines must name one of {', '.join(col['qualified'])}")
     return 0
 
 
 def cmd_components(args) -> int:
     reg = _registry()
-    comps = reg.components(args.kind)
+    rows = []
+    for c in reg.components(args.kind):
+        rows.append({"kind": c.kind, "name": c.name, "summary": c.summary, "distribution": c.distribution,
+                     "plugin": c.plugin, "version": c.version, "devices": list(c.devices),
+                     "dtypes": list(c.dtypes), "requires": list(c.requires), **_signature(reg, c)})
     if args.json:
-        print(json.dumps([{"kind": c.kind, "name": c.name, "summary": c.summary,
-                           "distribution": c.distribution, "version": c.version,
-                           "devices": list(c.devices), "dtypes": list(c.dtypes)} for c in comps], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    for c in comps:
-        print(f"{c.kind:<14} {c.name:<18} {c.distribution:<24} {c.summary}")
+    for row in rows:
+        print(f"{row['kind']:<14} {row['name']:<18} {row['distribution']:<24} {row['summary']}")
+        extra = []
+        if row.get("accepts_constraint"):
+            extra.append("accepts a constraint")
+        if row["requires"]:
+            extra.append("requires " + ", ".join(row["requires"]))
+        if extra:
+            print(f"{'':<16}({'; '.join(extra)})")
+        if row.get("error"):
+            print(f"{'':<16}error: {row['error']}")
+        for p in row.get("parameters") or []:
+            default = "required" if p["required"] else f"= {json.dumps(p.get('default'))}"
+            doc = f"  {p['doc']}" if p.get("doc") else ""
+            print(f"{'':<16}{p['name']}: {p['type']} {default}{doc}")
     return 0
 
 
@@ -94,10 +156,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _default_decoder(reg) -> str:
+    names = sorted({c.name for c in reg.components("decoder")})
+    if "greedy" in names:
+        return "greedy"
+    raise ConfigError("no --decoder given and the default 'greedy' (tokensmith-baselines) is not installed",
+                      component="cli", hint="pass --decoder NAME; installed decoders: "
+                      + (", ".join(names) or "none (pip install tokensmith-baselines)"))
+
+
 def cmd_generate(args) -> int:
-    spec = PipelineSpec(model=args.model, decoder={"type": args.decoder, **_params(args.param)},
-                        runtime={"device": args.device, "dtype": args.dtype, "seed": args.seed})
-    pipeline = _registry().build_pipeline(spec)
+    reg = _registry()
+    constraints = [_component(c, "--constraint") for c in args.constraint or []]
+    spec = PipelineSpec(
+        model=args.model, decoder={"type": args.decoder or _default_decoder(reg), **_params(args.param)},
+        stages=[_component(s, "--stage") for s in args.stage or []],
+        constraint=(None if not constraints else constraints[0] if len(constraints) == 1
+                    else {args.combine: constraints}),
+        runtime={"device": args.device, "dtype": args.dtype, "seed": args.seed})
+    pipeline = reg.build_pipeline(spec)
     start = time.perf_counter()
     gen = pipeline.generate(args.prompt, max_new_tokens=args.max_new_tokens)
     _print_generation(args.prompt, gen, time.perf_counter() - start)
@@ -105,6 +182,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from tokensmith.core.pipeline import BuildContext
+
     reg = _registry()
     demos = reg.components("demo")
     if args.only:
@@ -112,18 +191,22 @@ def cmd_demo(args) -> int:
     print(f"tokensmith demo on {args.model!r}: {len(demos)} section(s) from the installed plugins "
           f"({', '.join(d.name for d in demos) or 'none'})")
     start = time.perf_counter()
-    spec = PipelineSpec(model=args.model, decoder="greedy",
-                        runtime={"device": args.device, "dtype": args.dtype})
+    spec = PipelineSpec(model=args.model, runtime={"device": args.device, "dtype": args.dtype})
     pipeline = reg.build_pipeline(spec)
     print(f"loaded {args.model} in {time.perf_counter() - start:.1f} s "
           f"({sum(p.numel() for p in pipeline.model.parameters()) / 1e6:.1f} M parameters, "
           f"vocabulary {pipeline.tokenizer.vocab_size})\n")
+    ctx = BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
+                       lm=pipeline.lm, source=pipeline.spec.model, registry=reg)
     results = {}
     for record in demos:
         print(f"== {record.name} ({record.distribution}): {record.summary}")
-        demo = reg.build("demo", record.name, _context(pipeline))
+        demo = reg.build("demo", f"{record.distribution}:{record.name}", ctx)
         section_start = time.perf_counter()
-        results[record.name] = demo.run(pipeline, sys.stdout)
+        from tokensmith.core.errors import blame
+
+        with blame(record.qualname, record.distribution, "the demo"):
+            results[record.name] = demo.run(pipeline, sys.stdout)
         print(f"-- {record.name} done in {time.perf_counter() - section_start:.1f} s\n")
     if args.json:
         from tokensmith.adapters.artifacts import atomic_write_text
@@ -133,54 +216,75 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _context(pipeline):
-    from tokensmith.core.pipeline import BuildContext
-
-    return BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
-                        lm=pipeline.lm, source=pipeline.spec.model)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tokensmith", description=__doc__)
+    p = argparse.ArgumentParser(prog="tokensmith", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("plugins", help="installed plugins, versions, hooks and components")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("plugins", help="installed plugins, versions, hooks, components, failures, collisions")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_plugins)
-    s = sub.add_parser("components", help="registered components, optionally of one kind")
-    s.add_argument("kind", nargs="?", choices=KINDS)
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("components", help="registered components with their parameters (types, defaults)")
+    s.add_argument("kind", nargs="?", choices=KINDS, help="only components of this kind")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_components)
     s = sub.add_parser("run", help="build a pipeline from TOML and run it")
-    s.add_argument("pipeline")
-    s.add_argument("--prompt")
-    s.add_argument("--max-new-tokens", type=int, default=None)
+    s.add_argument("pipeline", help="a pipeline TOML file (see examples/)")
+    s.add_argument("--prompt", help="overrides [generate] prompt")
+    s.add_argument("--max-new-tokens", type=int, default=None, help="overrides [generate] max_new_tokens")
     s.set_defaults(func=cmd_run)
     for name, func, helptext in (("generate", cmd_generate, "generate text with one decoder"),
                                  ("demo", cmd_demo, "show what each installed plugin does vs the baseline")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("--model", default="smollm2")
-        s.add_argument("--device", default="auto")
-        s.add_argument("--dtype", default="auto")
+        s.add_argument("--model", default="smollm2", help="model source (default: smollm2)")
+        s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+        s.add_argument("--dtype", default="auto", help="auto, fp32, fp64, fp16, bf16")
         s.set_defaults(func=func)
         if name == "generate":
             s.add_argument("prompt")
-            s.add_argument("--decoder", default="greedy")
-            s.add_argument("--param", action="append", metavar="KEY=VALUE")
+            s.add_argument("--decoder", help="registered decoder (default: greedy, from tokensmith-baselines)")
+            s.add_argument("--param", action="append", metavar="KEY=VALUE",
+                           help="a decoder parameter (VALUE is JSON, else a string); repeatable")
+            s.add_argument("--constraint", action="append", metavar="NAME|JSON",
+                           help="a constraint: a registered name or a JSON table such as "
+                           "'{\"type\": \"regex\", \"pattern\": \"[0-9]+\"}'; repeatable")
+            s.add_argument("--combine", choices=("all", "any"), default="all",
+                           help="how several --constraint combine (default: all)")
+            s.add_argument("--stage", action="append", metavar="NAME|JSON",
+                           help="a tokenizer stage applied to the prompt; repeatable, in order")
             s.add_argument("--max-new-tokens", type=int, default=32)
-            s.add_argument("--seed", type=int, default=0)
+            s.add_argument("--seed", type=int, default=0, help="the runtime seed (default 0)")
         else:
-            s.add_argument("--only", action="append", metavar="NAME")
-            s.add_argument("--json", metavar="PATH")
+            s.add_argument("--only", action="append", metavar="NAME", help="run only this section; repeatable")
+            s.add_argument("--json", metavar="PATH", help="also write the sections' numbers to PATH")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly, and keep Python's exit flush quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except TokensmithError as exc:
+        if args.debug:
+            raise
         print(f"tokensmith: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tokensmith: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback behind --debug
+        if args.debug:
+            raise
+        print(f"tokensmith: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+              "traceback and report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Contract suites: hypothesis-driven checks every implementation of an interface must pass.
+"""Contract suites: checks every implementation of an interface must pass (properties
+over hypothesis-drawn inputs where an input space is involved).
 
-Subclass one in a test module and provide the fixtures its docstring names.
+Subclass one in a test module and provide the fixtures its docstring names. Needs
+``hypothesis`` (the ``tokensmith[test]`` extra).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokensmith.core.errors import InputError, SurgeryError
+from tokensmith.core.constraint import FunctionConstraint
+from tokensmith.core.errors import IncompatibleComponentsError, InputError, SurgeryError
 from tokensmith.core.records import Encoding, Generation, ModelReport
 
 _settings = settings(max_examples=40, deadline=None,
@@ -113,8 +116,36 @@ class NormalizationContract:
             normalization_provider.replace(nn.Sequential(nn.Linear(4, 4)))
 
 
+class TokenizerStageContract:
+    """Needs fixture ``stage`` (a :class:`~tokensmith.core.kinds.TokenizerStage`)."""
+
+    def test_has_a_name(self, stage):
+        assert isinstance(stage.name, str) and stage.name
+
+    @_settings
+    @given(text=st.text(max_size=60))
+    def test_text_in_text_out(self, stage, text):
+        out = stage.normalize(text)
+        assert isinstance(out, str)
+        assert stage.normalize(text) == out  # deterministic
+
+    def test_in_a_pipeline_prepare(self, stage, tiny_lm):
+        from tokensmith.core.pipeline import Pipeline, PipelineSpec
+        from tokensmith.core.runtime import Runtime
+
+        pipe = Pipeline(spec=PipelineSpec(model="tiny-llama"), runtime=Runtime(), model=None,
+                        tokenizer=tiny_lm.tokenizer, lm=tiny_lm, decoder=None, stages=(stage,))
+        assert pipe.prepare("Hello, World") == stage.normalize("Hello, World")
+
+
 class DecoderContract:
-    """Needs fixtures ``decoder`` and ``tiny_lm`` (provided by the tokensmith pytest plugin)."""
+    """Needs fixtures ``decoder`` and ``tiny_lm`` (provided by the tokensmith pytest plugin).
+
+    A decoder whose class says ``accepts_constraint = True`` must honour a constraint:
+    every generated prefix is allowed, and a finished (``"stop"``) text is accepted.
+    One that does not accept constraints must refuse one with
+    :class:`~tokensmith.IncompatibleComponentsError`.
+    """
 
     @_settings
     @given(prompt=st.sampled_from(["The", "def f", "a b c", "capital of Fra"]),
@@ -126,15 +157,46 @@ class DecoderContract:
         assert all(0 <= i < tiny_lm.vocab_size for i in gen.ids)
         assert isinstance(gen.text, str) and isinstance(gen.bytes, bytes)
         assert gen.text == gen.bytes.decode("utf-8", errors="replace")
+        assert isinstance(gen.counters.get("lm_calls"), int) and gen.counters["lm_calls"] >= 0
+        if n == 0:
+            assert gen.ids == () and gen.bytes == b""
 
     def test_deterministic_for_a_seed(self, decoder, tiny_lm):
         a = decoder.generate(tiny_lm, "The quick", max_new_tokens=5, seed=1)
         b = decoder.generate(tiny_lm, "The quick", max_new_tokens=5, seed=1)
-        assert a.ids == b.ids
+        assert a.ids == b.ids and a.bytes == b.bytes
 
     def test_rejects_non_text_prompt(self, decoder, tiny_lm):
         with pytest.raises(InputError):
             decoder.generate(tiny_lm, 42, max_new_tokens=2)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
+    def test_rejects_bad_max_new_tokens(self, decoder, tiny_lm, bad):
+        with pytest.raises(InputError):
+            decoder.generate(tiny_lm, "The", max_new_tokens=bad)
+
+    def test_rejects_an_empty_prompt(self, decoder, tiny_lm):
+        with pytest.raises(InputError):
+            decoder.generate(tiny_lm, "", max_new_tokens=2)
+
+    @pytest.mark.parametrize("bad", [-1, 2**63, 1.0, "0", True])
+    def test_rejects_a_bad_seed(self, decoder, tiny_lm, bad):
+        with pytest.raises(InputError):
+            decoder.generate(tiny_lm, "The", max_new_tokens=1, seed=bad)
+
+    def test_constraint_is_honoured_or_refused(self, decoder, tiny_lm):
+        alphabet = set(b"ab ")
+        constraint = FunctionConstraint(lambda p: set(p) <= alphabet, name="only-a-b-space")
+        if not getattr(decoder, "accepts_constraint", False):
+            with pytest.raises(IncompatibleComponentsError):
+                decoder.generate(tiny_lm, "The", max_new_tokens=3, constraint=constraint, seed=0)
+            return
+        for seed in range(3):
+            gen = decoder.generate(tiny_lm, "The", max_new_tokens=6, constraint=constraint, seed=seed)
+            assert set(gen.bytes) <= alphabet, gen.bytes
+            assert constraint.checks > 0
+            if gen.finish_reason == "stop":
+                assert constraint.accepts(gen.bytes)
 
 
 class ConstraintContract:
@@ -150,8 +212,24 @@ class ConstraintContract:
         for text in rejected:
             assert not constraint.accepts(text)
 
+    @_settings
+    @given(data=st.data())
+    def test_allowed_prefixes_are_prefix_closed(self, constraint, accepted, rejected, data):
+        """``allows(x)`` means x extends to an accepted string, so every prefix of x does
+        too; and an accepted string is allowed."""
+        seeds = [t for t in accepted + rejected if t]
+        pieces = st.binary(max_size=8) if not seeds else st.one_of(
+            st.binary(max_size=8), st.sampled_from(seeds).flatmap(
+                lambda t: st.integers(0, len(t)).map(lambda k: t[:k])))
+        text = data.draw(st.lists(pieces, max_size=3).map(b"".join))
+        if constraint.accepts(text):
+            assert constraint.allows(text)
+        if constraint.allows(text):
+            assert all(constraint.allows(text[:k]) for k in range(len(text)))
+
     def test_every_check_is_counted(self, constraint, accepted):
         constraint.reset_counters()
+        assert constraint.checks == 0
         constraint.allows(accepted[0][:1])
         constraint.accepts(accepted[0])
         assert constraint.checks >= 2

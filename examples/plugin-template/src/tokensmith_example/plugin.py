@@ -3,16 +3,19 @@ registering the plugin imports nothing heavy."""
 
 from tokensmith import Component, hookimpl
 
-from .components import MaxBytesConfig, NFKCConfig
+_M = "tokensmith_example.components"
 
 
 @hookimpl
 def tokensmith_register_tokenizer_stages():
-    return [Component("nfkc", "tokensmith_example.components:NFKC.from_config",
-                      "Unicode NFKC normalization before tokenization", config_class=NFKCConfig)]
+    return [Component("nfkc", f"{_M}:NFKC", "Unicode NFKC normalization before tokenization")]
 
 
 @hookimpl
 def tokensmith_register_constraints():
-    return [Component("max-bytes", "tokensmith_example.components:MaxBytes.from_config",
-                      "accept strings of at most `limit` UTF-8 bytes", config_class=MaxBytesConfig)]
+    return [Component("max-bytes", f"{_M}:MaxBytes", "accept strings of at most `limit` UTF-8 bytes")]
+
+
+@hookimpl
+def tokensmith_register_decoders():
+    return [Component("min-p", f"{_M}:MinP", "min-p sampling: drop tokens below min_p x the top probability")]

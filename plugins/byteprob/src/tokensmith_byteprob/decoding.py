@@ -16,42 +16,21 @@ from tokensmith import (
     BuildContext,
     ByteLanguageModel,
     ByteViewError,
-    ConfigError,
     Decoder,
     Generation,
     IncompatibleComponentsError,
-    InputError,
     LanguageModel,
+    filtered_probs,
+    non_negative,
+    positive_int,
+    probability,
 )
-from tokensmith.core.sampling import filtered_probs, non_negative, probability
-from tokensmith.core.tokenizer import require_text
 
 from .byte_view import check_byte_tokenizer
-from .cover_set import MEANINGS, ByteProbLM
+from .cover_set import ByteProbLM, Meaning, check_meaning
 
 #: with no ``max_new_bytes``, a token budget becomes this many bytes (English averages ~4)
 BYTES_PER_TOKEN = 4
-
-
-def _meaning(instance, attribute, value):
-    if value not in MEANINGS:
-        raise ValueError(f"{attribute.name} must be one of {MEANINGS}, got {value!r}")
-
-
-def _optional_positive(instance, attribute, value):
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0 or None, got {value}")
-
-
-@attrs.frozen
-class ByteDecoderConfig:
-    """``temperature`` 0 means greedy (argmax byte); ``max_new_bytes`` None means
-    ``BYTES_PER_TOKEN * max_new_tokens``."""
-
-    meaning: str = attrs.field(default="canonical", validator=_meaning)
-    temperature: float = attrs.field(default=0.0, validator=non_negative)
-    top_p: float = attrs.field(default=1.0, validator=probability)
-    max_new_bytes: int | None = attrs.field(default=None, validator=_optional_positive)
 
 
 def pick_byte(logprobs: Any, temperature: float, top_p: float, generator: Any) -> int:
@@ -64,11 +43,12 @@ def pick_byte(logprobs: Any, temperature: float, top_p: float, generator: Any) -
 
 
 def generate_bytes(blm: ByteLanguageModel, prompt: bytes, max_new_bytes: int, *, temperature: float = 0.0,
-                   top_p: float = 1.0, seed: int | None = None) -> tuple[bytes, str]:
-    """Sample bytes after ``prompt``; returns (bytes, finish reason "stop" or "length")."""
-    import torch
+                   top_p: float = 1.0, generator: Any = None) -> tuple[bytes, str]:
+    """Sample bytes after ``prompt``; returns (bytes, finish reason "stop" or "length").
 
-    generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    ``generator`` is the ``torch.Generator`` sampling draws from (a decoder passes its
+    request's, see :meth:`tokensmith.Decoder.begin`); greedy decoding (temperature 0)
+    draws nothing."""
     state = blm.start(prompt)
     out = bytearray()
     while len(out) < max_new_bytes:
@@ -81,6 +61,7 @@ def generate_bytes(blm: ByteLanguageModel, prompt: bytes, max_new_bytes: int, *,
     return bytes(out), "length"
 
 
+@attrs.define
 class ByteDecoder(Decoder):
     """Decodes byte by byte from the exact next-byte distribution of the pipeline's LM.
 
@@ -92,42 +73,43 @@ class ByteDecoder(Decoder):
 
     name = "byteprob"
 
-    def __init__(self, config: ByteDecoderConfig | None = None) -> None:
-        self.config = config or ByteDecoderConfig()
-        self._byte_lms: dict[int, ByteProbLM] = {}
+    meaning: Meaning = attrs.field(
+        default="canonical", validator=check_meaning,
+        metadata={"doc": "canonical: valid encodings only (the paper's); marginal: every tokenization"})
+    temperature: float = attrs.field(default=0.0, validator=non_negative,
+                                     metadata={"doc": "0 = greedy byte; else temperature on bytes"})
+    top_p: float = attrs.field(default=1.0, validator=probability, metadata={"doc": "nucleus mass on bytes"})
+    max_new_bytes: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive_int),
+        metadata={"doc": f"byte budget; None = {BYTES_PER_TOKEN} x max_new_tokens"})
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
+    _byte_lms: dict[int, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
-    @classmethod
-    def from_config(cls, config: ByteDecoderConfig, ctx: BuildContext) -> ByteDecoder:
-        if ctx.tokenizer is not None:
+    def __attrs_post_init__(self) -> None:
+        tokenizer = self.ctx.tokenizer if self.ctx is not None else None
+        if tokenizer is not None:
             try:
-                check_byte_tokenizer(ctx.tokenizer, "decoder 'byteprob'")
+                check_byte_tokenizer(tokenizer, f"decoder '{self.name}'")
             except ByteViewError as err:  # at build time this is a pairing problem of the pipeline
-                raise IncompatibleComponentsError(err.message, component=err.component, plugin=err.plugin,
+                raise IncompatibleComponentsError(err.message, component=err.component,
                                                   hint="use the model's own byte-level BPE or byte-fallback "
                                                   "tokenizer") from err
-        return cls(config)
 
     def byte_lm(self, lm: LanguageModel) -> ByteProbLM:
         """The :class:`ByteProbLM` over ``lm``, built once per LM (its tables cost a vocabulary pass)."""
         key = id(lm)
         if key not in self._byte_lms or self._byte_lms[key].lm is not lm:
-            self._byte_lms[key] = ByteProbLM(lm, meaning=self.config.meaning)
+            self._byte_lms[key] = ByteProbLM(lm, meaning=self.meaning)
         return self._byte_lms[key]
 
     def generate(self, lm: LanguageModel, prompt: str, *, max_new_tokens: int = 32,
                  constraint=None, seed: int | None = None) -> Generation:
-        require_text(prompt, f"decoder '{self.name}'")
-        if constraint is not None:
-            raise ConfigError("this decoder cannot honour constraints", component=f"decoder '{self.name}'",
-                              plugin="tokensmith-byteprob", hint="use tokensmith-awrs over a ByteProbLM")
-        if max_new_tokens < 0:
-            raise InputError(f"max_new_tokens must be >= 0, got {max_new_tokens}",
-                             component=f"decoder '{self.name}'", plugin="tokensmith-byteprob")
-        budget = self.config.max_new_bytes or BYTES_PER_TOKEN * max_new_tokens
-        blm = self.byte_lm(lm)
-        calls = lm.counters["forward_calls"]
-        out, finish = generate_bytes(blm, prompt.encode("utf-8"), budget, temperature=self.config.temperature,
-                                     top_p=self.config.top_p, seed=seed) if budget else (b"", "length")
-        return Generation(text=out.decode("utf-8", errors="replace"), bytes=out, ids=(), log_weight=0.0,
-                          counters={"lm_calls": lm.counters["forward_calls"] - calls, "bytes": len(out)},
-                          finish_reason=finish)
+        request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
+        budget = self.max_new_bytes or BYTES_PER_TOKEN * max_new_tokens
+        out, finish = b"", "length"
+        if budget:
+            out, finish = generate_bytes(self.byte_lm(lm), prompt.encode("utf-8"), budget,
+                                         temperature=self.temperature, top_p=self.top_p,
+                                         generator=request.generator)
+        return request.generation((), out, finish_reason=finish, counters={"bytes": len(out)})
+

@@ -1,5 +1,11 @@
 """Norm surgery: swap a model's LayerNorm/RMSNorm layers for PowerNorm or masked BatchNorm
-(Shen et al., 2020, arXiv 2003.07845) and route the model's attention mask to them."""
+(Shen et al., 2020, arXiv 2003.07845) and route the model's attention mask to them.
+
+Each provider is the one declaration of its hyperparameters (the ``[normalization]``
+parameters of a pipeline); the modules it builds read them from it. Defaults are those of
+the PowerNorm reference implementation: eps 1e-5, alpha_fwd = alpha_bkw = 0.9, 10,000
+warm-up iterations, one pre-scaling group.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,15 @@ from typing import Any
 import attrs
 import torch
 
-from tokensmith import BuildContext, ModelReport, NormalizationProvider, NormLayer
-from tokensmith.core.errors import ConfigError
+from tokensmith import ConfigError, ModelReport, NormalizationProvider, NormLayer, positive, positive_int, \
+    unit_interval
 
 from .batch_norm import MaskedBatchNorm
-from .config import BatchNormConfig, PowerNormConfig
 from .padding_mask import attach_padding_mask
 from .power_norm import PowerNorm
+
+_bool = attrs.validators.instance_of(bool)
+_non_negative_int = attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0))
 
 
 def _copy_affine(new: torch.nn.Module, old: Any) -> None:
@@ -34,6 +42,18 @@ def _like(layer: NormLayer) -> dict[str, Any]:
 
 
 class _MaskedNormProvider(NormalizationProvider):
+    copy_affine: bool
+
+    def module(self, dim: int, *, device: Any = None, dtype: Any = None) -> torch.nn.Module:
+        """A new norm module over ``dim`` channels with this provider's hyperparameters."""
+        raise NotImplementedError
+
+    def make(self, layer: NormLayer) -> torch.nn.Module:
+        module = self.module(layer.dim, **_like(layer))
+        if self.copy_affine:
+            _copy_affine(module, layer.module)
+        return module.train(layer.module.training)
+
     def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:
         model, report = super().replace(model, inplace=inplace)
         attach_padding_mask(model)
@@ -42,39 +62,51 @@ class _MaskedNormProvider(NormalizationProvider):
         return model, attrs.evolve(report, notes=(*report.notes, note))
 
 
+@attrs.define
 class PowerNormProvider(_MaskedNormProvider):
     """Replaces every LayerNorm/RMSNorm with :class:`PowerNorm`."""
 
     name = "powernorm"
 
-    def __init__(self, config: PowerNormConfig | None = None, ctx: BuildContext | None = None) -> None:
-        self.config = config or PowerNormConfig()
+    alpha_fwd: float = attrs.field(default=0.9, validator=unit_interval, metadata={
+        "doc": "EMA factor of the running quadratic mean (forward)"})
+    alpha_bkw: float = attrs.field(default=0.9, validator=unit_interval, metadata={
+        "doc": "EMA factor of the backward correction (1.0 disables the correction)"})
+    warmup_iters: int = attrs.field(default=10_000, validator=_non_negative_int, metadata={
+        "doc": "training iterations normalised by batch statistics before the running statistic takes over"})
+    eps: float = attrs.field(default=1e-5, validator=positive, metadata={"doc": "added to the statistic"})
+    affine: bool = attrs.field(default=True, validator=_bool, metadata={"doc": "learn γ and β"})
+    prescale: bool = attrs.field(default=True, validator=_bool, metadata={
+        "doc": "divide each token by its RMS over group_num channel groups first (GroupScaling1D)"})
+    group_num: int = attrs.field(default=1, validator=positive_int, metadata={
+        "doc": "channel groups of the pre-scaling; must divide the width"})
+    copy_affine: bool = attrs.field(default=True, validator=_bool, metadata={
+        "doc": "start γ (and β) from the replaced layer's weight (and bias)"})
 
-    def make(self, layer: NormLayer) -> PowerNorm:
-        c = self.config
+    def module(self, dim: int, *, device: Any = None, dtype: Any = None) -> PowerNorm:
+        return PowerNorm(dim, self, device=device, dtype=dtype)
+
+    def make(self, layer: NormLayer) -> torch.nn.Module:
         try:
-            module = PowerNorm(layer.dim, alpha_fwd=c.alpha_fwd, alpha_bkw=c.alpha_bkw,
-                               warmup_iters=c.warmup_iters, eps=c.eps, affine=c.affine,
-                               prescale=c.prescale, group_num=c.group_num, **_like(layer))
+            return super().make(layer)
         except ConfigError as exc:
-            raise ConfigError(f"{exc.message} of {layer.path}", component=exc.component, plugin=exc.plugin,
+            raise ConfigError(f"{exc.message} of {layer.path}", component=exc.component,
                               hint=exc.hint) from None
-        if c.copy_affine:
-            _copy_affine(module, layer.module)
-        return module.train(layer.module.training)
 
 
+@attrs.define
 class BatchNormProvider(_MaskedNormProvider):
-    """Replaces every LayerNorm/RMSNorm with :class:`MaskedBatchNorm`."""
+    """Replaces every LayerNorm/RMSNorm with :class:`MaskedBatchNorm` (mean and variance over the
+    non-pad tokens; running statistics, updated with ``momentum``, in eval mode)."""
 
     name = "batchnorm"
 
-    def __init__(self, config: BatchNormConfig | None = None, ctx: BuildContext | None = None) -> None:
-        self.config = config or BatchNormConfig()
+    momentum: float = attrs.field(default=0.1, validator=unit_interval, metadata={
+        "doc": "update factor of the running statistics"})
+    eps: float = attrs.field(default=1e-5, validator=positive, metadata={"doc": "added to the variance"})
+    affine: bool = attrs.field(default=True, validator=_bool, metadata={"doc": "learn γ and β"})
+    copy_affine: bool = attrs.field(default=True, validator=_bool, metadata={
+        "doc": "start γ (and β) from the replaced layer's weight (and bias)"})
 
-    def make(self, layer: NormLayer) -> MaskedBatchNorm:
-        c = self.config
-        module = MaskedBatchNorm(layer.dim, momentum=c.momentum, eps=c.eps, affine=c.affine, **_like(layer))
-        if c.copy_affine:
-            _copy_affine(module, layer.module)
-        return module.train(layer.module.training)
+    def module(self, dim: int, *, device: Any = None, dtype: Any = None) -> MaskedBatchNorm:
+        return MaskedBatchNorm(dim, self, device=device, dtype=dtype)
