@@ -15,7 +15,8 @@ def test_plugins_json_lists_plugins_with_versions_hooks_components(capsys):
     code, out, _ = run(capsys, "plugins", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert rows["tokensmith.adapters"]["hooks"] == ["tokensmith_load_model", "tokensmith_wrap_language_model"]
+    assert rows["tokensmith.adapters"]["hooks"] == ["tokensmith_describe_model", "tokensmith_load_model",
+                                                    "tokensmith_wrap_language_model"]
     for row in rows.values():
         assert row["version"] and row["distribution"] and isinstance(row["components"], list)
 
@@ -32,7 +33,14 @@ def test_plugins_json_includes_baselines(capsys):
 @pytest.mark.needs_baselines
 def test_components_of_a_kind(capsys):
     code, out, _ = run(capsys, "components", "decoder", "--json")
-    assert code == 0 and {c["kind"] for c in json.loads(out)} == {"decoder"}
+    rows = json.loads(out)
+    assert code == 0 and {c["kind"] for c in rows} == {"decoder"}
+    sample = next(c for c in rows if c["name"] == "sample")
+    params = {p["name"]: p for p in sample["parameters"]}
+    assert params["temperature"] == {"name": "temperature", "type": "float", "required": False, "default": 1.0}
+    assert sample["accepts_constraint"] is False and sample["requires"] == []
+    code, out, _ = run(capsys, "components", "decoder")
+    assert "temperature: float = 1.0" in out
 
 
 @pytest.mark.needs_baselines

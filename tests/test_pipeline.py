@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from tokensmith import (
     Component,
     ConfigError,
+    Decoder,
     FunctionConstraint,
     IncompatibleComponentsError,
     PipelineSpec,
@@ -52,16 +53,20 @@ def test_bad_toml_and_missing_model(tmp_path):
         PipelineSpec.from_config({"model": "x", "decoder": {"temperature": 1}})
 
 
-@attrs.frozen
-class StepConfig:
+@attrs.define
+class Counting(Decoder):
+    name = "counting"
     steps: int = attrs.field(default=1, validator=attrs.validators.gt(0))
+
+    def generate(self, lm, prompt, *, max_new_tokens=32, constraint=None, seed=None):
+        request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
+        return request.generation([], b"", finish_reason="length")
 
 
 class Parts:
     @hookimpl
     def tokensmith_register_decoders(self):
-        return [Component("counting", lambda c, ctx: object(), config_class=StepConfig),
-                Component("gpu-only", lambda c, ctx: object(), devices=("cuda",))]
+        return [Component("counting", Counting), Component("gpu-only", Counting, devices=("cuda",))]
 
 
 @pytest.mark.needs_baselines
@@ -74,7 +79,7 @@ def test_validation_reports_every_problem_at_once(make_registry):
     assert len(problems) == 3, text
     assert "tokenizer 'modle'" in text and "did you mean 'model'" in text
     assert "normalization 'identty'" in text
-    assert "unknown parameter(s) ['step']" in text and "did you mean 'steps'" in text
+    assert "unknown parameter 'step' (did you mean 'steps'?)" in text
     with pytest.raises(ValidationError) as info:
         reg.build_pipeline(spec)
     assert len(info.value.problems) == 3
@@ -94,7 +99,7 @@ def test_constraint_with_a_decoder_that_cannot_honour_it(installed_registry):
     class Always:
         @hookimpl
         def tokensmith_register_constraints(self):
-            return [Component("always", lambda c, ctx: FunctionConstraint(lambda b: True))]
+            return [Component("always", lambda: FunctionConstraint(lambda b: True))]
 
     installed_registry.pm.register(Always())
     reg = type(installed_registry)(installed_registry.pm, env={})
@@ -173,3 +178,39 @@ def test_core_alone_builds_a_pipeline_with_empty_slots(make_registry):
     pipe = make_registry().build_pipeline(PipelineSpec(model="tiny-gpt2", runtime={"device": "cpu"}))
     assert pipe.lm is not None and pipe.decoder is None and pipe.reports == []
     assert pipe.lm.score("hello") < 0
+
+
+def test_constraint_tables_combine_with_all_and_any(tmp_path):
+    """[[constraint]] lists mean all of them; {any = [...]} a union; nested as in code."""
+    from tokensmith import ComponentRef, ConstraintSet
+
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nsource = "tiny-llama"\n[decoder]\ntype = "awrs"\n'
+                    '[[constraint]]\ntype = "regex"\npattern = "[0-9]+"\n'
+                    '[[constraint]]\nany = [{type = "max-bytes", limit = 3}, {type = "python"}]\n')
+    spec = PipelineSpec.from_toml(path)
+    assert spec.constraint == ConstraintSet("all", (
+        ComponentRef("regex", {"pattern": "[0-9]+"}),
+        ConstraintSet("any", (ComponentRef("max-bytes", {"limit": 3}), ComponentRef("python")))))
+    assert PipelineSpec.from_config(spec.to_config()) == spec
+    (tmp_path / "again.toml").write_text(spec.to_toml())
+    assert PipelineSpec.from_toml(tmp_path / "again.toml") == spec
+    assert [r.type for _, _, r in spec.refs() if _ == "constraint"] == ["regex", "max-bytes", "python"]
+
+
+def test_combined_constraints_build_into_all_of_and_any_of(make_registry):
+    from tokensmith import AllOf, AnyOf
+
+    class Parts2:
+        @hookimpl
+        def tokensmith_register_constraints(self):
+            return [Component("short", lambda limit: FunctionConstraint(lambda b: len(b) <= limit)),
+                    Component("digits", lambda: FunctionConstraint(lambda b: b.isdigit() or b == b""))]
+
+    reg = make_registry(Parts2())
+    both = reg.build("constraint", [{"type": "short", "limit": 2}, "digits"])
+    assert isinstance(both, AllOf) and both.allows(b"12") and not both.allows(b"123")
+    assert not both.allows(b"a")
+    either = reg.build("constraint", {"any": [{"type": "short", "limit": 1}, "digits"]})
+    assert isinstance(either, AnyOf) and either.allows(b"a") and either.allows(b"1234")
+    assert not either.allows(b"ab")

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokensmith.core.sampling import filtered_probs, non_negative, positive, probability
+from tokensmith import filtered_probs, non_negative, positive, probability
 
 
 @settings(max_examples=80, deadline=None)
@@ -38,3 +38,14 @@ def test_validators():
                       ({"c": 0}, r"c must be in \(0, 1\]"), ({"c": 1.5}, "c must be in")):
         with pytest.raises(ValueError, match=word):
             C(**bad)
+
+
+@pytest.mark.parametrize("bad", ["hot", None, True, float("nan"), float("inf"), [1]])
+def test_validators_refuse_wrong_types_with_a_message(bad):
+    """--param temperature=hot used to give "'<=' not supported between 'str' and 'int'"."""
+    @attrs.define
+    class C:
+        a: float = attrs.field(default=1.0, validator=positive)
+
+    with pytest.raises((TypeError, ValueError), match="a must be"):
+        C(a=bad)

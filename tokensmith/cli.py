@@ -79,14 +79,17 @@ def cmd_plugins(args) -> int:
         rows.append({"name": name, "distribution": info.distribution, "version": info.version,
                      "module": info.module, "hooks": reg.hooks_of(name), "status": "ok" if not failure else
                      "partly failed", "error": failure.error if failure else None,
-                     "components": [{"kind": c.kind, "name": c.name, "summary": c.summary} for c in comps]})
+                     "components": [{"kind": c.kind, "name": c.name, "summary": c.summary,
+                                     "collides_with": [o.distribution for o in reg.components(c.kind)
+                                                       if o.name == c.name and o is not c],
+                                     "qualified_name": c.qualified_names[1]} for c in comps]})
     for name, failure in sorted(reg.failed.items()):
         if name not in reg.plugins:
             rows.append({"name": name, "distribution": failure.distribution, "version": failure.version,
                          "module": None, "hooks": [], "status": "failed", "error": failure.error,
                          "components": []})
     if args.json:
-        print(json.dumps({"plugins": rows, "collisions": _collisions(reg)}, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
         status = "" if row["status"] == "ok" else f"  [{row['status'].upper()}]"
@@ -96,7 +99,9 @@ def cmd_plugins(args) -> int:
         if row["status"] != "failed":
             print(f"  hooks: {', '.join(row['hooks']) or '-'}")
         for c in row["components"]:
-            print(f"  {c['kind']:<14} {c['name']:<16} {c['summary']}")
+            clash = f"  (also registered by {', '.join(c['collides_with'])}: use {c['qualified_name']!r})" \
+                if c["collides_with"] else ""
+            print(f"  {c['kind']:<14} {c['name']:<16} {c['summary']}{clash}")
     for col in _collisions(reg):
         print(f"collision: {col['kind']} '{col['name']}' is registered by {', '.join(col['providers'])}; "
               f"pipelines must name one of {', '.join(col['qualified'])}")
@@ -156,20 +161,11 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _default_decoder(reg) -> str:
-    names = sorted({c.name for c in reg.components("decoder")})
-    if "greedy" in names:
-        return "greedy"
-    raise ConfigError("no --decoder given and the default 'greedy' (tokensmith-baselines) is not installed",
-                      component="cli", hint="pass --decoder NAME; installed decoders: "
-                      + (", ".join(names) or "none (pip install tokensmith-baselines)"))
-
-
 def cmd_generate(args) -> int:
     reg = _registry()
     constraints = [_component(c, "--constraint") for c in args.constraint or []]
     spec = PipelineSpec(
-        model=args.model, decoder={"type": args.decoder or _default_decoder(reg), **_params(args.param)},
+        model=args.model, decoder={"type": args.decoder or "greedy", **_params(args.param)},
         stages=[_component(s, "--stage") for s in args.stage or []],
         constraint=(None if not constraints else constraints[0] if len(constraints) == 1
                     else {args.combine: constraints}),
@@ -242,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
         if name == "generate":
             s.add_argument("prompt")
-            s.add_argument("--decoder", help="registered decoder (default: greedy, from tokensmith-baselines)")
+            s.add_argument("--decoder", help="a registered decoder (default: greedy, from tokensmith-baselines; "
+                           "without it, validation names the installed decoders)")
             s.add_argument("--param", action="append", metavar="KEY=VALUE",
                            help="a decoder parameter (VALUE is JSON, else a string); repeatable")
             s.add_argument("--constraint", action="append", metavar="NAME|JSON",

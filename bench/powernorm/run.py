@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import torch
-from tokensmith_powernorm.config import BatchNormConfig, PowerNormConfig
 from tokensmith_powernorm.surgery import BatchNormProvider, PowerNormProvider
 
-from tokensmith.adapters.artifacts import atomic_write_text
+from tokensmith import atomic_write_text
 
 PAD = 256
 NORMS = ("layernorm", "batchnorm", "powernorm")
@@ -62,9 +61,9 @@ def build_model(norm: str, seed: int, context: int, warmup_iters: int):
     model = GPT2LMHeadModel(config)
     report = None
     if norm == "batchnorm":
-        model, report = BatchNormProvider(BatchNormConfig()).replace(model)
+        model, report = BatchNormProvider().replace(model)
     elif norm == "powernorm":
-        model, report = PowerNormProvider(PowerNormConfig(warmup_iters=warmup_iters)).replace(model)
+        model, report = PowerNormProvider(warmup_iters=warmup_iters).replace(model)
     return model.train(), report
 
 

@@ -89,10 +89,20 @@ def test_single_string_constraint_and_unsatisfiable_one_do_not_hang(tiny_lm):
     assert gen.finish_reason == "rejected" and gen.log_weight == -math.inf and gen.ids == ()
 
 
+@pytest.mark.parametrize("decoder", [AWRSDecoder(), AWRSDecoder(n_particles=3), MaskingDecoder()],
+                         ids=["awrs", "smc", "masking"])
+def test_seed_none_advances_the_runtime_generator_and_a_seed_replays(tiny_lm, decoder):
+    unseeded = [decoder.generate(tiny_lm, "The", max_new_tokens=8).ids for _ in range(2)]
+    assert unseeded[0] != unseeded[1]
+    a, b = (decoder.generate(tiny_lm, "The", max_new_tokens=8, seed=7) for _ in range(2))
+    assert a.ids == b.ids and a.log_weight == b.log_weight and a.details == b.details
+
+
 def test_registered_components(installed_registry):
     decoders = {c.name: c for c in installed_registry.components("decoder")}
     constraints = {c.name: c for c in installed_registry.components("constraint")}
-    assert decoders["awrs"].accepts_constraint and decoders["masking"].accepts_constraint
+    assert installed_registry.accepts_constraint(decoders["awrs"])
+    assert installed_registry.accepts_constraint(decoders["masking"])
     assert {"regex", "json-schema", "python"} <= set(constraints)
     assert any(c.name == "awrs" for c in installed_registry.components("demo"))
 
@@ -107,12 +117,27 @@ def test_bad_constraints_fail_validation_naming_the_component(installed_registry
         installed_registry.build_pipeline(spec)
     problem = err.value.problems[0]
     assert isinstance(problem, ConfigError) and problem.component == f"constraint '{constraint['type']}'"
+    assert problem.plugin == "tokensmith-awrs" and "parameter" in problem.message
 
 
 def test_bad_decoder_parameters(installed_registry):
     with pytest.raises(ValidationError, match="n_particles"):
         installed_registry.build_pipeline(PipelineSpec(model="tiny-llama", decoder={"type": "awrs",
                                                                                     "n_particles": 0}))
+
+
+@pytest.mark.parametrize("kind,ref,name", [
+    ("decoder", {"type": "awrs", "n_particles": "many"}, "n_particles"),
+    ("decoder", {"type": "awrs", "n_particles": True}, "n_particles"),
+    ("decoder", {"type": "masking", "ess_threshold": "half"}, "ess_threshold"),
+    ("decoder", {"type": "masking", "ess_threshold": 1.5}, "ess_threshold"),
+    ("constraint", {"type": "regex", "pattern": 3}, "pattern"),
+    ("constraint", {"type": "json-schema", "schema": [1]}, "schema")])
+def test_registry_built_component_with_a_bad_parameter_is_a_config_error(installed_registry, kind, ref,
+                                                                         name):
+    with pytest.raises(ConfigError, match=f"parameter '{name}'") as err:
+        installed_registry.build(kind, ref)
+    assert err.value.component == f"{kind} '{ref['type']}'" and err.value.plugin == "tokensmith-awrs"
 
 
 def test_pipeline_from_config(installed_registry):

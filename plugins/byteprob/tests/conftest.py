@@ -27,9 +27,8 @@ def toy_lm_prefixed():
 
 
 def _tiny_lm(kind: str):
-    from tokensmith import Runtime
-    from tokensmith.adapters.hf_lm import HFCausalLM
-    from tokensmith.adapters.models import tiny_llama, tiny_tokenizer
+    from tokensmith import HFCausalLM, Runtime
+    from tokensmith.testing import tiny_llama, tiny_tokenizer
 
     tok = tiny_tokenizer(kind)
     model, _ = tiny_llama(tok, dtype="float64", seed=3)

@@ -8,11 +8,18 @@ import attrs
 import pytest
 import torch
 from tokensmith_byteprob import ByteProbLM
-from tokensmith_byteprob.decoding import ByteDecoder, ByteDecoderConfig, generate_bytes, pick_byte
+from tokensmith_byteprob.decoding import ByteDecoder, generate_bytes, pick_byte
 from tokensmith_byteprob.ensemble import ByteEnsemble
 from tokensmith_byteprob.toy import MarkovLM, ToyTokenizer
 
-from tokensmith import BuildContext, ByteViewError, ConfigError, IncompatibleComponentsError, Runtime
+from tokensmith import (
+    BuildContext,
+    ByteViewError,
+    ConfigError,
+    FunctionConstraint,
+    IncompatibleComponentsError,
+    Runtime,
+)
 from tokensmith.testing import DecoderContract
 
 
@@ -27,25 +34,38 @@ def test_components_are_registered(make_registry):
 
     reg = make_registry(plugin)
     decoder = reg.get("decoder", "byteprob")
-    assert "byte_view" in decoder.requires and decoder.config_class is ByteDecoderConfig
+    assert "byte_view" in decoder.requires and "causal_lm" in decoder.requires
+    assert reg.parameters(decoder).names() == ["meaning", "temperature", "top_p", "max_new_bytes"]
+    assert reg.parameters(decoder).wants_context and not reg.accepts_constraint(decoder)
     assert reg.get("demo", "byteprob").name == "byteprob"
 
 
-def test_bad_parameters_are_config_errors(make_registry):
+@pytest.mark.parametrize("bad", [{"meaning": "approximate"}, {"meaning": 1}, {"top_p": 0.0},
+                                 {"temperature": -1}, {"temperature": "hot"}, {"max_new_bytes": 0},
+                                 {"max_new_bytes": True}, {"max_new_bytes": 2.5}])
+def test_bad_parameters_are_config_errors(installed_registry, bad):
+    (name,) = bad
+    with pytest.raises(ConfigError, match=f"parameter '{name}'") as err:
+        installed_registry.build("decoder", {"type": "byteprob", **bad})
+    assert err.value.plugin == "tokensmith-byteprob"
+
+
+def test_registry_builds_the_decoder_with_its_parameters(make_registry):
     import tokensmith_byteprob.plugin as plugin
 
-    reg = make_registry(plugin)
-    record = reg.get("decoder", "byteprob")
-    for bad in ({"meaning": "approximate"}, {"top_p": 0.0}, {"temperature": -1}, {"max_new_bytes": 0}):
-        with pytest.raises(ConfigError):
-            reg.make_config(record, bad)
+    decoder = make_registry(plugin).build("decoder", {"type": "byteprob", "meaning": "marginal",
+                                                      "temperature": 1, "max_new_bytes": 3})
+    assert decoder == ByteDecoder(meaning="marginal", temperature=1.0, max_new_bytes=3)
 
 
-def test_factory_rejects_a_lossy_tokenizer():
+def test_factory_rejects_a_lossy_tokenizer(installed_registry):
     ctx = BuildContext(runtime=Runtime(device="cpu"), tokenizer=LossyTokenizer())
     with pytest.raises(IncompatibleComponentsError, match="not lossless") as err:
-        ByteDecoder.from_config(ByteDecoderConfig(), ctx)
-    assert err.value.component == "decoder 'byteprob'" and err.value.plugin == "tokensmith-byteprob"
+        ByteDecoder(ctx=ctx)
+    assert err.value.component == "decoder 'byteprob'"
+    with pytest.raises(IncompatibleComponentsError, match="not lossless") as err:
+        installed_registry.build("decoder", "byteprob", ctx)
+    assert err.value.plugin == "tokensmith-byteprob"
     with pytest.raises(ByteViewError):
         ByteProbLM(MarkovLM(LossyTokenizer()))
 
@@ -59,19 +79,46 @@ def test_factory_rejects_a_tokenizer_without_byte_view():
 
     ctx = BuildContext(runtime=Runtime(device="cpu"), tokenizer=NoView())
     with pytest.raises(IncompatibleComponentsError, match="no byte view"):
-        ByteDecoder.from_config(ByteDecoderConfig(), ctx)
+        ByteDecoder(ctx=ctx)
 
 
 class TestByteDecoderContract(DecoderContract):
     @pytest.fixture
     def decoder(self):
-        return ByteDecoder(ByteDecoderConfig(temperature=0.8, top_p=0.9, max_new_bytes=5))
+        return ByteDecoder(temperature=0.8, top_p=0.9, max_new_bytes=5)
 
 
 def test_generation_counts_calls_and_bytes(tiny_lm):
-    gen = ByteDecoder(ByteDecoderConfig(max_new_bytes=6)).generate(tiny_lm, "def fibon", seed=0)
-    assert gen.counters["bytes"] == len(gen.bytes) <= 6 and gen.counters["lm_calls"] >= 1
-    assert gen.log_weight == 0.0 and gen.finish_reason in ("stop", "length")
+    gen = ByteDecoder(max_new_bytes=6).generate(tiny_lm, "def fibon", seed=0)
+    assert gen.counters["bytes"] == len(gen.bytes) and 1 <= len(gen.bytes) <= 6
+    assert gen.counters["lm_calls"] >= 1 and gen.ids == ()
+
+
+def test_decoder_refuses_a_constraint(tiny_lm):
+    with pytest.raises(IncompatibleComponentsError, match="cannot honour a constraint"):
+        ByteDecoder().generate(tiny_lm, "a", constraint=FunctionConstraint(lambda b: True))
+
+
+def test_same_seed_same_bytes_and_no_seed_draws_anew(tiny_lm):
+    """The randomness rule: a seed replays, no seed advances the runtime's generator."""
+    decoder = ByteDecoder(temperature=1.0, max_new_bytes=8)
+    a, b = (decoder.generate(tiny_lm, "The quick", seed=5) for _ in range(2))
+    assert a.bytes == b.bytes
+    draws = {decoder.generate(tiny_lm, "The quick").bytes for _ in range(3)}
+    assert len(draws) > 1
+
+
+def test_byte_lm_follows_the_runtime_of_its_token_lm(tiny_lm, toy_lm):
+    """ByteProbLM exposes the wrapped LM's runtime (so decoders over it, e.g. AWRS, draw from
+    the runtime's generator without a seed) and counts the wrapped LM's forwards."""
+    blm = ByteProbLM(tiny_lm)
+    assert blm.runtime is tiny_lm.runtime and ByteProbLM(toy_lm).runtime is None
+    before = tiny_lm.counters["forward_calls"]
+    assert blm.counters["forward_calls"] == before
+    blm.advance(blm.start(b"The"), ord(" "))
+    assert blm.counters["forward_calls"] == tiny_lm.counters["forward_calls"] > before
+    assert blm.counters["states"] == 2 and blm.counters["max_covers_seen"] >= 1
+    assert "states" not in tiny_lm.counters
 
 
 def test_tiny_top_p_is_greedy():
@@ -91,7 +138,8 @@ def test_sampling_follows_the_byte_distribution(toy_lm):
 
 
 def test_eos_stops_generation(toy_lm):
-    out, finish = generate_bytes(ByteProbLM(toy_lm), b"", 10_000, temperature=1.0, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    out, finish = generate_bytes(ByteProbLM(toy_lm), b"", 10_000, temperature=1.0, generator=gen)
     assert finish == "stop" and len(out) < 10_000
 
 
@@ -114,3 +162,35 @@ def test_ensemble_across_vocabularies(toy_lm, tiny_byte_level_lm):
     state = mix.advance(state, ord("x"))
     other = ByteProbLM(tiny_byte_level_lm).start(b"ax")
     assert torch.allclose(state.logprobs, other.logprobs, atol=1e-9)
+
+
+def test_ensemble_exposes_a_runtime_and_counts_each_token_lm_once(toy_lm, tiny_lm):
+    mix = ByteEnsemble([ByteProbLM(toy_lm), ByteProbLM(tiny_lm), ByteProbLM(tiny_lm, meaning="marginal")])
+    assert mix.runtime is tiny_lm.runtime
+    lms = (toy_lm, tiny_lm)
+    before, each = mix.counters["forward_calls"], [lm.counters["forward_calls"] for lm in lms]
+    mix.start(b"ab")
+    calls = sum(lm.counters["forward_calls"] - n for lm, n in zip(lms, each))
+    assert mix.counters["forward_calls"] - before == calls > 0
+
+
+@pytest.mark.parametrize("with_baselines", [False, True])
+def test_demo_builds_greedy_by_name_and_prints_plain_text(make_registry, installed_registry, tiny_lm,
+                                                          with_baselines):
+    import io
+    from types import SimpleNamespace
+
+    import tokensmith_byteprob.plugin as plugin
+
+    reg = installed_registry if with_baselines else make_registry(plugin)
+    if with_baselines and "greedy" not in {c.name for c in reg.components("decoder")}:
+        pytest.skip("tokensmith-baselines is not installed")
+    demo = reg.build("demo", "byteprob", BuildContext(runtime=Runtime(device="cpu"), lm=tiny_lm))
+    out = io.StringIO()
+    results = demo.run(SimpleNamespace(lm=tiny_lm), out)
+    text = out.getvalue()
+    assert "\033" not in text and ("not installed" in text) != with_baselines
+    for row in results.values():
+        assert (row["token_level"]["text"] is not None) == with_baselines
+        assert (row["token_healing"]["text"] is not None) == with_baselines
+        assert 0 <= row["byte_exact"]["p_expected"] <= 1 and row["byte_exact"]["text"]

@@ -8,20 +8,22 @@ import pytest
 
 
 @pytest.fixture
-def provider(tiny_tokenizer):
-    from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization
+def make_provider(tiny_tokenizer):
+    """``make(**params)``: an ln-free provider with a tokenizer (the tiny one unless given), as a
+    pipeline gives it its own."""
+    from tokensmith_ln_free import LNFreeNormalization
 
-    return LNFreeNormalization(LNFreeConfig(), tokenizer=tiny_tokenizer)
+    def make(*, tokenizer=tiny_tokenizer, **params):
+        provider = LNFreeNormalization(**params)
+        provider.tokenizer = tokenizer
+        return provider
+
+    return make
 
 
 @pytest.fixture
-def make_provider(tiny_tokenizer):
-    from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization
-
-    def make(**params):
-        return LNFreeNormalization(LNFreeConfig(**params), tokenizer=tiny_tokenizer)
-
-    return make
+def provider(make_provider):
+    return make_provider()
 
 
 @pytest.fixture(params=["tiny_llama", "tiny_gpt2"])

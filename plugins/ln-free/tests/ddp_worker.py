@@ -4,18 +4,20 @@ import json
 import sys
 
 import torch
-from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, fake_norms
+from tokensmith_ln_free import LNFreeNormalization, fake_norms
 from tokensmith_ln_free.finetune import FinetuneConfig, finetune
 from tokensmith_ln_free.schedule import removal_schedule
 
 from tokensmith import Runtime
-from tokensmith.adapters.models import TINY_CORPUS, tiny_gpt2, tiny_tokenizer
+from tokensmith.testing import TINY_CORPUS, tiny_gpt2, tiny_tokenizer
 
 torch.set_num_threads(1)
 runtime = Runtime.parse(device="cpu", dtype="float32")
 tok = tiny_tokenizer()
 model, _ = tiny_gpt2(tok)
-LNFreeNormalization(LNFreeConfig(), tokenizer=tok).replace(model)
+provider = LNFreeNormalization()
+provider.tokenizer = tok
+provider.replace(model)
 ids = tok.encode(TINY_CORPUS * 2).ids
 batches = [torch.tensor([ids[i:i + 16], ids[i + 16:i + 32]]) for i in range(0, len(ids) - 32, 32)]
 events = removal_schedule(fake_norms(model), start=1, gap=1)

@@ -6,7 +6,7 @@ import pytest
 from tokensmith_ln_free import calibrate, freeze
 from tokensmith_ln_free.attribution import decoder_blocks, direct_logit_attribution
 
-from tokensmith.core.errors import SurgeryError
+from tokensmith import SurgeryError
 
 
 def final_only(model):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tokensmith_ln_free.fake_norm import FakeNorm, FixedLinearMap, SpecialPositions, token_std
 from torch import nn
 
-from tokensmith.core.errors import SurgeryError
+from tokensmith import SurgeryError
 
 KINDS = {"layernorm": lambda d: nn.LayerNorm(d), "rmsnorm": lambda d: nn.RMSNorm(d, eps=1e-5)}
 _settings = settings(max_examples=40, deadline=None)

@@ -10,8 +10,7 @@ from tokensmith_ln_free import export, fake_norms
 from tokensmith_ln_free.finetune import FinetuneConfig, evaluate, finetune, learning_rate
 from tokensmith_ln_free.schedule import FIRST_POSITION, SPECIAL_IDS, norm_role, removal_schedule
 
-from tokensmith.core.errors import ConfigError
-from tokensmith.core.normalization import find_norm_layers
+from tokensmith import ConfigError, find_norm_layers
 
 LLAMA = [f"model.layers.{i}.{n}" for i in range(3) for n in ("input_layernorm", "post_attention_layernorm")]
 LLAMA.append("model.norm")
@@ -53,7 +52,7 @@ def test_learning_rate_warms_up_then_decays_to_min_lr():
 
 @pytest.fixture
 def batches(tiny_tokenizer):
-    from tokensmith.adapters.models import TINY_CORPUS
+    from tokensmith.testing import TINY_CORPUS
 
     ids = tiny_tokenizer.encode(TINY_CORPUS * 2).ids
     chunks = [torch.tensor(ids[i:i + 16]) for i in range(0, len(ids) - 16, 16)]
@@ -77,7 +76,7 @@ def test_finetune_removes_every_norm_on_schedule(tiny_gpt2, batches, provider):
     assert evaluate(model, batches[-2:]) == pytest.approx(log.final_loss, abs=1e-4)
 
 
-def test_ln_free_finetune_stays_close_to_the_vanilla_finetune(tiny_gpt2, batches, provider):
+def test_ln_free_finetune_stays_close_to_the_vanilla_finetune(tiny_gpt2, batches, provider, make_provider):
     """The paper's claim at toy scale: a tiny GPT-2, first trained 200 steps with its norms, is
     fine-tuned 30 more steps with and without removing every norm on the schedule. Tolerance: the
     LN-free eval loss is at most 0.15 nats above the vanilla one (0.111 measured, one seed; the
@@ -85,15 +84,12 @@ def test_ln_free_finetune_stays_close_to_the_vanilla_finetune(tiny_gpt2, batches
     fine-tuning costs (0.191 measured)."""
     import copy
 
-    from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization
-
-    model, tok = tiny_gpt2
+    model, _ = tiny_gpt2
     train, held_out = batches[:-2], batches[-2:]
     torch.manual_seed(0)
     finetune(model, train, FinetuneConfig(steps=200, lr=3e-3, min_lr=1e-3, warmup=5))
     untuned = copy.deepcopy(model)
-    LNFreeNormalization(LNFreeConfig(mode="removed", special_first=False, special_eot=False),
-                        tokenizer=tok).replace(untuned)
+    make_provider(mode="removed", special_first=False, special_eot=False).replace(untuned)
     final = {}
     for name in ("vanilla", "ln-free"):
         tuned = copy.deepcopy(model)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import io
 
 import torch
-from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, fake_norms
+from tokensmith_ln_free import fake_norms
 from tokensmith_ln_free.attribution import direct_logit_attribution
 
 
-def test_live_surgery_on_smollm2_is_bit_identical_and_fake_final_norm_gives_exact_dla(smollm2):
+def test_live_surgery_on_smollm2_is_bit_identical_and_fake_final_norm_gives_exact_dla(smollm2, make_provider):
     model, tok = smollm2
     ids = torch.tensor([tok.encode("The capital of France is Paris, and the capital of Italy is").ids])
     with torch.no_grad():
         reference = model(input_ids=ids).logits
-        copy, report = LNFreeNormalization(LNFreeConfig(), tokenizer=tok).replace(model, inplace=False)
+        copy, report = make_provider(tokenizer=tok).replace(model, inplace=False)
         assert len(report) == 61 and {c.before for c in report.changes} == {"LlamaRMSNorm"}
         assert torch.equal(copy(input_ids=ids).logits, reference)
     del copy
-    final, _ = LNFreeNormalization(LNFreeConfig(layers=["model.norm"], mode="fake"),
-                                   tokenizer=tok).replace(model, inplace=False)
+    final, _ = make_provider(tokenizer=tok, layers=["model.norm"], mode="fake").replace(model, inplace=False)
     assert list(fake_norms(final)) == ["model.norm"]
     result = direct_logit_attribution(final, ids)
     assert result.sum_error < 1e-3 and result.ablation_error < 1e-3

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, calibrate, export, fake_norms, freeze
+from tokensmith_ln_free import (
+    DEFAULT_CALIBRATION_TEXTS,
+    LNFreeNormalization,
+    calibrate,
+    export,
+    fake_norms,
+    freeze,
+)
 from torch import nn
 
-from tokensmith import PipelineSpec
-from tokensmith.core.errors import ConfigError, SurgeryError, ValidationError
-from tokensmith.core.normalization import find_norm_layers
+from tokensmith import (
+    BuildContext,
+    ConfigError,
+    PipelineSpec,
+    Runtime,
+    SurgeryError,
+    ValidationError,
+    find_norm_layers,
+)
 from tokensmith.testing import NormalizationContract
 
 
@@ -119,13 +132,12 @@ def test_export_removes_only_its_own_hooks_and_a_copy_detaches_its_own(tiny_mode
     assert torch.equal(fake(input_ids=sample_ids).logits, twin(input_ids=sample_ids).logits)
 
 
-def test_inplace_false_makes_exactly_one_copy(tiny_model, sample_ids, provider, deepcopy_calls):
+def test_inplace_false_makes_exactly_one_copy(tiny_model, sample_ids, make_provider, deepcopy_calls):
     model, _ = tiny_model
     state = {k: v.clone() for k, v in model.state_dict().items()}
     types = module_types(model)
     reference = model(input_ids=sample_ids).logits
-    new, report = LNFreeNormalization(LNFreeConfig(mode="fake"), tokenizer=provider.tokenizer).replace(
-        model, inplace=False)
+    new, report = make_provider(mode="fake").replace(model, inplace=False)
     assert len(deepcopy_calls) == 1 and new is not model
     assert module_types(model) == types and not model._forward_pre_hooks
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
@@ -195,14 +207,46 @@ def test_surgery_twice_is_an_error(tiny_llama, provider, make_provider):
 
 def test_fake_mode_needs_a_tokenizer(tiny_llama):
     with pytest.raises(ConfigError, match="no tokenizer"):
-        LNFreeNormalization(LNFreeConfig(mode="fake")).replace(tiny_llama[0])
+        LNFreeNormalization(mode="fake").replace(tiny_llama[0])
 
 
-@pytest.mark.parametrize("bad", [{"mode": "gone"}, {"momentum": 1.5}, {"layers": []},
-                                 {"calibration_texts": [""]}])
-def test_bad_config_values(bad):
-    with pytest.raises((ValueError, TypeError)):
-        LNFreeConfig(**bad)
+def test_the_build_context_gives_the_tokenizer(tiny_llama, tiny_tokenizer):
+    provider = LNFreeNormalization(mode="fake", ctx=BuildContext(Runtime(), tokenizer=tiny_tokenizer))
+    assert provider.tokenizer is tiny_tokenizer
+    model, report = provider.replace(tiny_llama[0])
+    assert all(n.mode == "fake" for n in fake_norms(model).values()) and len(report) == 5
+
+
+def test_python_lists_become_tuples():
+    provider = LNFreeNormalization(layers=["model.norm"], special_ids=[0, 2])
+    assert provider.layers == ("model.norm",) and provider.special_ids == (0, 2)
+    assert provider.calibration_texts == DEFAULT_CALIBRATION_TEXTS
+
+
+BAD = [{"mode": "gone"}, {"momentum": 1.5}, {"momentum": 1}, {"momentum": 0.0}, {"layers": []},
+       {"layers": "model.norm"}, {"calibration_texts": [""]}, {"calibration_texts": [3]},
+       {"special_ids": [-1]}, {"special_ids": [True]}, {"special_first": "yes"}, {"special_eot": 0}]
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_parameters_are_refused_in_python(bad):
+    with pytest.raises((ValueError, TypeError), match=next(iter(bad))):
+        LNFreeNormalization(**bad)
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_bad_parameters_are_config_errors_naming_the_parameter(installed_registry, bad):
+    (key,) = bad
+    with pytest.raises(ConfigError, match=f"parameter '{key}'") as info:
+        installed_registry.build("normalization", {"type": "ln-free", **bad})
+    assert info.value.plugin == "tokensmith-ln-free" and info.value.component == "normalization 'ln-free'"
+
+
+def test_declared_parameters(installed_registry):
+    signature = installed_registry.parameters(installed_registry.get("normalization", "ln-free"))
+    assert signature.names() == ["layers", "mode", "calibration_texts", "momentum", "special_ids",
+                                 "special_first", "special_eot"]
+    assert signature.wants_context
 
 
 PIPELINE = """

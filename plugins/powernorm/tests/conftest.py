@@ -3,11 +3,10 @@ import pytest
 
 @pytest.fixture(params=["powernorm", "batchnorm"])
 def normalization_provider(request):
-    from tokensmith_powernorm.config import PowerNormConfig
     from tokensmith_powernorm.surgery import BatchNormProvider, PowerNormProvider
 
     if request.param == "powernorm":
-        return PowerNormProvider(PowerNormConfig(warmup_iters=2))
+        return PowerNormProvider(warmup_iters=2)
     return BatchNormProvider()
 
 

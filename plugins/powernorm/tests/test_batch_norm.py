@@ -4,9 +4,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokensmith_powernorm.batch_norm import MaskedBatchNorm
+from tokensmith_powernorm.surgery import BatchNormProvider
 
-from tokensmith.core.errors import InputError
+from tokensmith import InputError
 
 
 @settings(max_examples=25, deadline=None)
@@ -16,7 +16,7 @@ def test_equals_batchnorm1d_on_the_real_tokens(seed, lengths):
     longest = max(lengths)
     x = 50 * torch.randn(len(lengths), longest, 3, generator=g, dtype=torch.float64)
     mask = torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]
-    ours = MaskedBatchNorm(3, momentum=0.3).double().train()
+    ours = BatchNormProvider(momentum=0.3).module(3).double().train()
     reference = torch.nn.BatchNorm1d(3, momentum=0.3).double().train()
     real = x[mask]
     with ours.padding_mask.use(mask):

@@ -4,16 +4,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokensmith_powernorm.power_norm import ApproximateQuadraticNorm, PowerNorm, group_scaling
+from tokensmith_powernorm.power_norm import ApproximateQuadraticNorm, group_scaling
+from tokensmith_powernorm.surgery import PowerNormProvider
 
-from tokensmith.core.errors import ConfigError, InputError
+from tokensmith import ConfigError, InputError
 
 _settings = settings(max_examples=30, deadline=None)
 
 
 def power_norm(dim=4, **kw):
     """A PowerNorm without pre-scaling or affine (unless asked), so its statistics are the input's."""
-    return PowerNorm(dim, **{"prescale": False, "affine": False, **kw}).double().train()
+    return PowerNormProvider(**{"prescale": False, "affine": False, **kw}).module(dim).double().train()
 
 
 def _batch(seed, batch=3, length=5, dim=4, scale=1.0):
@@ -88,7 +89,7 @@ def test_pad_tokens_do_not_change_statistics(seed, pads, warmup):
 @_settings
 @given(seed=st.integers(0, 10_000), others=st.integers(0, 4))
 def test_eval_output_of_a_sample_is_independent_of_the_batch(seed, others):
-    norm = PowerNorm(4, warmup_iters=2).double()
+    norm = PowerNormProvider(warmup_iters=2).module(4).double()
     for step in range(3):
         norm(_batch(seed + step))
     norm.eval()
@@ -141,7 +142,7 @@ def test_gradcheck_of_the_function_without_correction():
 @given(seed=st.integers(0, 10_000), magnitude=st.sampled_from([1e-6, 1.0, 1e4]),
        alpha_bkw=st.floats(0.0, 1.0), warmup=st.sampled_from([0, 2]))
 def test_gradients_stay_finite(seed, magnitude, alpha_bkw, warmup):
-    norm = PowerNorm(8, alpha_bkw=alpha_bkw, warmup_iters=warmup).train()
+    norm = PowerNormProvider(alpha_bkw=alpha_bkw, warmup_iters=warmup).module(8).train()
     for step in range(4):
         x = _batch(seed + step, dim=8, scale=magnitude).float().requires_grad_()
         norm(x).pow(2).sum().backward()
@@ -159,7 +160,7 @@ def test_group_scaling_matches_per_group_rms():
 
 
 def test_prescaled_statistics_are_of_the_prescaled_input():
-    norm = PowerNorm(4, warmup_iters=0, alpha_fwd=0.0, affine=False).double().train()
+    norm = PowerNormProvider(warmup_iters=0, alpha_fwd=0.0, affine=False).module(4).double().train()
     x = _batch(7, scale=30.0)
     norm(x)
     torch.testing.assert_close(norm.running_phi, group_scaling(x, 1, 1e-5).pow(2).mean(dim=(0, 1)))
@@ -180,5 +181,5 @@ def test_all_pad_batch_is_an_input_error():
 
 def test_group_num_must_divide_the_width():
     with pytest.raises(ConfigError, match="group_num=4 does not divide the channel count 6") as info:
-        PowerNorm(6, group_num=4)
-    assert info.value.plugin == "tokensmith-powernorm" and info.value.component == "normalization 'powernorm'"
+        PowerNormProvider(group_num=4).module(6)
+    assert info.value.component == "normalization 'powernorm'"

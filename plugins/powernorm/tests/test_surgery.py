@@ -6,12 +6,10 @@ import copy
 import pytest
 import torch
 from tokensmith_powernorm.batch_norm import MaskedBatchNorm
-from tokensmith_powernorm.config import PowerNormConfig
 from tokensmith_powernorm.power_norm import PowerNorm
-from tokensmith_powernorm.surgery import PowerNormProvider
+from tokensmith_powernorm.surgery import BatchNormProvider, PowerNormProvider
 
-from tokensmith import PipelineSpec
-from tokensmith.core.errors import ConfigError, InputError, SurgeryError
+from tokensmith import ConfigError, InputError, PipelineSpec, SurgeryError
 from tokensmith.testing import NormalizationContract
 
 
@@ -104,24 +102,63 @@ def test_mask_is_released_after_each_call_even_on_error(tiny_gpt2):
     assert holder.current is None
 
 
-def test_components_are_registered(plugin_registry):
-    assert plugin_registry.get("normalization", "powernorm").config_class is PowerNormConfig
-    assert plugin_registry.get("normalization", "batchnorm")
+def test_components_are_registered_with_their_parameters(plugin_registry):
+    powernorm = plugin_registry.parameters(plugin_registry.get("normalization", "powernorm"))
+    assert powernorm.names() == ["alpha_fwd", "alpha_bkw", "warmup_iters", "eps", "affine", "prescale",
+                                 "group_num", "copy_affine"]
+    assert not powernorm.wants_context
+    batchnorm = plugin_registry.parameters(plugin_registry.get("normalization", "batchnorm"))
+    assert batchnorm.names() == ["momentum", "eps", "affine", "copy_affine"]
     assert plugin_registry.get("demo", "powernorm")
 
 
-@pytest.mark.parametrize("params", [{"alpha_fwd": 1.5}, {"warmup_iters": -1}, {"eps": 0},
-                                    {"group_num": 0}, {"affine": "yes"}, {"alpha_bkw": "0.9"}])
-def test_bad_parameters_are_config_errors(plugin_registry, params):
-    record = plugin_registry.get("normalization", "powernorm")
-    with pytest.raises(ConfigError):
-        plugin_registry.make_config(record, params)
+@pytest.mark.parametrize(("name", "params"), [
+    ("powernorm", {"alpha_fwd": 1.5}), ("powernorm", {"warmup_iters": -1}), ("powernorm", {"eps": 0}),
+    ("powernorm", {"group_num": 0}), ("powernorm", {"affine": "yes"}), ("powernorm", {"alpha_bkw": "0.9"}),
+    ("powernorm", {"warmup_iters": 2.0}), ("powernorm", {"prescale": 1}),
+    ("powernorm", {"eps": float("nan")}), ("batchnorm", {"momentum": -0.1}),
+    ("batchnorm", {"copy_affine": "false"}), ("batchnorm", {"eps": "1e-5"}),
+])
+def test_bad_parameters_are_config_errors_naming_the_parameter(installed_registry, name, params):
+    (key,) = params
+    with pytest.raises(ConfigError, match=f"parameter '{key}'") as info:
+        installed_registry.build("normalization", {"type": name, **params})
+    assert info.value.plugin == "tokensmith-powernorm" and info.value.component == f"normalization '{name}'"
+
+
+def test_unknown_parameter_is_a_config_error_with_a_suggestion(installed_registry):
+    with pytest.raises(ConfigError, match="unknown parameter 'warmup'.*did you mean 'warmup_iters'"):
+        installed_registry.build("normalization", {"type": "powernorm", "warmup": 10})
+
+
+@pytest.mark.parametrize(("factory", "params"), [
+    (PowerNormProvider, {"alpha_bkw": 2.0}), (PowerNormProvider, {"group_num": 0}),
+    (PowerNormProvider, {"affine": "yes"}), (BatchNormProvider, {"momentum": "0.1"}),
+])
+def test_bad_parameters_are_refused_in_python_too(factory, params):
+    with pytest.raises((TypeError, ValueError), match=next(iter(params))):
+        factory(**params)
+
+
+def test_registry_builds_the_provider_with_its_parameters(installed_registry):
+    provider = installed_registry.build("normalization", {"type": "powernorm", "warmup_iters": 3, "eps": 1})
+    assert provider == PowerNormProvider(warmup_iters=3, eps=1.0)
+    assert isinstance(provider.eps, float)
 
 
 def test_group_num_that_does_not_divide_the_width_is_a_config_error(tiny_llama):
     with pytest.raises(ConfigError, match="group_num=3 .* of model.layers.0.input_layernorm") as info:
-        PowerNormProvider(PowerNormConfig(group_num=3)).replace(tiny_llama[0])
-    assert info.value.plugin == "tokensmith-powernorm" and "hint" not in info.value.message
+        PowerNormProvider(group_num=3).replace(tiny_llama[0])
+    assert info.value.hint and "hint" not in info.value.message
+
+
+def test_group_num_error_in_a_pipeline_names_the_plugin(installed_registry):
+    spec = PipelineSpec.from_config({"runtime": {"device": "cpu", "dtype": "float32"},
+                                     "model": {"source": "tiny-llama"},
+                                     "normalization": {"type": "powernorm", "group_num": 3}})
+    with pytest.raises(ConfigError, match="group_num=3") as info:
+        installed_registry.build_pipeline(spec)
+    assert info.value.plugin == "tokensmith-powernorm"
 
 
 def test_pipeline_toml_selects_the_surgery(make_registry, tmp_path):

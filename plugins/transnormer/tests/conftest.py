@@ -40,8 +40,10 @@ def tnl_model(tnl_config):
 def tnl_lm(tiny_tokenizer, tnl_model):
     from tokensmith_transnormer.language_model import TransNormerLanguageModel
 
+    from tokensmith import Runtime
+
     return TransNormerLanguageModel(tnl_model(vocab_size=tiny_tokenizer.vocab_size, lrpe=True),
-                                    tiny_tokenizer)
+                                    tiny_tokenizer, Runtime(dtype="float64", seed=0))
 
 
 @pytest.fixture(autouse=True, scope="session")

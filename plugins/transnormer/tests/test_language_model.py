@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokensmith_transnormer.language_model import TransNormerLanguageModel
 
-from tokensmith import InputError
+from tokensmith import InputError, Runtime
 
 _settings = settings(max_examples=20, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -72,7 +72,7 @@ def test_bad_input(tnl_lm, tnl_model, tiny_tokenizer):
     with pytest.raises(InputError):
         tnl_lm.start("text")
     with pytest.raises(InputError, match="output rows"):
-        TransNormerLanguageModel(tnl_model(vocab_size=10), tiny_tokenizer)
+        TransNormerLanguageModel(tnl_model(vocab_size=10), tiny_tokenizer, Runtime())
 
 
 def test_score_text(tnl_lm):

@@ -105,9 +105,8 @@ def test_decay_mask_is_lower_triangular_powers():
 
 def test_block_size_must_be_positive():
     q, k, v, decay, _ = _inputs(0, 4)
-    with pytest.raises(ConfigError, match="block_size") as info:
+    with pytest.raises(ConfigError, match="block_size"):
         lightning_attention(q, k, v, decay, 0)
-    assert info.value.plugin == "tokensmith-transnormer"
 
 
 # -- the decay formula (section 3.1.1 and the released code) --------------------------
@@ -150,6 +149,5 @@ def test_decay_forgets_less_in_higher_layers():
 def test_decay_rejects_bad_input():
     with pytest.raises(ConfigError, match="outside"):
         decay_rates(4, 4, 4)
-    with pytest.raises(ConfigError, match="decay form") as info:
+    with pytest.raises(ConfigError, match="decay form"):
         decay_rates(4, 0, 4, "linear")
-    assert info.value.plugin == "tokensmith-transnormer"

@@ -4,12 +4,14 @@ component builds a seeded model from a validated config."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tokensmith_transnormer import TransNormerConfig
 from tokensmith_transnormer.lightning_attention import decay_rates
-from tokensmith_transnormer.model import LRPE, TransNormerLM
+from tokensmith_transnormer.model import LRPE, TransNormerArchitecture, TransNormerLM
 
 from tokensmith import BuildContext, ConfigError, Runtime
 
@@ -155,24 +157,53 @@ def test_architecture_component(make_registry, runtime, tiny_tokenizer):
 
     registry = make_registry(plugin)
     arch = registry.build("architecture", {"type": "transnormer-lm", "width": 16, "heads": 2, "layers": 2,
-                                           "block_size": 4, "lrpe": True},
+                                           "block_size": 4, "lrpe": True, "lrpe_layers": [1]},
                           BuildContext(runtime=runtime, tokenizer=tiny_tokenizer))
+    assert isinstance(arch, TransNormerArchitecture) and arch.lrpe_layers == (1,)
     a, b = arch.build(runtime), arch.build(runtime)
     assert isinstance(a, TransNormerLM) and a.config.vocab_size == tiny_tokenizer.vocab_size
+    assert type(a.config) is TransNormerConfig and a.config.width == 16 and a.config.uses_lrpe(1)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     other = arch.build(Runtime(seed=1, dtype="float64"))
     assert next(other.parameters()).dtype == torch.float64
     assert not torch.equal(other.embed.weight.float(), a.embed.weight)
-    with pytest.raises(ConfigError, match="vocab_size") as info:
+    with pytest.raises(ConfigError, match="vocab_size"):
         registry.build("architecture", "transnormer-lm", BuildContext(runtime=runtime)).build(runtime)
-    assert info.value.plugin == "tokensmith-transnormer"
-    for bad in ({"width": 10, "heads": 4}, {"lrpe_layers": [0]}, {"lrpe": True, "lrpe_layers": [5]},
-                {"decay": "linear"}, {"block_size": 0}, {"layers": True}):
-        with pytest.raises(ConfigError):
-            registry.build("architecture", {"type": "transnormer-lm", **bad}, BuildContext(runtime=runtime))
+
+
+def test_architecture_parameters_are_the_config_fields(make_registry):
+    """Declared once: the registry sees exactly TransNormerConfig's fields, with their
+    types and defaults (the build context is not a parameter)."""
+    from tokensmith_transnormer import plugin
+
+    registry = make_registry(plugin)
+    signature = registry.parameters(registry.get("architecture", "transnormer-lm"))
+    fields = attrs.fields(TransNormerConfig)
+    assert [p.name for p in signature.parameters] == [f.name for f in fields]
+    assert [p.default for p in signature.parameters] == [f.default for f in fields]
+    assert signature.wants_context
+
+
+@pytest.mark.parametrize("bad, names", [
+    ({"width": 10, "heads": 4}, "divisible"),
+    ({"lrpe_layers": [0]}, "lrpe"),
+    ({"lrpe": True, "lrpe_layers": [5]}, "lrpe_layers"),
+    ({"decay": "linear"}, "decay"),
+    ({"block_size": 0}, "block_size"),
+    ({"layers": True}, "layers"),
+    ({"eps": "small"}, "eps"),
+    ({"lrpe": "yes"}, "lrpe"),
+    ({"widht": 8}, "width"),
+])
+def test_bad_architecture_parameters_are_config_errors(make_registry, runtime, bad, names):
+    from tokensmith_transnormer import plugin
+
+    with pytest.raises(ConfigError, match=names) as info:
+        make_registry(plugin).build("architecture", {"type": "transnormer-lm", **bad},
+                                    BuildContext(runtime=runtime))
+    assert "transnormer-lm" in str(info.value)
 
 
 def test_unknown_form_is_an_error(tnl_model):
-    with pytest.raises(ConfigError, match="form") as info:
+    with pytest.raises(ConfigError, match="form"):
         tnl_model()(torch.zeros(1, 2, dtype=torch.long), form="chunked")
-    assert info.value.plugin == "tokensmith-transnormer"

@@ -10,48 +10,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tokensmith import BuildContext, Constraint, Decoder, Generation, InputError
-from tokensmith.core.tokenizer import require_text
+import attrs
 
-from .config import DecoderConfig
+from tokensmith import Constraint, Decoder, DecodeRequest, Generation, positive_int, unit_interval
+
 from .smc import SMCResult, smc
-from .spaces import PLUGIN, space_for
+from .spaces import space_for
 
 
+@attrs.define
 class _SMCDecoder(Decoder):
+    n_particles: int = attrs.field(default=1, validator=positive_int, metadata={
+        "doc": "1: a single importance-weighted sample; more: SMC with resampling"})
+    ess_threshold: float = attrs.field(default=0.5, validator=unit_interval, metadata={
+        "doc": "resample when ESS < ess_threshold * n_particles (the paper's example uses 0.5)"})
+
+    accepts_constraint = True
     sampler = "awrs"
-
-    def __init__(self, n_particles: int = 1, ess_threshold: float = 0.5) -> None:
-        self.config = DecoderConfig(n_particles, ess_threshold)
-
-    @classmethod
-    def from_config(cls, config: DecoderConfig, ctx: BuildContext | None = None) -> _SMCDecoder:
-        return cls(config.n_particles, config.ess_threshold)
-
-    @property
-    def component(self) -> str:
-        return f"decoder '{self.name}'"
 
     def run(self, lm: Any, prompt: str, *, max_new_tokens: int = 32, constraint: Constraint | None = None,
             seed: int | None = None) -> SMCResult:
         """All particles with their weights, the estimate of P(c), and the counters."""
-        import torch
+        request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
+        return self._smc(request)
 
-        return self._smc(lm, prompt, max_new_tokens, constraint,
-                         torch.Generator().manual_seed(0 if seed is None else seed))
-
-    def _smc(self, lm: Any, prompt: str, max_new_tokens: int, constraint: Constraint | None,
-             generator: Any) -> SMCResult:
-        require_text(prompt, self.component)
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise InputError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}",
-                             component=self.component, plugin=PLUGIN)
-        if constraint is not None and not isinstance(constraint, Constraint):
-            raise InputError(f"expected a tokensmith.Constraint, got {type(constraint).__name__}",
-                             component=self.component, plugin=PLUGIN)
-        return smc(space_for(lm, self.component), prompt, constraint, n_particles=self.config.n_particles,
-                   max_new_tokens=max_new_tokens, ess_threshold=self.config.ess_threshold,
-                   sampler=self.sampler, generator=generator, component=self.component)
+    def _smc(self, request: DecodeRequest) -> SMCResult:
+        return smc(space_for(request.lm, request.component), request.prompt, request.constraint,
+                   n_particles=self.n_particles, max_new_tokens=request.max_new_tokens,
+                   ess_threshold=self.ess_threshold, sampler=self.sampler, generator=request.generator)
 
     def generate(self, lm: Any, prompt: str, *, max_new_tokens: int = 32,
                  constraint: Constraint | None = None, seed: int | None = None) -> Generation:
@@ -66,8 +52,8 @@ class _SMCDecoder(Decoder):
         counts the truncated particles."""
         import torch
 
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
-        result = self._smc(lm, prompt, max_new_tokens, constraint, generator)
+        request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
+        result = self._smc(request)
         particles = result.particles
         chosen = particles[0]
         for finish in ("stop", "length"):
@@ -76,19 +62,20 @@ class _SMCDecoder(Decoder):
                 # the SMC run's own generator continues: a fresh one with the same seed would
                 # replay the draws that built the particles
                 logw = torch.tensor([p.log_weight for p in pool], dtype=torch.float64)
-                chosen = pool[int(torch.multinomial(torch.softmax(logw, 0), 1, generator=generator))]
+                chosen = pool[int(torch.multinomial(torch.softmax(logw, 0), 1, generator=request.generator))]
                 break
         truncated = sum(p.finish == "length" for p in particles)
-        return Generation(text=chosen.text.decode("utf-8", errors="replace"), bytes=chosen.text,
-                          ids=tuple(chosen.ids), log_weight=result.log_evidence,
-                          counters={"constraint_checks": result.checks, "lm_calls": result.calls,
-                                    "tokens": result.tokens, "n_particles": len(particles),
-                                    "resamples": result.resamples, "truncated": truncated},
-                          finish_reason=chosen.finish,
-                          details={"posterior": _by_text(result.posterior()),
-                                   "truncated": _by_text(result.truncated())})
+        # lm_calls from the symbol space: a ByteLanguageModel counts its start/advance calls there
+        return request.generation(chosen.ids, chosen.text, finish_reason=chosen.finish,
+                                  log_weight=result.log_evidence,
+                                  counters={"lm_calls": result.calls, "constraint_checks": result.checks,
+                                            "tokens": result.tokens, "n_particles": len(particles),
+                                            "resamples": result.resamples, "truncated": truncated},
+                                  details={"posterior": _by_text(result.posterior()),
+                                           "truncated": _by_text(result.truncated())})
 
 
+@attrs.define
 class AWRSDecoder(_SMCDecoder):
     """Adaptive weighted rejection sampling; ``n_particles > 1`` runs SMC."""
 
@@ -96,6 +83,7 @@ class AWRSDecoder(_SMCDecoder):
     sampler = "awrs"
 
 
+@attrs.define
 class MaskingDecoder(_SMCDecoder):
     """Locally constrained decoding: the constraint on every token at every step."""
 

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from tokensmith import BuildContext, Demo
+from tokensmith import Demo
 
 from .decoders import AWRSDecoder, MaskingDecoder
 from .json_schema import JSONSchemaConstraint
@@ -22,9 +22,6 @@ MASKING_TOKENS = 4
 
 class AWRSDemo(Demo):
     name = "awrs"
-
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
 
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         lm = pipeline.lm

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
+import attrs
+
 from tokensmith import AllOf, AnyOf, Constraint
 
 #: state id of a prefix that can no longer be completed
 DEAD = -1
 
 
+@attrs.define
 class IncrementalConstraint(Constraint):
     """A constraint given as a deterministic automaton over bytes.
 
@@ -28,11 +31,8 @@ class IncrementalConstraint(Constraint):
     """
 
     _cache_limit = 4096
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._delta: dict[int, int] = {}
-        self._prefix_states: dict[bytes, int] = {}
+    _delta: dict[int, int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _prefix_states: dict[bytes, int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     @abstractmethod
     def _initial(self) -> int: ...

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
@@ -48,7 +48,7 @@ ANY = 0  # node id of the empty schema {}
 
 
 def _error(message: str, where: str) -> ConfigError:
-    return ConfigError(f"schema at {where}: {message}", component=_COMPONENT, plugin="tokensmith-awrs")
+    return ConfigError(f"schema at {where}: {message}", component=_COMPONENT)
 
 
 @attrs.frozen
@@ -129,26 +129,45 @@ def compile_schema(schema: Any) -> list[Node]:
     return nodes
 
 
+def parse_schema(schema: Any) -> Any:
+    """A schema given as JSON text, parsed (a dict or ``true`` is returned as it is)."""
+    if isinstance(schema, str):
+        try:
+            return json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise _error(f"not valid JSON: {exc}", "#") from None
+    return schema
+
+
+def _compiles(instance: Any, attribute: Any, value: Any) -> None:
+    """Validator (the registry's, at validation time): ``value`` compiles. The registry names
+    the component, so the message goes without it."""
+    try:
+        compile_schema(parse_schema(value))
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+
+
+@attrs.define
 class JSONSchemaConstraint(IncrementalConstraint):
-    """JSON documents valid under ``schema`` (a dict, or its JSON text)."""
+    """JSON documents valid under ``schema`` (a dict, or its JSON text: parsed when built).
+
+    Built directly, an unsupported or invalid schema is a :class:`~tokensmith.ConfigError`
+    naming the component; through the registry, ``_compiles`` refuses it before anything loads.
+    """
 
     name = "json-schema"
 
-    @classmethod
-    def from_config(cls, config, ctx=None) -> JSONSchemaConstraint:
-        return cls(config.schema)
+    schema: Annotated[dict[str, Any] | bool | str, _compiles] = attrs.field(metadata={
+        "doc": "a JSON Schema (subset, see the README) as a table, or its JSON text"})
+    nodes: list[Node] = attrs.field(init=False, repr=False, eq=False)
+    _frames: list[tuple] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    _ids: dict[tuple, int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _start: int = attrs.field(init=False, repr=False, eq=False)
 
-    def __init__(self, schema: Mapping[str, Any] | str | bool) -> None:
-        super().__init__()
-        if isinstance(schema, str):
-            try:
-                schema = json.loads(schema)
-            except json.JSONDecodeError as exc:
-                raise _error(f"not valid JSON: {exc}", "#") from None
-        self.schema = schema
-        self.nodes = compile_schema(schema)
-        self._frames: list[tuple] = []
-        self._ids: dict[tuple, int] = {}
+    def __attrs_post_init__(self) -> None:
+        self.schema = parse_schema(self.schema)
+        self.nodes = compile_schema(self.schema)
         self._start = self._intern((("E",), ("V", 1)))
 
     def _intern(self, stack: tuple | None) -> int:

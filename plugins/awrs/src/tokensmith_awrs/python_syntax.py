@@ -26,6 +26,8 @@ import ast
 import keyword
 import warnings
 
+import attrs
+
 from tokensmith import Constraint
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
@@ -131,19 +133,13 @@ def _characters(partial: bytes) -> list[str]:
     return out
 
 
+@attrs.define
 class PythonConstraint(Constraint):
     """Python source code that CPython compiles (``exec`` mode)."""
 
     name = "python"
     _cache_limit = 65536
-
-    @classmethod
-    def from_config(cls, config, ctx=None) -> PythonConstraint:
-        return cls()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._witness: dict[bytes, bytes | None] = {}
+    _witness: dict[bytes, bytes | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     def completion(self, prefix: bytes) -> bytes | None:
         """A suffix that makes ``prefix`` compile, or ``None`` if ``S(prefix)`` has none."""

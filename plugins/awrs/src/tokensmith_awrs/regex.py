@@ -24,6 +24,9 @@ from functools import cache
 # re's own parser (Python >= 3.11 names), so the syntax and its errors are exactly re's
 from re import _constants as sre_c
 from re import _parser as sre_parse
+from typing import Annotated, Any
+
+import attrs
 
 from tokensmith import ConfigError
 
@@ -35,7 +38,7 @@ _COMPONENT = "constraint 'regex'"
 
 
 def _error(message: str, hint: str | None = None) -> ConfigError:
-    return ConfigError(message, component=_COMPONENT, plugin="tokensmith-awrs", hint=hint)
+    return ConfigError(message, component=_COMPONENT, hint=hint)
 
 
 # -- code-point sets -------------------------------------------------------
@@ -276,24 +279,40 @@ def compile_nfa(pattern: str) -> tuple[_NFA, int, int]:
     return compiler.nfa, start, accept
 
 
+def _compiles(instance: Any, attribute: Any, value: str) -> None:
+    """Validator (the registry's, at validation time): ``value`` compiles. The registry names
+    the component, so the message goes without it."""
+    try:
+        compile_nfa(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
+
+
+@attrs.define
 class RegexConstraint(IncrementalConstraint):
-    """Byte strings whose UTF-8 text fully matches ``pattern``."""
+    """Byte strings whose UTF-8 text fully matches ``pattern``.
+
+    Built directly, an invalid pattern is a :class:`~tokensmith.ConfigError` naming
+    the component; through the registry, ``_compiles`` refuses it before anything loads.
+    """
 
     name = "regex"
 
-    @classmethod
-    def from_config(cls, config, ctx=None) -> RegexConstraint:
-        return cls(config.pattern)
+    pattern: Annotated[str, _compiles] = attrs.field(metadata={
+        "doc": "a Python regular expression the whole text must match (re.fullmatch)"})
+    _edges: list[list[tuple[int, int, int]]] = attrs.field(init=False, repr=False, eq=False)
+    _eps: list[list[int]] = attrs.field(init=False, repr=False, eq=False)
+    _accept: int = attrs.field(init=False, repr=False, eq=False)
+    _live: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    _sets: list[frozenset[int]] = attrs.field(factory=list, init=False, repr=False, eq=False)
+    _ids: dict[frozenset[int], int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _start: int = attrs.field(init=False, repr=False, eq=False)
 
-    def __init__(self, pattern: str) -> None:
-        super().__init__()
-        self.pattern = pattern
-        nfa, start, self._accept = compile_nfa(pattern)
+    def __attrs_post_init__(self) -> None:
+        nfa, start, self._accept = compile_nfa(self.pattern)
         self._edges = nfa.edges
         self._eps = nfa.eps
         self._live = self._co_reachable(nfa, self._accept)
-        self._sets: list[frozenset[int]] = []
-        self._ids: dict[frozenset[int], int] = {}
         self._start = self._intern(self._closure({start}))
 
     @staticmethod

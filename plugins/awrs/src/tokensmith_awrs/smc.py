@@ -142,12 +142,12 @@ def _resample(space: Any, particles: list[Particle], generator: Any) -> list[Par
 
 def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: int,
         max_new_tokens: int, ess_threshold: float = 0.5, sampler: str = "awrs",
-        generator: Any, component: str = "decoder 'awrs'") -> SMCResult:
+        generator: Any) -> SMCResult:
     """Run SMC from ``prompt``; see the module docstring."""
     step_fn = SAMPLERS[sampler]
     checks0 = constraint.checks if constraint is not None else 0
     calls0 = space.calls()
-    root = space.start(prompt, component)
+    root = space.start(prompt)
     particles = [Particle(root if k == 0 else space.fork(root)) for k in range(n_particles)]
     resamples = tokens = 0
     if max_new_tokens == 0:

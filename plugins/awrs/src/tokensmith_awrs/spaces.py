@@ -12,8 +12,6 @@ from typing import Any
 
 from tokensmith import BYTE_EOS, ByteLanguageModel, InputError, LanguageModel
 
-PLUGIN = "tokensmith-awrs"
-
 
 class TokenSpace:
     """A :class:`tokensmith.LanguageModel`'s vocabulary through its tokenizer's byte view.
@@ -34,12 +32,8 @@ class TokenSpace:
         prune[torch.tensor(keep)] = 0.0
         self._prune = prune
 
-    def start(self, prompt: str, component: str) -> Any:
-        ids = list(self.lm.start_ids) + list(self.lm.tokenizer.encode(prompt).ids)
-        if not ids:
-            raise InputError("empty prompt and the model has no BOS/EOS id to start from",
-                             component=component, plugin=PLUGIN, hint="give a non-empty prompt")
-        return self.lm.start(ids)
+    def start(self, prompt: str) -> Any:
+        return self.lm.start(list(self.lm.start_ids) + list(self.lm.tokenizer.encode(prompt).ids))
 
     def logweights(self, state: Any) -> Any:
         return state.logprobs.to(self._prune.device) + self._prune
@@ -67,7 +61,7 @@ class ByteSpace:
         self.lm = lm
         self._calls = 0
 
-    def start(self, prompt: str, component: str) -> Any:
+    def start(self, prompt: str) -> Any:
         self._calls += 1
         return self.lm.start(prompt.encode("utf-8"))
 
@@ -93,4 +87,4 @@ def space_for(lm: Any, component: str) -> TokenSpace | ByteSpace:
     if isinstance(lm, LanguageModel):
         return TokenSpace(lm)
     raise InputError(f"expected a tokensmith LanguageModel or ByteLanguageModel, got {type(lm).__name__}",
-                     component=component, plugin=PLUGIN)
+                     component=component)

@@ -35,13 +35,12 @@ def check_byte_tokenizer(tokenizer: Tokenizer, component: str) -> None:
     """Raise :class:`ByteViewError` unless token bytes concatenate exactly to the text."""
     if not tokenizer.has_byte_view:
         raise ByteViewError(f"tokenizer '{tokenizer.name}' has no byte view", component=component,
-                            plugin="tokensmith-byteprob",
                             hint="use a byte-level BPE or byte-fallback tokenizer")
     if not tokenizer.lossless:
         raise ByteViewError(
             f"tokenizer '{tokenizer.name}' is not lossless: its token bytes do not spell the text "
             "(e.g. WordPiece normalizes), so byte probabilities are undefined", component=component,
-            plugin="tokensmith-byteprob", hint="use a byte-level BPE or byte-fallback tokenizer")
+            hint="use a byte-level BPE or byte-fallback tokenizer")
 
 
 class TokenBytes:
@@ -212,7 +211,7 @@ class ValidEncodings:
     def _bpe_mask(self, join: str, joined_ids: list[int], ids: list[int]) -> Any:
         import torch
 
-        from tokensmith.adapters.hf_tokenizer import byte_level_decoder
+        from tokensmith import byte_level_decoder
 
         chars = {b: c for c, b in byte_level_decoder().items()}
         prefix = "".join(chars[b] for b in join.encode("utf-8"))
@@ -273,4 +272,4 @@ def check_vocab(lm: LanguageModel, component: str) -> None:
     if lm.tokenizer.vocab_size > lm.vocab_size:
         raise ByteViewError(f"tokenizer has {lm.tokenizer.vocab_size} ids but the model only "
                             f"{lm.vocab_size} output rows", component=component,
-                            plugin="tokensmith-byteprob", hint="pair the model with its own tokenizer")
+                            hint="pair the model with its own tokenizer")

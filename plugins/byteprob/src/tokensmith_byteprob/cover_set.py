@@ -27,7 +27,8 @@ padding rows of the output layer): that mass is the :data:`BYTE_EOS` entry.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import ChainMap
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -43,8 +44,14 @@ from tokensmith import (
 
 from .byte_view import TokenBytes, ValidEncodings, check_byte_tokenizer, check_vocab
 
-MEANINGS = ("canonical", "marginal")
-_PLUGIN = "tokensmith-byteprob"
+Meaning = Literal["canonical", "marginal"]
+MEANINGS: tuple[str, ...] = get_args(Meaning)
+
+
+def check_meaning(instance: Any, attribute: Any, value: Any) -> None:
+    """attrs-style validator: ``value`` is one of :data:`MEANINGS`."""
+    if value not in MEANINGS:
+        raise ValueError(f"{attribute.name} must be one of {', '.join(map(repr, MEANINGS))}, got {value!r}")
 
 
 class CoverSetTooLargeError(TokensmithError, RuntimeError):
@@ -110,15 +117,17 @@ class ByteProbLM(ByteLanguageModel):
 
     ``start(prompt)`` may end anywhere, mid-token or mid-character;
     ``logprobs`` has 257 entries (bytes, then :data:`BYTE_EOS`), float64.
-    ``counters`` holds ``states`` and ``max_covers_seen``; LM forwards are in
-    ``lm.counters``.
+    ``counters`` holds ``states`` and ``max_covers_seen``, and reads the wrapped
+    LM's ``forward_calls`` / ``forward_tokens`` through, so a decoder over a
+    ByteProbLM counts its LM calls. ``runtime`` is the wrapped LM's (None for an
+    LM without one): decoders draw from its generator when no seed is given.
     """
 
-    def __init__(self, lm: LanguageModel, *, meaning: str = "canonical", max_covers: int = 200_000,
+    def __init__(self, lm: LanguageModel, *, meaning: Meaning = "canonical", max_covers: int = 200_000,
                  name: str | None = None) -> None:
         if meaning not in MEANINGS:
             raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}",
-                             component="byte LM 'byteprob'", plugin=_PLUGIN)
+                             component="byte LM 'byteprob'")
         self.name = name or f"byteprob({lm.name}, {meaning})"
         component = f"byte LM '{self.name}'"
         check_byte_tokenizer(lm.tokenizer, component)
@@ -128,14 +137,18 @@ class ByteProbLM(ByteLanguageModel):
         self.max_covers = max_covers
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning == "canonical" else None
-        self.counters = {"states": 0, "max_covers_seen": 0}
+        self.counters: ChainMap[str, int] = ChainMap({"states": 0, "max_covers_seen": 0}, lm.counters)
         self._prefetched: dict[tuple[int, ...], Any] = {}
+
+    @property
+    def runtime(self) -> Any:
+        return getattr(self.lm, "runtime", None)
 
     # -- ByteLanguageModel -------------------------------------------------
     def start(self, prompt: bytes) -> ByteState:
         if not isinstance(prompt, (bytes, bytearray)):
             raise InputError(f"prompt must be bytes, got {type(prompt).__name__}",
-                             component=f"byte LM '{self.name}'", plugin=_PLUGIN,
+                             component=f"byte LM '{self.name}'",
                              hint="encode text first: text.encode('utf-8')")
         prompt = bytes(prompt)
         data = self.lm.tokenizer.prefix_bytes + prompt
@@ -143,13 +156,13 @@ class ByteProbLM(ByteLanguageModel):
         if missing:
             raise ZeroProbabilityError(
                 f"the prompt has probability 0: bytes {bytes(sorted(missing)).hex(' ')} have no token",
-                component=f"byte LM '{self.name}'", plugin=_PLUGIN,
+                component=f"byte LM '{self.name}'",
                 hint="tokenizer.unrepresentable_bytes lists the bytes no token spells")
         cut = self.valid.cut(data) if self.valid is not None else 0
         head_ids = self.valid.encode(data[:cut]) if cut else ()
         if not self.lm.start_ids and not head_ids:
             raise InputError("the model has no BOS/EOS id to condition on and the prompt has no "
-                             "complete pre-token", component=f"byte LM '{self.name}'", plugin=_PLUGIN)
+                             "complete pre-token", component=f"byte LM '{self.name}'")
         head = Node(head_ids, cut, 0.0)
         head.state = self.lm.start(list(self.lm.start_ids) + list(head_ids))
         self._finish(head, head.state.logprobs, data[:cut])
@@ -165,7 +178,7 @@ class ByteProbLM(ByteLanguageModel):
     def advance(self, state: ByteState, byte: int) -> ByteState:
         if not isinstance(byte, int) or not 0 <= byte < 256:
             raise InputError(f"byte must be an int in 0..255, got {byte!r}",
-                             component=f"byte LM '{self.name}'", plugin=_PLUGIN)
+                             component=f"byte LM '{self.name}'")
         return self._state(state.prefix + bytes([byte]), self._step(state.data, byte))
 
     def score_bytes(self, prompt: bytes, continuation: bytes) -> float:
@@ -225,12 +238,12 @@ class ByteProbLM(ByteLanguageModel):
         if count == 0:
             raise ZeroProbabilityError(
                 f"byte 0x{b:02x} has probability 0 after {covers.data[-20:]!r}: no token sequence "
-                "covers it", component=f"byte LM '{self.name}'", plugin=_PLUGIN,
+                "covers it", component=f"byte LM '{self.name}'",
                 hint="check state.logprobs[byte] > -inf before advancing")
         if count > self.max_covers:
             raise CoverSetTooLargeError(
                 f"{count} covers after {len(data)} bytes exceed max_covers={self.max_covers}",
-                component=f"byte LM '{self.name}'", plugin=_PLUGIN,
+                component=f"byte LM '{self.name}'",
                 hint="the marginal meaning grows exponentially; use meaning='canonical' or a shorter text")
         exact = [Node(parent.ids + (v,), len(data), q) for parent, v, q in finished]
         self._expand(exact, [parent for parent, _, _ in finished], data)

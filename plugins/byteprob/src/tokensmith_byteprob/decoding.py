@@ -81,7 +81,8 @@ class ByteDecoder(Decoder):
     top_p: float = attrs.field(default=1.0, validator=probability, metadata={"doc": "nucleus mass on bytes"})
     max_new_bytes: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(positive_int),
-        metadata={"doc": f"byte budget; None = {BYTES_PER_TOKEN} x max_new_tokens"})
+        metadata={"doc": f"byte budget replacing max_new_tokens (0 still generates nothing); "
+                  f"None = {BYTES_PER_TOKEN} x max_new_tokens"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _byte_lms: dict[int, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
@@ -105,7 +106,7 @@ class ByteDecoder(Decoder):
     def generate(self, lm: LanguageModel, prompt: str, *, max_new_tokens: int = 32,
                  constraint=None, seed: int | None = None) -> Generation:
         request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
-        budget = self.max_new_bytes or BYTES_PER_TOKEN * max_new_tokens
+        budget = (self.max_new_bytes or BYTES_PER_TOKEN * max_new_tokens) if max_new_tokens else 0
         out, finish = b"", "length"
         if budget:
             out, finish = generate_bytes(self.byte_lm(lm), prompt.encode("utf-8"), budget,

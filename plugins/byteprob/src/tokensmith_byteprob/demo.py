@@ -11,7 +11,9 @@ import math
 import time
 from typing import Any
 
-from tokensmith import BuildContext, Demo
+import attrs
+
+from tokensmith import BuildContext, Demo, UnknownComponentError, bold
 
 from .cover_set import ByteProbLM
 from .decoding import generate_bytes
@@ -44,27 +46,37 @@ def healed_probability(lm: Any, prompt: str, continuation: str) -> float:
     return math.exp(lm.score_ids(target, context=kept) - norm)
 
 
+@attrs.define
 class ByteProbDemo(Demo):
+    """Builds the baselines' ``greedy`` decoder by name, with and without token healing; without
+    tokensmith-baselines those continuations are skipped (their probabilities need no decoder)."""
+
     name = "byteprob"
 
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
+
+    def _greedy(self, out: Any) -> tuple[Any, Any]:
+        if self.ctx is None or self.ctx.registry is None:
+            print("  (no registry to build the greedy decoder from: token-level continuations skipped)\n",
+                  file=out)
+            return None, None
+        try:
+            return (self.ctx.registry.build("decoder", "greedy", self.ctx),
+                    self.ctx.registry.build("decoder", {"type": "greedy", "token_healing": True}, self.ctx))
+        except UnknownComponentError:
+            print("  (decoder 'greedy' is not installed: pip install tokensmith-baselines; token-level "
+                  "continuations skipped)\n", file=out)
+            return None, None
 
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         lm = pipeline.lm
         blm = ByteProbLM(lm)
-        try:
-            from tokensmith_baselines.decoding import GreedyDecoder
-        except ImportError:
-            GreedyDecoder = None
         print("Prompts cut mid-word. P(expected) is the probability each method gives the expected", file=out)
         print("continuation; byte-exact sums every tokenization that covers the prompt's bytes.\n", file=out)
+        greedy, healing = self._greedy(out)
         results: dict[str, Any] = {}
         for prompt, expected in CASES:
             row: dict[str, Any] = {}
-            naive = GreedyDecoder().generate(lm, prompt, max_new_tokens=4) if GreedyDecoder else None
-            healed = GreedyDecoder(token_healing=True).generate(lm, prompt, max_new_tokens=4) \
-                if GreedyDecoder else None
             start = time.perf_counter()
             calls = lm.counters["forward_calls"]
             exact, _ = generate_bytes(blm, prompt.encode(), 12)
@@ -72,16 +84,15 @@ class ByteProbDemo(Demo):
                                  "p_expected": math.exp(blm.score_bytes(prompt.encode(), expected.encode())),
                                  "seconds": time.perf_counter() - start,
                                  "lm_calls": lm.counters["forward_calls"] - calls}
-            row["token_level"] = {"text": naive.text if naive else None,
-                                  "p_expected": token_level_probability(lm, prompt, expected)}
-            row["token_healing"] = {"text": healed.text if healed else None,
-                                    "p_expected": healed_probability(lm, prompt, expected)}
+            naive = greedy.generate(lm, prompt, max_new_tokens=4).text if greedy else None
+            healed = healing.generate(lm, prompt, max_new_tokens=4).text if healing else None
+            row["token_level"] = {"text": naive, "p_expected": token_level_probability(lm, prompt, expected)}
+            row["token_healing"] = {"text": healed, "p_expected": healed_probability(lm, prompt, expected)}
             print(f"  prompt {prompt!r}, expected {expected!r}", file=out)
             for label, key in (("token-level greedy", "token_level"), ("token healing", "token_healing"),
                                ("byte-exact greedy", "byte_exact")):
-                text = row[key]["text"]
-                shown = "(tokensmith-baselines not installed)" if text is None else repr(text)
-                p = row[key]["p_expected"]
-                print(f"    {label:<19} P(expected)={p:.3g}  continues {shown}", file=out)
+                text, p = row[key]["text"], row[key]["p_expected"]
+                shown = "" if text is None else f"  continues {bold(repr(text), out)}"
+                print(f"    {label:<19} P(expected)={p:.3g}{shown}", file=out)
             results[prompt] = row
         return results

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from tokensmith import Component, hookimpl
 
-from .decoding import ByteDecoderConfig
-
 _M = "tokensmith_byteprob"
 
 
 @hookimpl
 def tokensmith_register_decoders():
-    return [Component("byteprob", f"{_M}.decoding:ByteDecoder.from_config",
+    return [Component("byteprob", f"{_M}.decoding:ByteDecoder",
                       "exact byte-level decoding (Phan et al. 2410.09303): prompts may end mid-token; "
                       "meaning canonical|marginal, temperature/top-p on bytes",
-                      config_class=ByteDecoderConfig, requires=("byte_view", "causal_lm"))]
+                      requires=("byte_view", "causal_lm"))]
 
 
 @hookimpl

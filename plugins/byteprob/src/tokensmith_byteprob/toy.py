@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tokensmith import Encoding, LanguageModel, LMState, Tokenizer, UnrepresentableTextError
-from tokensmith.core.tokenizer import require_text
+from tokensmith import Encoding, LanguageModel, LMState, Tokenizer, UnrepresentableTextError, require_text
 
 #: single bytes, then merges in rank order; "bb" is in the vocabulary but no merge makes it,
 #: so it never appears in a canonical encoding (the meanings differ on it)

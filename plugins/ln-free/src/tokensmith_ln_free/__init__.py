@@ -5,7 +5,6 @@
 
 from .surgery import (
     DEFAULT_CALIBRATION_TEXTS,
-    LNFreeConfig,
     LNFreeNormalization,
     calibrate,
     export,
@@ -13,5 +12,4 @@ from .surgery import (
     freeze,
 )
 
-__all__ = ["DEFAULT_CALIBRATION_TEXTS", "LNFreeConfig", "LNFreeNormalization", "calibrate", "export",
-           "fake_norms", "freeze"]
+__all__ = ["DEFAULT_CALIBRATION_TEXTS", "LNFreeNormalization", "calibrate", "export", "fake_norms", "freeze"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from tokensmith.core.errors import SurgeryError
+from tokensmith import SurgeryError
 
 from .schedule import norm_role
 
@@ -44,8 +44,8 @@ def final_norm(model: Any) -> tuple[str, Any]:
         if isinstance(module, FakeNorm | FixedLinearMap) and norm_role(path) == "final":
             return path, module
     raise SurgeryError(f"{type(model).__name__}'s final norm is not an ln-free fake norm",
-                       component="ln-free attribution", plugin="tokensmith-ln-free",
-                       hint="install fake norms on it first: LNFreeNormalization(LNFreeConfig(layers=[...]))")
+                       component="ln-free attribution",
+                       hint="install fake norms on it first: LNFreeNormalization(layers=[...]).replace(...)")
 
 
 def decoder_blocks(model: Any, blocks_path: str | None = None) -> Any:
@@ -55,7 +55,7 @@ def decoder_blocks(model: Any, blocks_path: str | None = None) -> Any:
     is none or more than one, so a list of other modules is never taken for the blocks)."""
     from torch import nn
 
-    where = dict(component="ln-free attribution", plugin="tokensmith-ln-free")
+    where = dict(component="ln-free attribution")
     if blocks_path is not None:
         try:
             blocks = model.get_submodule(blocks_path)

@@ -9,7 +9,7 @@ import copy
 import time
 from typing import Any
 
-from tokensmith import BuildContext, Demo
+from tokensmith import Demo, find_norm_layers
 
 HELD_OUT = "The library lends books for three weeks, and readers may renew them online."
 
@@ -17,23 +17,19 @@ HELD_OUT = "The library lends books for three weeks, and readers may renew them 
 class LNFreeDemo(Demo):
     name = "ln-free"
 
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
-
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         import torch
-
-        from tokensmith.core.normalization import find_norm_layers
 
         from .attribution import direct_logit_attribution
         from .finetune import evaluate
         from .schedule import norm_role
-        from .surgery import LNFreeConfig, LNFreeNormalization, calibrate, fake_norms, freeze
+        from .surgery import LNFreeNormalization, calibrate, fake_norms, freeze
 
         start = time.perf_counter()
         model = copy.deepcopy(pipeline.model)  # the only copy; pipeline.model is never modified
         final = [layer.path for layer in find_norm_layers(model)[0] if norm_role(layer.path) == "final"]
-        provider = LNFreeNormalization(LNFreeConfig(layers=final, mode="live"), tokenizer=pipeline.tokenizer)
+        provider = LNFreeNormalization(layers=final, mode="live")
+        provider.tokenizer = pipeline.tokenizer
         model, report = provider.replace(model, inplace=True)
         ids = torch.tensor([pipeline.tokenizer.encode(HELD_OUT).ids], device=next(model.parameters()).device)
         print(f"Surgery on one copy of the model: {report.changes[0].path} -> FakeNorm (live).", file=out)
@@ -44,7 +40,7 @@ class LNFreeDemo(Demo):
         norm = fake_norms(model)[final[0]]
         fake_loss = evaluate(model, [ids])
         fake = direct_logit_attribution(model, ids)
-        print(f"  σ̄ from {len(provider.config.calibration_texts)} calibration sentences: "
+        print(f"  σ̄ from {len(provider.calibration_texts)} calibration sentences: "
               f"{norm.average_std.item():.3f} (position 0: {norm.special_std.item():.3f})", file=out)
         print(f"  held-out loss: live norm {live_loss:.4f}, frozen norm {fake_loss:.4f} "
               f"(Δ {fake_loss - live_loss:+.4f} nats, no fine-tuning)", file=out)

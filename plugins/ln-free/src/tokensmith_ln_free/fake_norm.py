@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from tokensmith.core.errors import InputError, SurgeryError
+from tokensmith import InputError, SurgeryError
 
 
 def token_std(x: torch.Tensor, kind: str, eps: float) -> torch.Tensor:
@@ -94,7 +94,6 @@ class SpecialPositions:
         if attention_mask.dim() != 2 or attention_mask.shape[0] != batch or attention_mask.shape[1] < seq:
             raise InputError(f"attention_mask of shape {tuple(attention_mask.shape)} does not cover "
                              f"tokens of shape {tuple(shape)}", component="normalization 'ln-free'",
-                             plugin="tokensmith-ln-free",
                              hint="pass a (batch, seq) mask of 1 for real tokens and 0 for padding")
         self.real = attention_mask[:, attention_mask.shape[1] - seq:].bool()
 
@@ -132,7 +131,7 @@ class SpecialPositions:
         if self.first.shape != shape:
             raise InputError(f"norm input has token shape {tuple(shape)} but the model was called "
                              f"with input_ids of shape {tuple(self.first.shape)}",
-                             component="normalization 'ln-free'", plugin="tokensmith-ln-free",
+                             component="normalization 'ln-free'",
                              hint="fake norms expect hidden states shaped (batch, seq, dim)")
         return self.first, self.ids
 
@@ -148,7 +147,6 @@ class SpecialPositions:
         if self.real.shape != shape:
             raise InputError(f"norm input has token shape {tuple(shape)} but the model's attention_mask "
                              f"covers {tuple(self.real.shape)}", component="normalization 'ln-free'",
-                             plugin="tokensmith-ln-free",
                              hint="fake norms expect hidden states shaped (batch, seq, dim)")
         return self.real
 
@@ -228,7 +226,7 @@ class FakeNorm(nn.Module):
         """Switch to fake mode with the σ̄ observed so far (the paper's removal of this norm)."""
         if self.average_updates.item() == 0:
             raise SurgeryError("this fake norm was never calibrated, so it has no σ̄ to freeze",
-                               component="normalization 'ln-free'", plugin="tokensmith-ln-free",
+                               component="normalization 'ln-free'",
                                hint="run calibration texts (or training steps) through it in live mode first")
         if self.special_updates.item() == 0:
             self.special_std.copy_(self.average_std)
@@ -261,7 +259,7 @@ class FixedLinearMap(nn.Module):
             raise SurgeryError(
                 f"cannot export a fake norm in mode {norm.mode!r} with special-position treatment "
                 f"{'on' if norm.positions.active else 'off'} as one fixed linear map",
-                component="normalization 'ln-free'", plugin="tokensmith-ln-free",
+                component="normalization 'ln-free'",
                 hint="freeze every layer and turn the special treatments off first (the end of the schedule)")
         if norm.weight is None:
             gamma, dtype = torch.ones((), device=norm.average_std.device), torch.float32

@@ -20,38 +20,37 @@ from typing import Any
 
 import attrs
 
-from tokensmith.core.errors import ConfigError
+from tokensmith import ConfigError, non_negative, non_negative_int, positive, positive_int
 
 from .schedule import FIRST_POSITION, SPECIAL_IDS, RemovalEvent
 from .surgery import fake_norms, forward_kwargs, observing, special_positions
 
 COMPONENT = "ln-free finetune"
-PLUGIN = "tokensmith-ln-free"
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+def _patterns(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+def _globs(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, tuple) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{attribute.name} must be a non-empty tuple of glob patterns, got {value!r}")
 
 
 @attrs.frozen
 class FinetuneConfig:
-    """``trainable``: glob patterns over parameter names (the rest is frozen for the run);
+    """The recipe's hyperparameters (a Python API, not a pipeline component).
+    ``trainable``: glob patterns over parameter names (the rest is frozen for the run);
     ``eval_every``: also evaluate every N steps (0: only at removal events and at the end)."""
 
-    steps: int = attrs.field(validator=_positive)
-    lr: float = attrs.field(default=6e-4, validator=_positive)
-    min_lr: float = attrs.field(default=3e-4, validator=_non_negative)
-    warmup: int = attrs.field(default=20, validator=_non_negative)
-    weight_decay: float = attrs.field(default=0.01, validator=_non_negative)
-    grad_clip: float = attrs.field(default=1.0, validator=_positive)
-    trainable: tuple[str, ...] = attrs.field(default=("*",), converter=tuple)
-    eval_every: int = attrs.field(default=0, validator=_non_negative)
+    steps: int = attrs.field(validator=positive_int)
+    lr: float = attrs.field(default=6e-4, validator=positive)
+    min_lr: float = attrs.field(default=3e-4, validator=non_negative)
+    warmup: int = attrs.field(default=20, validator=non_negative_int)
+    weight_decay: float = attrs.field(default=0.01, validator=non_negative)
+    grad_clip: float = attrs.field(default=1.0, validator=positive)
+    trainable: tuple[str, ...] = attrs.field(default=("*",), converter=_patterns, validator=_globs)
+    eval_every: int = attrs.field(default=0, validator=non_negative_int)
 
 
 @attrs.frozen
@@ -147,15 +146,15 @@ def finetune(model: Any, train_batches: Sequence[Any], config: FinetuneConfig, *
     late = [e for e in schedule if e.step >= config.steps]
     if late:
         raise ConfigError(f"{len(late)} removal event(s) at or after the last step ({config.steps}): "
-                          f"{[e.target for e in late]}", component=COMPONENT, plugin=PLUGIN,
+                          f"{[e.target for e in late]}", component=COMPONENT,
                           hint="use more steps or an earlier/denser schedule")
     if not train_batches:
-        raise ConfigError("no training batches", component=COMPONENT, plugin=PLUGIN)
+        raise ConfigError("no training batches", component=COMPONENT)
     named = list(model.named_parameters())
     unmatched = [p for p in config.trainable if not any(fnmatch.fnmatchcase(n, p) for n, _ in named)]
     if unmatched:
         raise ConfigError(f"trainable pattern(s) {unmatched} match no parameter", component=COMPONENT,
-                          plugin=PLUGIN, hint="patterns are globs over model.named_parameters() names")
+                          hint="patterns are globs over model.named_parameters() names")
     flags = {n: p.requires_grad for n, p in named}
     params = []
     for name, param in named:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from tokensmith import Component, hookimpl
 
-from .surgery import LNFreeConfig
-
 _M = "tokensmith_ln_free"
 
 
@@ -13,8 +11,7 @@ _M = "tokensmith_ln_free"
 def tokensmith_register_normalizations():
     return [Component("ln-free", f"{_M}.surgery:LNFreeNormalization",
                       "replace LayerNorm/RMSNorm by fake norms with a frozen σ̄ (live, fake, or removed "
-                      "as fixed linear maps); arXiv 2507.02559",
-                      config_class=LNFreeConfig)]
+                      "as fixed linear maps); arXiv 2507.02559")]
 
 
 @hookimpl

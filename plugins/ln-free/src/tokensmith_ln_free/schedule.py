@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from tokensmith.core.errors import ConfigError
+from tokensmith import ConfigError
 
 #: targets of the two events that are not norm paths
 SPECIAL_IDS = "special-ids"
@@ -56,7 +56,7 @@ def removal_schedule(paths: Iterable[str], *, start: int = 20, gap: int = 2,
     schedule: ``start=20, gap=2`` in steps of 0.5M tokens)."""
     if start < 0 or gap < 1:
         raise ConfigError(f"removal schedule needs start >= 0 and gap >= 1, got start={start}, gap={gap}",
-                          component="ln-free schedule", plugin="tokensmith-ln-free")
+                          component="ln-free schedule")
     paths = list(paths)
     ordered = []
     for role in ROLES:

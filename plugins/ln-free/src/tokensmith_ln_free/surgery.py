@@ -17,15 +17,24 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from tokensmith import BuildContext, Change, ModelReport, NormalizationProvider, NormLayer
-from tokensmith.core.errors import ConfigError, ContextLengthError, SurgeryError
+from tokensmith import (
+    BuildContext,
+    Change,
+    ConfigError,
+    ContextLengthError,
+    ModelReport,
+    NormalizationProvider,
+    NormLayer,
+    SurgeryError,
+    replace_module,
+    unit_interval,
+)
 
 COMPONENT = "normalization 'ln-free'"
-PLUGIN = "tokensmith-ln-free"
 POSITIONS_ATTR = "ln_free_positions"
 MODES = ("live", "fake", "removed")
 
@@ -42,45 +51,28 @@ DEFAULT_CALIBRATION_TEXTS = (
 )
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+def _tuple(value: Any) -> Any:
+    """A Python list becomes a tuple; anything else is left for the validator to refuse."""
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _ids(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(int(v) for v in value)
-
-
-def _all_strings(instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if not value or not all(isinstance(v, str) and v for v in value):
+def _texts(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, tuple) or not value or not all(isinstance(v, str) and v for v in value):
         raise ValueError(f"{attribute.name} must be a non-empty list of non-empty strings, got {value!r}")
 
 
-def _momentum(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"momentum must lie in (0, 1), got {value!r}")
+def _token_ids(instance: Any, attribute: Any, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                               for v in value):
+        raise ValueError(f"{attribute.name} must be a list of token ids (ints >= 0), got {value!r}")
 
 
-@attrs.frozen
-class LNFreeConfig:
-    """Parameters of the ``ln-free`` normalization component (one ``[normalization]`` table).
-
-    ``layers``: glob patterns over norm paths (``"model.norm"``, ``"model.layers.2?.*"``).
-    ``mode``: ``"live"`` (fake norms installed, nothing frozen), ``"fake"`` (σ̄ calibrated and
-    frozen) or ``"removed"`` (frozen, special treatment off, exported as fixed linear maps).
-    ``special_ids``: token ids that share σ̄_special with position 0 (default: the tokenizer's
-    BOS/EOS ids). ``special_first`` / ``special_eot`` keep those treatments on in fake mode.
-    """
-
-    layers: tuple[str, ...] = attrs.field(default=("*",), converter=_strings, validator=_all_strings)
-    mode: str = attrs.field(default="live", validator=attrs.validators.in_(MODES))
-    calibration_texts: tuple[str, ...] = attrs.field(default=DEFAULT_CALIBRATION_TEXTS,
-                                                     converter=_strings, validator=_all_strings)
-    momentum: float = attrs.field(default=0.9, converter=float, validator=_momentum)
-    special_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_ids)
-    special_first: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    special_eot: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+def _open_unit(instance: Any, attribute: Any, value: Any) -> None:
+    unit_interval(instance, attribute, value)
+    if value in (0, 1):
+        raise ValueError(f"{attribute.name} must lie in (0, 1), got {value!r}")
 
 
 def fake_norms(model: Any) -> dict[str, Any]:
@@ -94,7 +86,7 @@ def special_positions(model: Any) -> Any:
     positions = model.__dict__.get(POSITIONS_ATTR)
     if positions is None:
         raise SurgeryError(f"{type(model).__name__} has no ln-free fake norms", component=COMPONENT,
-                           plugin=PLUGIN, hint="run LNFreeNormalization(...).replace(model) first")
+                           hint="run LNFreeNormalization(...).replace(model) first")
     return positions
 
 
@@ -120,7 +112,7 @@ def forward_kwargs(batch: Any, device: Any, *, labels: bool = False) -> dict[str
     if labels and "labels" not in kwargs:
         if "input_ids" not in kwargs:
             raise ConfigError(f"a batch with keys {sorted(kwargs)} has no labels", component=COMPONENT,
-                              plugin=PLUGIN, hint="add 'labels' to batches given as keyword arguments")
+                              hint="add 'labels' to batches given as keyword arguments")
         kwargs["labels"] = kwargs["input_ids"]
     return kwargs
 
@@ -153,8 +145,7 @@ def freeze(model: Any, paths: Iterable[str] | None = None) -> list[str]:
     chosen = list(norms) if paths is None else list(paths)
     missing = [p for p in chosen if p not in norms]
     if missing:
-        raise SurgeryError(f"no fake norm at {missing}; fake norms: {list(norms)}", component=COMPONENT,
-                           plugin=PLUGIN)
+        raise SurgeryError(f"no fake norm at {missing}; fake norms: {list(norms)}", component=COMPONENT)
     for path in chosen:
         norms[path].freeze()
     return chosen
@@ -162,8 +153,6 @@ def freeze(model: Any, paths: Iterable[str] | None = None) -> list[str]:
 
 def export(model: Any) -> list[Change]:
     """Replace every (frozen) fake norm by the :class:`FixedLinearMap` it has become, in place."""
-    from tokensmith.core.normalization import replace_module
-
     from .fake_norm import FixedLinearMap
 
     norms = fake_norms(model)
@@ -182,20 +171,47 @@ def model_bytes(model: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+@attrs.define
 class LNFreeNormalization(NormalizationProvider):
-    """Replaces LayerNorm / RMSNorm layers by fake norms (``make``) and runs the surgery (``replace``)."""
+    """Replaces LayerNorm / RMSNorm layers by fake norms (``make``) and runs the surgery (``replace``).
+
+    Its fields are the parameters of the ``ln-free`` component (one ``[normalization]`` table).
+    ``tokenizer`` encodes the calibration texts and gives the default special ids (BOS/EOS):
+    the pipeline's tokenizer when built in a pipeline (through ``ctx``); in Python, assign it
+    (``provider.tokenizer = tok``) or pass ``ctx=BuildContext(runtime, tokenizer=tok)``.
+    """
 
     name = "ln-free"
 
-    def __init__(self, config: LNFreeConfig | None = None, ctx: BuildContext | None = None, *,
-                 tokenizer: Any = None) -> None:
-        self.config = config or LNFreeConfig()
-        self.tokenizer = tokenizer if tokenizer is not None else getattr(ctx, "tokenizer", None)
-        self._positions = None
+    layers: tuple[str, ...] = attrs.field(default=("*",), converter=_tuple, validator=_texts, metadata={
+        "doc": 'glob patterns over norm paths ("model.norm", "model.layers.2?.*")'})
+    mode: Literal["live", "fake", "removed"] = attrs.field(
+        default="live", validator=attrs.validators.in_(MODES), metadata={
+            "doc": '"live" (fake norms installed, nothing frozen), "fake" (σ̄ calibrated and frozen) or '
+                   '"removed" (frozen, special treatment off, exported as fixed linear maps)'})
+    calibration_texts: tuple[str, ...] = attrs.field(
+        default=DEFAULT_CALIBRATION_TEXTS, converter=_tuple, validator=_texts, metadata={
+            "doc": "texts that σ̄ is measured on in modes fake and removed"})
+    momentum: float = attrs.field(default=0.9, validator=_open_unit, metadata={
+        "doc": "EMA momentum of σ̄, in (0, 1)"})
+    special_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_tuple, validator=_token_ids,
+                                                      metadata={"doc": "token ids that share σ̄_special with "
+                                                                       "position 0 (default: BOS/EOS ids)"})
+    special_first: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "keep position 0's own σ̄_special in fake mode"})
+    special_eot: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "keep σ̄_special for the special ids in fake mode"})
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
+    tokenizer: Any = attrs.field(default=None, init=False, repr=False, eq=False)
+    _positions: Any = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ctx is not None:
+            self.tokenizer = self.ctx.tokenizer
 
     def _special_ids(self) -> tuple[int, ...]:
-        if self.config.special_ids is not None:
-            return self.config.special_ids
+        if self.special_ids is not None:
+            return self.special_ids
         ids = (getattr(self.tokenizer, "bos_id", None), getattr(self.tokenizer, "eos_id", None))
         return tuple(sorted({i for i in ids if i is not None}))
 
@@ -203,8 +219,8 @@ class LNFreeNormalization(NormalizationProvider):
         from .fake_norm import SpecialPositions
 
         positions = SpecialPositions(self._special_ids())
-        positions.treat_first = self.config.special_first
-        positions.treat_special_ids = self.config.special_eot and bool(positions.special_ids)
+        positions.treat_first = self.special_first
+        positions.treat_special_ids = self.special_eot and bool(positions.special_ids)
         return positions
 
     def make(self, layer: NormLayer) -> Any:
@@ -216,7 +232,7 @@ class LNFreeNormalization(NormalizationProvider):
 
         if self._positions is None:
             self._positions = self._new_positions()
-        fake = FakeNorm(layer.module, layer.kind, layer.eps, self._positions, self.config.momentum)
+        fake = FakeNorm(layer.module, layer.kind, layer.eps, self._positions, self.momentum)
         weight = fake.weight
         dtype = weight.dtype if weight is not None else torch.float32
         device = weight.device if weight is not None else torch.device("cpu")
@@ -229,37 +245,37 @@ class LNFreeNormalization(NormalizationProvider):
             raise SurgeryError(
                 f"{layer.path} ({type(layer.module).__name__}) does not compute "
                 f"{'γ ⊙ (x - mean) / σ + β' if layer.kind == 'layernorm' else 'γ ⊙ x / rms(x)'}, "
-                "so its fake version would not match it", component=COMPONENT, plugin=PLUGIN,
+                "so its fake version would not match it", component=COMPONENT,
                 hint="this plugin supports nn.LayerNorm, nn.RMSNorm and *RMSNorm/*LayerNorm classes "
                      "with that formula; leave this layer out with `layers = [...]`")
         return fake
 
     def select(self, layers: list[NormLayer]) -> list[NormLayer]:
         paths = [layer.path for layer in layers]
-        unmatched = [p for p in self.config.layers if not fnmatch.filter(paths, p)]
+        unmatched = [p for p in self.layers if not fnmatch.filter(paths, p)]
         if unmatched:
             raise SurgeryError(f"layer pattern(s) {unmatched} match no norm layer; found: {paths}",
-                               component=COMPONENT, plugin=PLUGIN,
+                               component=COMPONENT,
                                hint="use glob patterns over these paths in `layers`")
         return [layer for layer in layers
-                if any(fnmatch.fnmatchcase(layer.path, p) for p in self.config.layers)]
+                if any(fnmatch.fnmatchcase(layer.path, p) for p in self.layers)]
 
     def calibration_batches(self, model: Any) -> list[Any]:
         import torch
 
         if self.tokenizer is None:
-            raise ConfigError(f"mode {self.config.mode!r} encodes calibration texts, but this provider "
-                              "has no tokenizer", component=COMPONENT, plugin=PLUGIN,
-                              hint="build it in a pipeline, or pass tokenizer=... to LNFreeNormalization")
+            raise ConfigError(f"mode {self.mode!r} encodes calibration texts, but this provider "
+                              "has no tokenizer", component=COMPONENT,
+                              hint="build it in a pipeline, or set provider.tokenizer = ... before replace()")
         device = next(model.parameters()).device
         config = model.config
         context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         batches = []
-        for text in self.config.calibration_texts:
+        for text in self.calibration_texts:
             ids = list(self.tokenizer.encode(text).ids)
             if context is not None and len(ids) > context:
                 raise ContextLengthError(f"calibration text of {len(ids)} tokens exceeds the model's "
-                                         f"context of {context}", component=COMPONENT, plugin=PLUGIN,
+                                         f"context of {context}", component=COMPONENT,
                                          hint="use shorter calibration texts")
             batches.append(torch.tensor([ids], device=device))
         return batches
@@ -268,7 +284,7 @@ class LNFreeNormalization(NormalizationProvider):
         existing = fake_norms(model)
         if existing:
             raise SurgeryError(f"{type(model).__name__} already has {len(existing)} ln-free fake norm(s) "
-                               f"({', '.join(list(existing)[:3])}...)", component=COMPONENT, plugin=PLUGIN,
+                               f"({', '.join(list(existing)[:3])}...)", component=COMPONENT,
                                hint="use fake_norms(model) or start from the original model")
         self._positions = self._new_positions()
         model, report = super().replace(model, inplace=inplace)
@@ -277,9 +293,9 @@ class LNFreeNormalization(NormalizationProvider):
         notes = list(report.notes)
         notes.append(f"worked on one deep copy: {model_bytes(model) / 2**20:.1f} MiB more memory; "
                      "the original model is unchanged" if not inplace else "changed the model in place")
-        mode = self.config.mode
+        mode = self.mode
         if mode != "live":
-            texts = self.config.calibration_texts
+            texts = self.calibration_texts
             tokens = calibrate(model, self.calibration_batches(model))
             frozen = freeze(model, [c.path for c in report.changes])
             notes.append(f"σ̄ calibrated on {len(texts)} text(s) ({tokens} tokens); "

@@ -5,28 +5,32 @@ the non-pad tokens of the batch in training; running statistics in eval mode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from tokensmith.core.errors import InputError
+from tokensmith import InputError
 
 from .padding_mask import PaddingMask
 from .power_norm import masked_token_mean
 
+if TYPE_CHECKING:
+    from .surgery import BatchNormProvider
+
 
 class MaskedBatchNorm(nn.Module):
-    """BN over the last dimension of ``(..., dim)`` inputs, statistics over real tokens only.
+    """BN over the last dimension of ``(..., dim)`` inputs, statistics over real tokens only, with
+    the hyperparameters of ``settings`` (a :class:`~tokensmith_powernorm.surgery.BatchNormProvider`).
     Running statistics follow ``nn.BatchNorm1d``: momentum-weighted, unbiased variance."""
 
-    def __init__(self, dim: int, *, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
-                 device: Any = None, dtype: Any = None) -> None:
+    def __init__(self, dim: int, settings: BatchNormProvider, *, device: Any = None,
+                 dtype: Any = None) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.dim, self.momentum, self.eps = dim, momentum, eps
-        self.weight = nn.Parameter(torch.ones(dim, **kw)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(dim, **kw)) if affine else None
+        self.dim, self.momentum, self.eps = dim, settings.momentum, settings.eps
+        self.weight = nn.Parameter(torch.ones(dim, **kw)) if settings.affine else None
+        self.bias = nn.Parameter(torch.zeros(dim, **kw)) if settings.affine else None
         self.register_buffer("running_mean", torch.zeros(dim, **kw))
         self.register_buffer("running_var", torch.ones(dim, **kw))
         self.padding_mask = PaddingMask()
@@ -41,7 +45,7 @@ class MaskedBatchNorm(nn.Module):
             if count < 2:
                 raise InputError("batch normalization in training needs more than one real token "
                                  f"per batch, got {count}", component="normalization 'batchnorm'",
-                                 plugin="tokensmith-powernorm", hint="use a larger batch, or eval mode")
+                                 hint="use a larger batch, or eval mode")
             mean = masked_token_mean(x, mask)
             var = masked_token_mean((x - mean).pow(2), mask)
             with torch.no_grad():

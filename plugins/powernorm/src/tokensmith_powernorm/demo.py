@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 
-from tokensmith import BuildContext, Demo, find_norm_layers
+from tokensmith import Demo, find_norm_layers
 
-from .config import PowerNormConfig
 from .surgery import PowerNormProvider
 
 RESULTS = Path("bench") / "results" / "powernorm.json"
@@ -28,14 +27,11 @@ RESULTS = Path("bench") / "results" / "powernorm.json"
 class PowerNormDemo(Demo):
     name = "powernorm"
 
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
-
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         model = pipeline.model
         with torch.device("meta"):
             skeleton = type(model)(model.config)
-        _, report = PowerNormProvider(PowerNormConfig()).replace(skeleton)
+        _, report = PowerNormProvider().replace(skeleton)
         kinds = sorted({c.before for c in report.changes})
         kept = len(find_norm_layers(model)[0])
         print(f"PowerNorm surgery on {type(model).__name__}'s structure (meta device, no weights):", file=out)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tokensmith.core.errors import InputError
+from tokensmith import InputError
 
 
 class PaddingMask:
@@ -61,13 +61,11 @@ class PaddingMask:
             raise InputError(
                 f"attention mask of shape {tuple(mask.shape)} does not match hidden states "
                 f"{tuple(x.shape)} (expected {tuple(x.shape[:-1])})", component=component,
-                plugin="tokensmith-powernorm",
                 hint="pass a 2-D (batch, sequence) attention_mask for the tokens of this forward "
                      "call; training with a KV cache is not supported by batch-statistic norms")
         if not bool(mask.any()):
             raise InputError("the attention mask marks every token as padding; batch statistics "
-                             "need at least one real token", component=component,
-                             plugin="tokensmith-powernorm")
+                             "need at least one real token", component=component)
         return mask.to(device=x.device, dtype=bool)
 
 

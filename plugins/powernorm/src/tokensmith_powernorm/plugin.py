@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from tokensmith import Component, hookimpl
 
-from .config import BatchNormConfig, PowerNormConfig
-
 _M = "tokensmith_powernorm"
 
 
@@ -13,11 +11,9 @@ _M = "tokensmith_powernorm"
 def tokensmith_register_normalizations():
     return [
         Component("powernorm", f"{_M}.surgery:PowerNormProvider",
-                  "PowerNorm (Shen et al. 2020): masked running quadratic mean, approximate backward",
-                  config_class=PowerNormConfig),
+                  "PowerNorm (Shen et al. 2020): masked running quadratic mean, approximate backward"),
         Component("batchnorm", f"{_M}.surgery:BatchNormProvider",
-                  "masked BatchNorm over non-pad tokens (PowerNorm paper's comparison)",
-                  config_class=BatchNormConfig),
+                  "masked BatchNorm over non-pad tokens (PowerNorm paper's comparison)"),
     ]
 
 

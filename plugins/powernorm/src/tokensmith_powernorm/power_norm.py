@@ -11,14 +11,17 @@ every statistic (see :mod:`.padding_mask`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from tokensmith.core.errors import ConfigError
+from tokensmith import ConfigError
 
 from .padding_mask import PaddingMask
+
+if TYPE_CHECKING:
+    from .surgery import PowerNormProvider
 
 
 def masked_token_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -76,26 +79,28 @@ class ApproximateQuadraticNorm(torch.autograd.Function):
 
 
 class PowerNorm(nn.Module):
-    """PN over the last dimension of ``(..., dim)`` inputs (tokens × channels).
+    """PN over the last dimension of ``(..., dim)`` inputs (tokens × channels), with the
+    hyperparameters of ``settings`` (a :class:`~tokensmith_powernorm.surgery.PowerNormProvider`).
 
     Training: statistics over the non-pad tokens of the batch; eval: y = γ ⊙ x/√(φ+ε) + β,
     so each sample's output is independent of the rest of the batch.
     Buffers: ``running_phi`` (φ), ``grad_correction`` (Γ), ``iteration`` (t).
     """
 
-    def __init__(self, dim: int, *, alpha_fwd: float = 0.9, alpha_bkw: float = 0.9,
-                 warmup_iters: int = 10_000, eps: float = 1e-5, affine: bool = True,
-                 prescale: bool = True, group_num: int = 1, device: Any = None, dtype: Any = None) -> None:
+    def __init__(self, dim: int, settings: PowerNormProvider, *, device: Any = None,
+                 dtype: Any = None) -> None:
         super().__init__()
+        group_num = settings.group_num
         if dim % group_num:
             raise ConfigError(f"group_num={group_num} does not divide the channel count {dim}",
-                              component="normalization 'powernorm'", plugin="tokensmith-powernorm",
+                              component="normalization 'powernorm'",
                               hint="use a group_num dividing the width")
         kw = {"device": device, "dtype": dtype}
-        self.dim, self.alpha_fwd, self.alpha_bkw = dim, alpha_fwd, alpha_bkw
-        self.warmup_iters, self.eps, self.prescale, self.group_num = warmup_iters, eps, prescale, group_num
-        self.weight = nn.Parameter(torch.ones(dim, **kw)) if affine else None
-        self.bias = nn.Parameter(torch.zeros(dim, **kw)) if affine else None
+        self.dim, self.alpha_fwd, self.alpha_bkw = dim, settings.alpha_fwd, settings.alpha_bkw
+        self.warmup_iters, self.eps, self.prescale = settings.warmup_iters, settings.eps, settings.prescale
+        self.group_num = group_num
+        self.weight = nn.Parameter(torch.ones(dim, **kw)) if settings.affine else None
+        self.bias = nn.Parameter(torch.zeros(dim, **kw)) if settings.affine else None
         self.register_buffer("running_phi", torch.ones(dim, **kw))
         self.register_buffer("grad_correction", torch.zeros(dim, **kw))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long, device=device))

@@ -9,20 +9,28 @@ warm-up iterations, one pre-scaling group.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import attrs
 import torch
 
-from tokensmith import ConfigError, ModelReport, NormalizationProvider, NormLayer, positive, positive_int, \
-    unit_interval
+from tokensmith import (
+    ConfigError,
+    ModelReport,
+    NormalizationProvider,
+    NormLayer,
+    non_negative_int,
+    positive,
+    positive_int,
+    unit_interval,
+)
 
 from .batch_norm import MaskedBatchNorm
 from .padding_mask import attach_padding_mask
 from .power_norm import PowerNorm
 
 _bool = attrs.validators.instance_of(bool)
-_non_negative_int = attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0))
 
 
 def _copy_affine(new: torch.nn.Module, old: Any) -> None:
@@ -42,11 +50,9 @@ def _like(layer: NormLayer) -> dict[str, Any]:
 
 
 class _MaskedNormProvider(NormalizationProvider):
-    copy_affine: bool
-
+    @abstractmethod
     def module(self, dim: int, *, device: Any = None, dtype: Any = None) -> torch.nn.Module:
         """A new norm module over ``dim`` channels with this provider's hyperparameters."""
-        raise NotImplementedError
 
     def make(self, layer: NormLayer) -> torch.nn.Module:
         module = self.module(layer.dim, **_like(layer))
@@ -72,7 +78,7 @@ class PowerNormProvider(_MaskedNormProvider):
         "doc": "EMA factor of the running quadratic mean (forward)"})
     alpha_bkw: float = attrs.field(default=0.9, validator=unit_interval, metadata={
         "doc": "EMA factor of the backward correction (1.0 disables the correction)"})
-    warmup_iters: int = attrs.field(default=10_000, validator=_non_negative_int, metadata={
+    warmup_iters: int = attrs.field(default=10_000, validator=non_negative_int, metadata={
         "doc": "training iterations normalised by batch statistics before the running statistic takes over"})
     eps: float = attrs.field(default=1e-5, validator=positive, metadata={"doc": "added to the statistic"})
     affine: bool = attrs.field(default=True, validator=_bool, metadata={"doc": "learn γ and β"})

@@ -4,6 +4,6 @@ attention with decay, Lightning Attention in pure PyTorch, and a constant-memory
 Importing this package does not import torch; the modules below do.
 """
 
-from .config import SRMSNormConfig, TransNormerConfig
+from .config import TransNormerConfig
 
-__all__ = ["SRMSNormConfig", "TransNormerConfig"]
+__all__ = ["TransNormerConfig"]

@@ -1,71 +1,76 @@
-"""Configuration records of tokensmith-transnormer (no torch import: read at registration).
+"""The TransNormer LM's parameters, declared once (no torch import: read at validation).
 
 TransNormerLLM: Qin et al., "TransNormerLLM: A Faster and Better Large Language
 Model with Improved TransNormer" / "Scaling TransNormer to 175 Billion
 Parameters", arXiv 2307.14995.
+
+:class:`TransNormerConfig` is what the ``nn.Module``\\ s of :mod:`.model` read, and its
+fields are the parameters of the ``transnormer-lm`` architecture (which subclasses
+it) and of the ``transnormer-lm`` model source (:func:`config_parameters`).
 """
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import attrs
 
-DECAY_FORMS = ("alibi", "paper")
-NORM_KINDS = ("rmsnorm", "layernorm")
+from tokensmith import ConfigError, Parameter, non_negative, positive_int
+
+Decay = Literal["alibi", "paper"]
+DECAY_FORMS: tuple[str, ...] = typing.get_args(Decay)
 
 
-def _positive(instance, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+def as_tuple(value):
+    """A list (from Python or TOML) as a tuple; anything else is left for the type check to name."""
+    return tuple(value) if isinstance(value, list) else value
 
 
-def _optional_positive(instance, attribute, value):
-    if value is not None:
-        _positive(instance, attribute, value)
+def _optional(validator):
+    return attrs.validators.optional(validator)
 
 
-def _non_negative_float(instance, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
-
-
-def _int_tuple(value):
-    return None if value is None else tuple(value)
+_bool = attrs.validators.instance_of(bool)
 
 
 @attrs.frozen
 class TransNormerConfig:
-    """A TransNormer LM (section 3 of the paper).
+    """A TransNormer LM (section 3 of the paper)."""
 
-    ``vocab_size`` ``None`` takes the pipeline tokenizer's size. ``sglu_hidden``
-    ``None`` is ``2 * width``. ``block_size`` is Lightning Attention's ``B`` (256
-    in the paper). ``decay`` picks the per-head/per-layer decay formula:
-    ``"alibi"`` (the released code) or ``"paper"`` (the paper's text), see
-    :func:`tokensmith_transnormer.lightning_attention.decay_rates`. ``lrpe``
-    turns LRPE on, on every layer or only on ``lrpe_layers``.
-    """
-
-    vocab_size: int | None = attrs.field(default=None, validator=_optional_positive)
-    width: int = attrs.field(default=128, validator=_positive)
-    layers: int = attrs.field(default=2, validator=_positive)
-    heads: int = attrs.field(default=4, validator=_positive)
-    block_size: int = attrs.field(default=256, validator=_positive)
-    sglu_hidden: int | None = attrs.field(default=None, validator=_optional_positive)
-    decay: str = attrs.field(default="alibi", validator=attrs.validators.in_(DECAY_FORMS))
-    lrpe: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    lrpe_layers: tuple[int, ...] | None = attrs.field(default=None, converter=_int_tuple)
-    scale_embedding: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    tie_embeddings: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    eps: float = attrs.field(default=1e-6, validator=_non_negative_float)
+    vocab_size: int | None = attrs.field(default=None, validator=_optional(positive_int), metadata={
+        "doc": "output rows; unset: the pipeline tokenizer's size"})
+    width: int = attrs.field(default=128, validator=positive_int, metadata={"doc": "model width d"})
+    layers: int = attrs.field(default=2, validator=positive_int, metadata={"doc": "TransNormer blocks"})
+    heads: int = attrs.field(default=4, validator=positive_int, metadata={
+        "doc": "attention heads (must divide width)"})
+    block_size: int = attrs.field(default=256, validator=positive_int, metadata={
+        "doc": "Lightning Attention's block size B (256 in the paper)"})
+    sglu_hidden: int | None = attrs.field(default=None, validator=_optional(positive_int), metadata={
+        "doc": "SGLU hidden size; unset: 2 * width"})
+    decay: Decay = attrs.field(default="alibi", validator=attrs.validators.in_(DECAY_FORMS), metadata={
+        "doc": "decay formula: 'alibi' (the released code) or 'paper' (the paper's text)"})
+    lrpe: bool = attrs.field(default=False, validator=_bool, metadata={"doc": "use LRPE"})
+    lrpe_layers: tuple[int, ...] | None = attrs.field(default=None, converter=as_tuple, metadata={
+        "doc": "the layers (0-based) with LRPE; unset: every layer when lrpe is on"})
+    scale_embedding: bool = attrs.field(default=True, validator=_bool, metadata={
+        "doc": "scale token embeddings by sqrt(width)"})
+    tie_embeddings: bool = attrs.field(default=True, validator=_bool, metadata={
+        "doc": "tie the output head to the token embedding"})
+    eps: float = attrs.field(default=1e-6, validator=non_negative, metadata={"doc": "SRMSNorm epsilon"})
 
     def __attrs_post_init__(self):
+        # checks across fields; ConfigError, so the registry names the component
         if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+            raise ConfigError(f"width {self.width} is not divisible by heads {self.heads}",
+                              hint="choose heads that divide width")
         if self.lrpe_layers is not None:
             if not self.lrpe:
-                raise ValueError("lrpe_layers is set but lrpe is false; set lrpe = true")
+                raise ConfigError("lrpe_layers is set but lrpe is false", hint="set lrpe = true")
             bad = [i for i in self.lrpe_layers if not 0 <= i < self.layers]
             if bad:
-                raise ValueError(f"lrpe_layers {bad} are outside 0..{self.layers - 1}")
+                raise ConfigError(f"lrpe_layers {bad} are outside 0..{self.layers - 1}",
+                                  hint="layers are numbered from 0 to layers - 1")
 
     @property
     def head_dim(self) -> int:
@@ -79,16 +84,10 @@ class TransNormerConfig:
         return self.lrpe and (self.lrpe_layers is None or layer in self.lrpe_layers)
 
 
-@attrs.frozen
-class SRMSNormConfig:
-    """Norm surgery with SRMSNorm: which kinds of norm layers to replace, and ``eps``
-    (``None`` keeps each replaced layer's own epsilon)."""
-
-    kinds: tuple[str, ...] = attrs.field(
-        default=NORM_KINDS, converter=tuple,
-        validator=attrs.validators.deep_iterable(attrs.validators.in_(NORM_KINDS)))
-    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(_non_negative_float))
-
-    def __attrs_post_init__(self):
-        if not self.kinds:
-            raise ValueError(f"kinds is empty; choose from {list(NORM_KINDS)}")
+def config_parameters() -> tuple[Parameter, ...]:
+    """The fields of :class:`TransNormerConfig` as :class:`tokensmith.Parameter`\\ s (for the
+    ``[model]`` table of the ``transnormer-lm`` source)."""
+    hints = typing.get_type_hints(TransNormerConfig)
+    return tuple(Parameter(f.name, hints[f.name], f.default, (f.validator,) if f.validator else (),
+                           f.converter, f.metadata.get("doc", ""))
+                 for f in attrs.fields(TransNormerConfig))

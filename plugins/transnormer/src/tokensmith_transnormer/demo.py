@@ -13,9 +13,8 @@ from typing import Any
 
 import torch
 
-from tokensmith import BuildContext, Demo, Runtime, find_norm_layers
+from tokensmith import Demo, Runtime, find_norm_layers
 
-from .config import TransNormerConfig
 from .measure import attention_forms, best_seconds, random_qkv
 from .model import TransNormerArchitecture
 
@@ -40,13 +39,11 @@ def cache_sizes(model: Any) -> tuple[int, int] | None:
 class TransNormerDemo(Demo):
     name = "transnormer"
 
-    def __init__(self, config: None = None, ctx: BuildContext | None = None) -> None:
-        pass
-
     def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
         results: dict[str, Any] = {}
-        config = TransNormerConfig(vocab_size=256, width=64, layers=2, heads=4, block_size=16, lrpe=True)
-        model = TransNormerArchitecture(config).build(Runtime(dtype="float64", seed=0))
+        architecture = TransNormerArchitecture(vocab_size=256, width=64, layers=2, heads=4, block_size=16,
+                                               lrpe=True)
+        model = architecture.build(Runtime(dtype="float64", seed=0))
         ids = torch.randint(0, 256, (1, 200), generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
             logits = {form: model(ids, form=form)[0] for form in ("parallel", "blockwise", "recurrent")}

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tokensmith import InputError, LanguageModel, LMState, Tokenizer
+from tokensmith import InputError, LanguageModel, LMState, Runtime, Tokenizer
 
 from .model import TransNormerLM
 
@@ -23,15 +23,17 @@ from .model import TransNormerLM
 class TransNormerLanguageModel(LanguageModel):
     """Next-token log-probabilities of a :class:`TransNormerLM` paired with ``tokenizer``.
 
-    ``context_length`` is only a guard for decoders (which stop there): the
-    recurrence itself has no positional limit.
+    ``runtime`` is the one the model was built for; decoders called without a seed
+    draw from its generator. ``context_length`` is only a guard for decoders (which
+    stop there): the recurrence itself has no positional limit.
     """
 
-    def __init__(self, model: TransNormerLM, tokenizer: Tokenizer, *, name: str = "transnormer",
-                 context_length: int = 1 << 20) -> None:
+    def __init__(self, model: TransNormerLM, tokenizer: Tokenizer, runtime: Runtime, *,
+                 name: str = "transnormer", context_length: int = 1 << 20) -> None:
         super().__init__()
         self.model = model.eval()
         self._tokenizer = tokenizer
+        self.runtime = runtime
         self.name = name
         self._context = context_length
         if tokenizer.vocab_size > model.config.vocab_size:
@@ -54,7 +56,6 @@ class TransNormerLanguageModel(LanguageModel):
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
-
 
     def _read(self, ids: list[int], state: Any, form: str) -> tuple[torch.Tensor, Any]:
         x = torch.tensor([ids], dtype=torch.long, device=self._device())

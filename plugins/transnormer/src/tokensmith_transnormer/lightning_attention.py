@@ -28,7 +28,7 @@ import torch
 
 from tokensmith import ConfigError
 
-_WHERE = {"component": "architecture 'transnormer-lm'", "plugin": "tokensmith-transnormer"}
+_COMPONENT = "architecture 'transnormer-lm'"
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -46,14 +46,15 @@ def decay_rates(heads: int, layer: int, layers: int, form: str = "alibi") -> lis
     never forgets.
     """
     if not 0 <= layer < layers:
-        raise ConfigError(f"layer {layer} is outside 0..{layers - 1}", **_WHERE,
+        raise ConfigError(f"layer {layer} is outside 0..{layers - 1}", component=_COMPONENT,
                           hint="layers are numbered from 0 to layers - 1")
     if form == "alibi":
         depth = layer / (layers - 1) if layers > 1 else 0.0
         return [math.exp(-s * (1.0 - depth)) for s in alibi_slopes(heads)]
     if form == "paper":
         return [math.exp(-(8.0 * h / heads) * (1.0 - layer / layers)) for h in range(heads)]
-    raise ConfigError(f"unknown decay form {form!r}", **_WHERE, hint="use decay = 'alibi' or 'paper'")
+    raise ConfigError(f"unknown decay form {form!r}", component=_COMPONENT,
+                      hint="use decay = 'alibi' or 'paper'")
 
 
 def decay_mask(decay: torch.Tensor, n: int) -> torch.Tensor:
@@ -99,7 +100,7 @@ def lightning_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, decay
       state  KV ← λ^m KV + (K_t ⊙ λ^{m−1−j})ᵀ V_t
     """
     if block_size <= 0:
-        raise ConfigError(f"block_size must be > 0, got {block_size}", **_WHERE,
+        raise ConfigError(f"block_size must be > 0, got {block_size}", component=_COMPONENT,
                           hint="use a positive block_size (the paper uses 256)")
     n = q.shape[2]
     kv = _zero_state(q, v) if state is None else state

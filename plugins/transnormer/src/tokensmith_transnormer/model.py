@@ -151,8 +151,7 @@ class TransNormerLM(nn.Module):
     def __init__(self, config: TransNormerConfig) -> None:
         super().__init__()
         if config.vocab_size is None:
-            raise ConfigError("TransNormerConfig.vocab_size is not set",
-                              component="architecture 'transnormer-lm'", plugin="tokensmith-transnormer",
+            raise ConfigError("vocab_size is not set", component="architecture 'transnormer-lm'",
                               hint="set vocab_size, or build it in a pipeline that has a tokenizer")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.width)
@@ -188,7 +187,7 @@ class TransNormerLM(nn.Module):
         """Logits ``[batch, n, vocab]`` for every position, and the state after the last."""
         if form not in FORMS:
             raise ConfigError(f"unknown attention form {form!r}", component="architecture 'transnormer-lm'",
-                              plugin="tokensmith-transnormer", hint=f"use form = one of {FORMS}")
+                              hint=f"use form = one of {FORMS}")
         state = self.empty_state(input_ids.shape[0]) if state is None else state
         x = self.embed(input_ids) * self.embed_scale
         kvs = []
@@ -199,21 +198,25 @@ class TransNormerLM(nn.Module):
         return logits, RecurrentState(tuple(kvs), state.offset + input_ids.shape[1])
 
 
-class TransNormerArchitecture(Architecture):
-    """The ``transnormer-lm`` architecture: ``build(runtime)`` makes a randomly
-    initialised :class:`TransNormerLM` (seeded by ``runtime.seed``) on the runtime's
-    device and dtype."""
+@attrs.frozen
+class TransNormerArchitecture(TransNormerConfig, Architecture):
+    """The ``transnormer-lm`` architecture: its parameters are the fields of
+    :class:`TransNormerConfig` (inherited, so declared once), plus the build context,
+    whose tokenizer sets ``vocab_size`` when it is not given. ``build(runtime)`` makes a
+    randomly initialised :class:`TransNormerLM` (seeded by ``runtime.seed``) on the
+    runtime's device and dtype."""
 
     name = "transnormer-lm"
 
-    def __init__(self, config: TransNormerConfig) -> None:
-        self.config = config
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
-    @classmethod
-    def from_config(cls, config: TransNormerConfig, ctx: BuildContext) -> TransNormerArchitecture:
-        if config.vocab_size is None and ctx.tokenizer is not None:
-            config = attrs.evolve(config, vocab_size=ctx.tokenizer.vocab_size)
-        return cls(config)
+    @property
+    def config(self) -> TransNormerConfig:
+        """The model's config: these fields, ``vocab_size`` defaulting to the tokenizer's size."""
+        fields = {f.name: getattr(self, f.name) for f in attrs.fields(TransNormerConfig)}
+        if self.vocab_size is None and self.ctx is not None and self.ctx.tokenizer is not None:
+            fields["vocab_size"] = self.ctx.tokenizer.vocab_size
+        return TransNormerConfig(**fields)
 
     def build(self, runtime) -> TransNormerLM:
         with torch.random.fork_rng(devices=[]):

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from tokensmith import Component, hookimpl
+import sys
 
-from .config import SRMSNormConfig, TransNormerConfig
+from tokensmith import Component, hookimpl
 
 _M = "tokensmith_transnormer"
 
 
 @hookimpl
 def tokensmith_register_normalizations():
-    return [Component("srmsnorm", f"{_M}.srmsnorm:SRMSNormalization.from_config",
-                      "replace RMSNorm/LayerNorm layers with SRMSNorm (no gain; TransNormerLLM)",
-                      config_class=SRMSNormConfig)]
+    return [Component("srmsnorm", f"{_M}.srmsnorm:SRMSNormalization",
+                      "replace RMSNorm/LayerNorm layers with SRMSNorm (no gain; TransNormerLLM)")]
 
 
 @hookimpl
 def tokensmith_register_architectures():
-    return [Component("transnormer-lm", f"{_M}.model:TransNormerArchitecture.from_config",
+    return [Component("transnormer-lm", f"{_M}.model:TransNormerArchitecture",
                       "TransNormer LM: gated linear attention with decay, Lightning Attention, "
-                      "SRMSNorm, SGLU, constant-memory recurrent decoding",
-                      config_class=TransNormerConfig)]
+                      "SRMSNorm, SGLU, constant-memory recurrent decoding")]
 
 
 @hookimpl
 def tokensmith_register_demos():
     return [Component("transnormer", f"{_M}.demo:TransNormerDemo",
                       "recurrent = blockwise linear attention, constant state size, time vs softmax")]
+
+
+@hookimpl
+def tokensmith_describe_model(source):
+    if source.source != "transnormer-lm":
+        return None
+    from .source import describe
+
+    return describe()
 
 
 @hookimpl
@@ -40,9 +47,11 @@ def tokensmith_load_model(source, runtime):
 
 
 @hookimpl
-def tokensmith_wrap_language_model(model, tokenizer):
-    if type(model).__name__ != "TransNormerLM":
+def tokensmith_wrap_language_model(model, tokenizer, runtime):
+    # a TransNormerLM exists only once its module has been imported (torch stays unimported)
+    module = sys.modules.get(f"{_M}.model")
+    if module is None or not isinstance(model, module.TransNormerLM):
         return None
     from .source import wrap
 
-    return wrap(model, tokenizer)
+    return wrap(model, tokenizer, runtime)

@@ -4,41 +4,52 @@ A randomly initialised (``runtime.seed``) TransNormer LM over a tiny trained
 tokenizer, wrapped as a :class:`~.language_model.TransNormerLanguageModel`, so
 every decoder (``greedy``, ``sample``, constrained ones) runs on the recurrent,
 constant-memory form.
+
+The ``[model]`` parameters are described before anything loads
+(:func:`describe`): the registry rejects unknown or ill-typed ones at validation,
+so :func:`load` only checks what spans several fields (``width`` / ``heads``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import attrs
+from tokensmith import ConfigError, ModelInfo, Parameter, positive_int
 
-from tokensmith import ModelLoadError
-
-from .config import TransNormerConfig
+from .config import config_parameters
 
 SOURCE = "transnormer-lm"
 
+TOKENIZER_PARAMETERS = (
+    Parameter("tokenizer", Literal["byte_level", "byte_fallback"], "byte_level",
+              doc="the tiny tokenizer's model: byte-level BPE or SentencePiece-style byte fallback"),
+    Parameter("tokenizer_size", int, 320, (positive_int,), doc="the tiny tokenizer's vocabulary size"),
+)
+
+
+def describe() -> ModelInfo:
+    return ModelInfo(SOURCE, parameters=TOKENIZER_PARAMETERS + config_parameters(),
+                     provides=frozenset({"causal_lm", "byte_view"}))
+
 
 def load(params: dict[str, Any], runtime: Any) -> tuple[Any, Any]:
-    from tokensmith.adapters.models import tiny_tokenizer
+    from tokensmith import tiny_tokenizer
 
     from .model import TransNormerArchitecture
 
-    params = dict(params)
-    tokenizer = tiny_tokenizer(params.pop("tokenizer", "byte_level"),
-                               vocab_size=params.pop("tokenizer_size", 320))
+    params = {p.name: p.default for p in TOKENIZER_PARAMETERS} | dict(params)
+    tokenizer = tiny_tokenizer(params.pop("tokenizer"), vocab_size=params.pop("tokenizer_size"))
+    params.setdefault("vocab_size", tokenizer.vocab_size)
     try:
-        config = TransNormerConfig(**params)
-    except (TypeError, ValueError) as exc:
-        raise ModelLoadError(f"bad parameters for {SOURCE}: {exc}", component=f"model '{SOURCE}'",
-                             plugin="tokensmith-transnormer",
-                             hint="accepted: tokenizer, tokenizer_size and the fields of "
-                                  "TransNormerConfig") from None
-    config = attrs.evolve(config, vocab_size=config.vocab_size or tokenizer.vocab_size)
-    return TransNormerArchitecture(config).build(runtime), tokenizer
+        architecture = TransNormerArchitecture(**params)
+    except ConfigError as exc:
+        # the registry names the component of what it builds; a model source it does not
+        exc.component = exc.component or f"model '{SOURCE}'"
+        raise
+    return architecture.build(runtime), tokenizer
 
 
-def wrap(model: Any, tokenizer: Any) -> Any:
+def wrap(model: Any, tokenizer: Any, runtime: Any) -> Any:
     from .language_model import TransNormerLanguageModel
 
-    return TransNormerLanguageModel(model, tokenizer)
+    return TransNormerLanguageModel(model, tokenizer, runtime)

@@ -11,22 +11,27 @@ y = x · (mean(x²) + eps)^{−1/2}).
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, Literal
 
+import attrs
 import torch
 from torch import nn
 
 from tokensmith import (
-    BuildContext,
     Change,
     ModelReport,
     NormalizationProvider,
     NormLayer,
     SurgeryError,
     find_norm_layers,
+    non_negative,
 )
 
-from .config import SRMSNormConfig
+from .config import as_tuple
+
+NormKind = Literal["rmsnorm", "layernorm"]
+NORM_KINDS: tuple[str, ...] = typing.get_args(NormKind)
 
 
 class SRMSNorm(nn.Module):
@@ -57,6 +62,15 @@ def _dropped(layer: NormLayer) -> str:
     return "; ".join(parts)
 
 
+def _kinds(instance, attribute, value) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} is empty; choose from {list(NORM_KINDS)}")
+    bad = [k for k in value if k not in NORM_KINDS]
+    if bad:
+        raise ValueError(f"{attribute.name} {bad} are not norm kinds; choose from {list(NORM_KINDS)}")
+
+
+@attrs.define
 class SRMSNormalization(NormalizationProvider):
     """Replaces a model's RMSNorm/LayerNorm layers (``kinds``) with SRMSNorm.
 
@@ -67,28 +81,24 @@ class SRMSNormalization(NormalizationProvider):
 
     name = "srmsnorm"
 
-    def __init__(self, kinds: tuple[str, ...] = ("rmsnorm", "layernorm"), eps: float | None = None) -> None:
-        self.config = SRMSNormConfig(kinds, eps)
-
-    @classmethod
-    def from_config(cls, config: SRMSNormConfig, ctx: BuildContext) -> SRMSNormalization:
-        return cls(config.kinds, config.eps)
+    kinds: tuple[NormKind, ...] = attrs.field(default=NORM_KINDS, converter=as_tuple, validator=_kinds,
+                                              metadata={"doc": "which kinds of norm layers to replace"})
+    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(non_negative),
+                                    metadata={"doc": "SRMSNorm epsilon; unset: each replaced layer's own"})
 
     def select(self, layers: list[NormLayer]) -> list[NormLayer]:
-        return [layer for layer in layers if layer.kind in self.config.kinds]
+        return [layer for layer in layers if layer.kind in self.kinds]
 
     def make(self, layer: NormLayer) -> SRMSNorm:
-        eps = layer.eps if self.config.eps is None else self.config.eps
-        return SRMSNorm(layer.dim, eps)
+        return SRMSNorm(layer.dim, layer.eps if self.eps is None else self.eps)
 
     def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:
         found = {layer.path: layer for layer in find_norm_layers(model)[0]}
-        kept = [p for p, layer in found.items() if layer.kind not in self.config.kinds]
+        kept = [p for p, layer in found.items() if layer.kind not in self.kinds]
         if found and len(kept) == len(found):
             kinds = sorted({layer.kind for layer in found.values()})
-            raise SurgeryError(f"{type(model).__name__} has no norm layer of kinds {list(self.config.kinds)} "
+            raise SurgeryError(f"{type(model).__name__} has no norm layer of kinds {list(self.kinds)} "
                                f"(it has {kinds})", component=f"normalization '{self.name}'",
-                               plugin="tokensmith-transnormer",
                                hint=f"set kinds = {kinds}")
         model, report = super().replace(model, inplace=inplace)
         changes = tuple(Change(c.path, c.before, c.after, f"{c.detail}; {_dropped(found[c.path])}")
