@@ -146,7 +146,8 @@ def blame(component: str, plugin: str | None, action: str) -> Iterator[None]:
     try:
         yield
     except TokensmithError as exc:
-        raise attribute(exc, component, plugin)
+        attribute(exc, component, plugin)
+        raise
     except Exception as exc:  # noqa: BLE001 - plugin code may raise anything
         raise ComponentError(f"{action} raised {type(exc).__name__}: {exc}", component=component,
                              plugin=plugin, hint=f"a bug in {plugin or 'the component'}: "

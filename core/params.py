@@ -125,10 +125,28 @@ def _validators(validator: Any) -> tuple[Any, ...]:
 
 
 def _hints(obj: Any) -> dict[str, Any]:
+    """Resolved annotations; when one cannot be resolved (a name only imported under
+    TYPE_CHECKING), the others still are, and that one alone checks nothing (``Any``)."""
     try:
         return typing.get_type_hints(obj, include_extras=True)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation checks nothing
-        return {}
+    except Exception:  # noqa: BLE001 - fall back to one annotation at a time
+        pass
+    import sys
+
+    raw = dict(getattr(obj, "__annotations__", {}) or {})
+    module = sys.modules.get(getattr(obj, "__module__", ""), None)
+    namespace = dict(vars(module)) if module is not None else {}
+    if inspect.isclass(obj):
+        namespace.update(vars(obj))
+    out: dict[str, Any] = {}
+    for name, annotation in raw.items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # noqa: S307 - the plugin's own annotation
+            except Exception:  # noqa: BLE001
+                annotation = Any
+        out[name] = annotation
+    return out
 
 
 def signature_of(factory: Any) -> Signature:
@@ -275,9 +293,16 @@ def check_parameters(signature: Signature, params: cabc.Mapping[str, Any]
             try:
                 validator(None, param, value)
             except (TypeError, ValueError) as exc:
-                problems.append(f"parameter {name!r}: {exc}")
+                message = getattr(exc, "message", None) or str(exc)  # a tokensmith error: its bare text
+                problems.append(f"parameter {name!r}: {message}")
                 bad = True
                 break
         if not bad:
             values[name] = value
     return values, problems
+
+
+def parameters_of(factory: Any) -> tuple[Parameter, ...]:
+    """The parameters a factory declares (an attrs class's fields, a function's keyword
+    parameters), e.g. to describe a model source with a config class's fields."""
+    return signature_of(factory).parameters

@@ -16,10 +16,9 @@ import attrs
 
 from .constraint import Constraint
 from .decoding import Decoder
-from .errors import ConfigError
-from .language_model import LanguageModel
-from .errors import blame
+from .errors import ConfigError, blame
 from .kinds import KIND_TABLE
+from .language_model import LanguageModel
 from .records import ComponentRef, ConstraintSet, Generation, ModelReport, constraint_from_config
 from .runtime import Runtime
 from .tokenizer import Tokenizer, require_text

@@ -126,7 +126,8 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     for name in marked - known:
         close = difflib.get_close_matches(name, hookspecs.HOOKS, n=1)
         problems.append(f"hook {name!r} is not a tokensmith hook"
-                        + (f" (did you mean {close[0]!r}?)" if close else " (written for a newer tokensmith?)"))
+                        + (f" (did you mean {close[0]!r}?)" if close
+                           else " (written for a newer tokensmith?)"))
     for name in dir(plugin):
         if name.startswith("tokensmith_") and name in known and name not in marked \
                 and callable(getattr(plugin, name, None)):

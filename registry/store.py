@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +32,7 @@ from tokensmith.core.errors import (
     TokensmithError,
     UnknownComponentError,
     ValidationError,
+    attribute,
     blame,
 )
 from tokensmith.core.kinds import KIND_BY_NAME, KINDS, REQUIREMENTS
@@ -364,7 +364,8 @@ class Registry:
             if missing:
                 problems.append(IncompatibleComponentsError(
                     "needs a tokenizer with a byte view; "
-                    + (f"tokenizer '{tokenizer.name}'" if loaded else f"the tokenizer of {spec.model.source!r}")
+                    + (f"tokenizer '{tokenizer.name}'" if loaded
+                       else f"the tokenizer of {spec.model.source!r}")
                     + " has none", component=record.qualname, plugin=record.distribution))
         if "causal_lm" in record.requires and ((lm is None) if loaded else "causal_lm" not in provides):
             problems.append(IncompatibleComponentsError(
@@ -373,18 +374,24 @@ class Registry:
         return problems
 
     # -- hooks, one implementation at a time ----------------------------------
-    def _call_each(self, hook: str, kwargs: dict[str, Any], *, first: bool = False):
+    def _call_each(self, hook: str, kwargs: dict[str, Any], *, first: bool = False,
+                   component: str | None = None, failures: list | None = None):
         """Yield ``(plugin info, result)`` per implementation, in pluggy's call order. A
-        tokensmith error propagates (it is the plugin's answer); any other exception skips
-        that implementation with a warning naming the distribution and hook (strict: error).
-        With ``first``, ``None`` results are not yielded."""
+        tokensmith error propagates (it is the plugin's answer; ``component`` is named in
+        it where the plugin did not); any other exception skips that implementation with a
+        warning naming the distribution and hook (strict: error), and is appended to
+        ``failures``. With ``first``, ``None`` results are not yielded."""
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             info = self._info(impl)
             try:
                 result = impl.function(*[kwargs[name] for name in impl.argnames])
-            except TokensmithError:
+            except TokensmithError as exc:
+                if component is not None:
+                    attribute(exc, component, info.distribution)
                 raise
             except Exception as exc:  # noqa: BLE001 - isolate the plugin
+                if failures is not None:
+                    failures.append((info, exc))
                 self._failed(info, hook, f"{hook} of plugin {info.name!r} raised "
                              f"{type(exc).__name__}: {exc}; skipped", exc)
                 continue
@@ -395,13 +402,21 @@ class Registry:
     def load_model(self, source: ModelSource, runtime: Runtime) -> tuple[Any, Any]:
         from tokensmith.core.tokenizer import Tokenizer
 
+        failures: list = []
+        component = f"model {source.source!r}"
         for info, result in self._call_each("tokensmith_load_model", {"source": source, "runtime": runtime},
-                                            first=True):
+                                            first=True, component=component, failures=failures):
             if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Tokenizer):
                 return result
             self._failed(info, "tokensmith_load_model",
                          f"tokensmith_load_model of plugin {info.name!r} returned {type(result).__name__}, "
                          "not (model, Tokenizer); skipped")
+        if failures:
+            info, exc = failures[0]
+            raise ModelLoadError(f"loading failed: {info.distribution}'s tokensmith_load_model raised "
+                                 f"{type(exc).__name__}: {exc}", component=component,
+                                 plugin=info.distribution,
+                                 hint="check the model files; --debug shows the traceback") from exc
         raise ModelLoadError(f"no plugin can load model source {source.source!r}",
                              component="model", hint="use 'smollm2', 'minilm', 'tiny-llama', "
                              "'tiny-gpt2', a transformers directory, or a .gguf/.safetensors file")

@@ -23,7 +23,9 @@ def fake_distributions(tmp_path, monkeypatch):
         (info / "entry_points.txt").write_text(f"[tokensmith]\n{entry or dist} = {module}\n")
         (Path(tmp_path) / f"{module}.py").write_text(textwrap.dedent(source))
         import importlib
+        import sys
 
+        sys.modules.pop(module, None)  # an earlier test's module of the same name
         importlib.invalidate_caches()
         return module
 

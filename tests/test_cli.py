@@ -37,7 +37,8 @@ def test_components_of_a_kind(capsys):
     assert code == 0 and {c["kind"] for c in rows} == {"decoder"}
     sample = next(c for c in rows if c["name"] == "sample")
     params = {p["name"]: p for p in sample["parameters"]}
-    assert params["temperature"] == {"name": "temperature", "type": "float", "required": False, "default": 1.0}
+    assert params["temperature"] == {"name": "temperature", "type": "float", "required": False,
+                                     "default": 1.0}
     assert sample["accepts_constraint"] is False and sample["requires"] == []
     code, out, _ = run(capsys, "components", "decoder")
     assert "temperature: float = 1.0" in out

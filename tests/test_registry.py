@@ -3,8 +3,8 @@ import pytest
 from tokensmith import (
     Component,
     ComponentCollisionError,
-    Decoder,
     ConfigError,
+    Decoder,
     ModelSource,
     PluginLoadError,
     UnknownComponentError,
@@ -161,8 +161,7 @@ def test_tokensmith_load_model_first_result_wins(make_registry, runtime, tiny_gp
 
 def test_tokensmith_wrap_language_model_lets_a_plugin_supply_the_lm(make_registry, tiny_gpt2):
     pytest.importorskip("tokensmith_baselines")
-    from tokensmith import PipelineSpec
-    from tokensmith import HFCausalLM
+    from tokensmith import HFCausalLM, PipelineSpec
 
     class Counting(HFCausalLM):
         pass

@@ -52,7 +52,7 @@ from tokensmith.core.kinds import (
 )
 from tokensmith.core.language_model import BYTE_EOS, ByteLanguageModel, ByteState, LanguageModel, LMState
 from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers, replace_module
-from tokensmith.core.params import Parameter
+from tokensmith.core.params import Parameter, parameters_of
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
 from tokensmith.core.records import (
     Change,
@@ -120,19 +120,19 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "BYTE_EOS", "KINDS", "KIND_TABLE", "REQUIREMENTS",
-    "AllOf", "AnyOf", "Architecture", "ArtifactError", "Attribution", "BuildContext", "ByteLanguageModel",
-    "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError", "ComponentError",
-    "ComponentRef", "ConfigError", "Constraint", "ConstraintSet", "ContextLengthError", "DecodeRequest",
-    "Decoder", "Demo", "EmbeddingProvider", "Encoding", "Evaluation", "EvaluationReport",
-    "FunctionConstraint", "Generation", "HFCausalLM", "HFTokenizer", "IncompatibleComponentsError",
-    "InputError", "Kind", "LMState", "LanguageModel", "ModelInfo", "ModelLoadError", "ModelReport",
-    "ModelSource", "NormLayer", "NormalizationProvider", "Objective", "Parameter", "Pipeline",
-    "PipelineSpec", "PluginLoadError", "PreToken", "Registry", "Runtime", "StaleStateError",
-    "SurgeryError", "Tokenizer", "TokenizerStage", "TokenizerTrainer", "TokensmithError",
-    "UnknownComponentError", "UnrepresentableTextError", "UnsupportedRuntimeError", "ValidationError",
-    "atomic_write_bytes", "atomic_write_text", "bold", "byte_level_decoder", "check_byte_view",
-    "default_registry", "filtered_probs", "find_norm_layers", "hookimpl", "load_artifact",
-    "load_pipeline", "non_negative", "non_negative_int", "positive", "positive_int", "probability",
-    "replace_module", "require_text", "save_artifact", "tiny_tokenizer", "unit_interval",
+    "BYTE_EOS", "KINDS", "KIND_TABLE", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture", "ArtifactError",
+    "Attribution", "BuildContext", "ByteLanguageModel", "ByteState", "ByteViewError", "Change",
+    "Component", "ComponentCollisionError", "ComponentError", "ComponentRef", "ConfigError",
+    "Constraint", "ConstraintSet", "ContextLengthError", "DecodeRequest", "Decoder", "Demo",
+    "EmbeddingProvider", "Encoding", "Evaluation", "EvaluationReport", "FunctionConstraint",
+    "Generation", "HFCausalLM", "HFTokenizer", "IncompatibleComponentsError", "InputError", "Kind",
+    "LMState", "LanguageModel", "ModelInfo", "ModelLoadError", "ModelReport", "ModelSource", "NormLayer",
+    "NormalizationProvider", "Objective", "Parameter", "Pipeline", "PipelineSpec", "PluginLoadError",
+    "PreToken", "Registry", "Runtime", "StaleStateError", "SurgeryError", "Tokenizer", "TokenizerStage",
+    "TokenizerTrainer", "TokensmithError", "UnknownComponentError", "UnrepresentableTextError",
+    "UnsupportedRuntimeError", "ValidationError", "atomic_write_bytes", "atomic_write_text", "bold",
+    "byte_level_decoder", "check_byte_view", "default_registry", "filtered_probs", "find_norm_layers",
+    "hookimpl", "load_artifact", "load_pipeline", "non_negative", "non_negative_int", "parameters_of",
+    "positive", "positive_int", "probability", "replace_module", "require_text", "save_artifact",
+    "tiny_tokenizer", "unit_interval",
 ]

@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
         if name == "generate":
             s.add_argument("prompt")
-            s.add_argument("--decoder", help="a registered decoder (default: greedy, from tokensmith-baselines; "
-                           "without it, validation names the installed decoders)")
+            s.add_argument("--decoder", help="a registered decoder (default: greedy, from "
+                           "tokensmith-baselines; without it, validation names the installed decoders)")
             s.add_argument("--param", action="append", metavar="KEY=VALUE",
                            help="a decoder parameter (VALUE is JSON, else a string); repeatable")
             s.add_argument("--constraint", action="append", metavar="NAME|JSON",
@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--max-new-tokens", type=int, default=32)
             s.add_argument("--seed", type=int, default=0, help="the runtime seed (default 0)")
         else:
-            s.add_argument("--only", action="append", metavar="NAME", help="run only this section; repeatable")
+            s.add_argument("--only", action="append", metavar="NAME",
+                           help="run only this section; repeatable")
             s.add_argument("--json", metavar="PATH", help="also write the sections' numbers to PATH")
     return p
 

@@ -108,14 +108,13 @@ def with_blocks(model: Any, blocks: list[Any]) -> Any:
 
 def main(out_dir: Path, quick: bool) -> dict[str, Any]:
     import torch
-    from tokensmith_ln_free import LNFreeConfig, LNFreeNormalization, calibrate, fake_norms, freeze
+    from tokensmith_ln_free import LNFreeNormalization, calibrate, fake_norms, freeze
     from tokensmith_ln_free.attribution import direct_logit_attribution
     from tokensmith_ln_free.finetune import FinetuneConfig, evaluate, finetune
     from tokensmith_ln_free.schedule import layer_index, removal_schedule
 
-    from tokensmith import Runtime
-    from tokensmith.adapters.artifacts import atomic_write_text
-    from tokensmith.adapters.models import load_smollm2
+    from tokensmith import Runtime, atomic_write_text
+    from tokensmith.testing import load_smollm2
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -140,7 +139,7 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
           f"tokens; prefix cached in {time.perf_counter() - started:.0f} s", flush=True)
 
     zero_shot = copy.deepcopy(base)
-    LNFreeNormalization(LNFreeConfig(layers=selected)).replace(zero_shot)
+    LNFreeNormalization(layers=selected).replace(zero_shot)
     calibrate(zero_shot, train)
     freeze(zero_shot)
     zero_shot.ln_free_positions.treat_special_ids = False
@@ -152,7 +151,7 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
     print(f"   vanilla: {vanilla_log.seconds:.0f} s, final loss {vanilla_log.final_loss:.4f}", flush=True)
 
     ln_free = base
-    _, report = LNFreeNormalization(LNFreeConfig(layers=selected)).replace(ln_free)
+    _, report = LNFreeNormalization(layers=selected).replace(ln_free)
     events = removal_schedule(fake_norms(ln_free), start=cfg["start"], gap=cfg["gap"], first_position=False)
     log = finetune(ln_free, train, ft, schedule=events, eval_batches=evals)
     print(f"   ln-free: {log.seconds:.0f} s, final loss {log.final_loss:.4f}", flush=True)
@@ -163,7 +162,7 @@ def main(out_dir: Path, quick: bool) -> dict[str, Any]:
 
     full_ln_free = with_blocks(ln_free, bottom + top)
     full_vanilla = with_blocks(vanilla, bottom + list(vanilla.model.layers))
-    LNFreeNormalization(LNFreeConfig(layers=["model.norm"])).replace(full_vanilla)
+    LNFreeNormalization(layers=["model.norm"]).replace(full_vanilla)
     dla = {"ln-free (frozen)": [], "vanilla (live final norm)": []}
     for ids in eval_ids:
         for name, net in (("ln-free (frozen)", full_ln_free), ("vanilla (live final norm)", full_vanilla)):

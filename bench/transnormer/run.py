@@ -25,16 +25,13 @@ import time
 from pathlib import Path
 
 import torch
-from tokensmith_transnormer import TransNormerConfig
 from tokensmith_transnormer.language_model import TransNormerLanguageModel
 from tokensmith_transnormer.measure import attention_forms, best_seconds, peak_tensor_bytes, random_qkv
 from tokensmith_transnormer.model import TransNormerArchitecture
 from tokensmith_transnormer.srmsnorm import SRMSNorm
 from torch.nn import functional as F
 
-from tokensmith import Runtime
-from tokensmith.adapters.artifacts import atomic_write_text
-from tokensmith.adapters.models import tiny_tokenizer
+from tokensmith import Runtime, atomic_write_text, tiny_tokenizer
 
 NAME = "transnormer"
 WIDTH, HEADS = 256, 4
@@ -174,11 +171,11 @@ def perplexity(quick: bool) -> dict:
     train_ids = torch.tensor(tok.encode(train_text).ids)
     held_ids = torch.tensor(tok.encode(held_text).ids)
     steps, seq, batch = (60, 128, 16) if quick else (250, 128, 16)
-    config = TransNormerConfig(vocab_size=tok.vocab_size, width=128, layers=4, heads=4, block_size=64,
-                               lrpe=True)
-    n_tnl = sum(p.numel() for p in TransNormerArchitecture(config).build(Runtime(seed=0)).parameters())
+    architecture = TransNormerArchitecture(vocab_size=tok.vocab_size, width=128, layers=4, heads=4,
+                                           block_size=64, lrpe=True)
+    n_tnl = sum(p.numel() for p in architecture.build(Runtime(seed=0)).parameters())
     # the baseline gets a learning-rate sweep in the full run; TransNormer gets one value
-    runs = [("transnormer", 3e-3, lambda: TransNormerArchitecture(config).build(Runtime(seed=0)),
+    runs = [("transnormer", 3e-3, lambda: architecture.build(Runtime(seed=0)),
              lambda m, x: m(x)[0])]
     runs += [("llama", lr, lambda: llama_matching(tok.vocab_size, 128, 4, 4, n_tnl),
               lambda m, x: m(input_ids=x).logits) for lr in ((3e-3,) if quick else (3e-3, 1e-3))]
@@ -210,7 +207,7 @@ def perplexity(quick: bool) -> dict:
 def decode_with_tokensmith(model, tok) -> dict:
     """Greedy decoding through TransNormerLanguageModel: the state size stays fixed while
     the recurrent logits track a blockwise re-read of the whole sequence."""
-    lm = TransNormerLanguageModel(model, tok)
+    lm = TransNormerLanguageModel(model, tok, Runtime(seed=0))
     state = lm.start(list(lm.start_ids) + list(tok.encode("def __init__(self").ids))
     size = state.cache.nbytes
     sizes, generated = set(), []

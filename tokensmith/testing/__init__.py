@@ -42,7 +42,14 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != "hypothesis":
+                raise
+            raise ImportError(f"tokensmith.testing.{name} needs hypothesis: pip install "
+                              "'tokensmith[test]' (or hypothesis)") from exc
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tokensmith.testing' has no attribute {name!r}")

@@ -1,10 +1,10 @@
 import importlib.metadata
 
 import pytest
+from tokensmith_example.components import NFKC, MaxBytes, MinP
 
 from tokensmith import ConfigError, PipelineSpec, Registry
 from tokensmith.testing import ConstraintContract, DecoderContract, TokenizerStageContract
-from tokensmith_example.components import NFKC, MaxBytes, MinP
 
 
 class TestNFKC(TokenizerStageContract):

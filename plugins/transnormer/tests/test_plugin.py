@@ -20,7 +20,7 @@ def test_components_are_installed(installed_registry):
     names = {(c.kind, c.name): c for c in installed_registry.components()}
     for key in (("normalization", "srmsnorm"), ("architecture", "transnormer-lm"), ("demo", "transnormer")):
         assert key in names and names[key].distribution == "tokensmith-transnormer"
-        names[key].resolve_factory()
+        assert installed_registry.build(*key).name == key[1]  # every parameter has a default
 
 
 def test_demo_runs_and_reports_constant_state(tiny_llama):

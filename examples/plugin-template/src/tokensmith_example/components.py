@@ -7,8 +7,15 @@ import unicodedata
 
 import attrs
 
-from tokensmith import Constraint, Decoder, Generation, LanguageModel, TokenizerStage, non_negative_int, \
-    probability
+from tokensmith import (
+    Constraint,
+    Decoder,
+    Generation,
+    LanguageModel,
+    TokenizerStage,
+    non_negative_int,
+    probability,
+)
 
 
 @attrs.define

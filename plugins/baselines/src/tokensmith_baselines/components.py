@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tokensmith import BuildContext, EmbeddingProvider, HFTokenizer, ModelReport, NormalizationProvider, \
-    NormLayer, find_norm_layers
+from tokensmith import (
+    BuildContext,
+    EmbeddingProvider,
+    HFTokenizer,
+    ModelReport,
+    NormalizationProvider,
+    NormLayer,
+    find_norm_layers,
+)
 
 
 def model_tokenizer(ctx: BuildContext):

@@ -16,7 +16,17 @@ from typing import Any
 
 import attrs
 
-from tokensmith import Decoder, Generation, LanguageModel, Tokenizer, filtered_probs, non_negative_int, positive, positive_int, probability
+from tokensmith import (
+    Decoder,
+    Generation,
+    LanguageModel,
+    Tokenizer,
+    filtered_probs,
+    non_negative_int,
+    positive,
+    positive_int,
+    probability,
+)
 
 
 class TokenHealer:

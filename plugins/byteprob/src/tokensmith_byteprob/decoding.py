@@ -81,8 +81,8 @@ class ByteDecoder(Decoder):
     top_p: float = attrs.field(default=1.0, validator=probability, metadata={"doc": "nucleus mass on bytes"})
     max_new_bytes: int | None = attrs.field(
         default=None, validator=attrs.validators.optional(positive_int),
-        metadata={"doc": f"byte budget replacing max_new_tokens (0 still generates nothing); "
-                  f"None = {BYTES_PER_TOKEN} x max_new_tokens"})
+        metadata={"doc": f"byte budget (None: {BYTES_PER_TOKEN} x max_new_tokens); "
+                  "max_new_tokens=0 still generates nothing"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _byte_lms: dict[int, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 

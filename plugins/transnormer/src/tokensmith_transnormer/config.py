@@ -16,7 +16,7 @@ from typing import Literal
 
 import attrs
 
-from tokensmith import ConfigError, Parameter, non_negative, positive_int
+from tokensmith import ConfigError, Parameter, non_negative, parameters_of, positive_int
 
 Decay = Literal["alibi", "paper"]
 DECAY_FORMS: tuple[str, ...] = typing.get_args(Decay)
@@ -87,7 +87,4 @@ class TransNormerConfig:
 def config_parameters() -> tuple[Parameter, ...]:
     """The fields of :class:`TransNormerConfig` as :class:`tokensmith.Parameter`\\ s (for the
     ``[model]`` table of the ``transnormer-lm`` source)."""
-    hints = typing.get_type_hints(TransNormerConfig)
-    return tuple(Parameter(f.name, hints[f.name], f.default, (f.validator,) if f.validator else (),
-                           f.converter, f.metadata.get("doc", ""))
-                 for f in attrs.fields(TransNormerConfig))
+    return parameters_of(TransNormerConfig)
