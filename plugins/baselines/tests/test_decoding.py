@@ -10,8 +10,7 @@ from tokensmith_baselines.decoding import (
     TokenHealer,
 )
 
-from tokensmith import ConfigError, FunctionConstraint
-from tokensmith.core.sampling import filtered_probs
+from tokensmith import ConfigError, FunctionConstraint, IncompatibleComponentsError, filtered_probs
 from tokensmith.testing import DecoderContract
 
 
@@ -44,7 +43,7 @@ def test_greedy_is_the_argmax_chain(tiny_lm):
 
 
 def test_decoders_refuse_constraints(tiny_lm):
-    with pytest.raises(ConfigError, match="cannot honour constraints"):
+    with pytest.raises(IncompatibleComponentsError, match="cannot honour a constraint"):
         GreedyDecoder().generate(tiny_lm, "a", constraint=FunctionConstraint(lambda b: True))
 
 
@@ -90,11 +89,33 @@ def test_sampling_frequencies_match_the_distribution(tiny_lm):
     assert chi2 < 16.27  # chi-square, 3 degrees of freedom, p = 0.001
 
 
-def test_bad_sampling_parameters(installed_registry):
-    for params, word in (({"temperature": 0}, "temperature"), ({"top_p": 1.5}, "top_p"),
-                         ({"top_k": -1}, "top_k")):
-        with pytest.raises(ConfigError, match=word):
-            installed_registry.make_config(installed_registry.get("decoder", "sample"), params)
+@pytest.mark.parametrize("params,word", [
+    ({"temperature": 0}, "temperature must be > 0"), ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ({"top_k": -1}, "top_k must be >= 0"), ({"temperature": "hot"}, "'temperature' must be float, got str"),
+    ({"top_k": 2.5}, "'top_k' must be int, got float"),
+    ({"token_healing": "false"}, "'token_healing' must be bool"),
+    ({"heal_tokens": 0}, "heal_tokens must be >= 1"), ({"temprature": 1.0}, "did you mean 'temperature'"),
+])
+def test_bad_sampling_parameters(installed_registry, params, word):
+    with pytest.raises(ConfigError, match=word) as info:
+        installed_registry.build("decoder", {"type": "sample", **params})
+    assert "decoder 'sample' from tokensmith-baselines" in str(info.value)
+
+
+def test_parameters_are_declared_once_on_the_class(installed_registry):
+    sig = installed_registry.parameters(installed_registry.get("decoder", "sample"))
+    assert [(p.name, p.default) for p in sig.parameters] == [
+        ("token_healing", False), ("heal_tokens", 1), ("temperature", 1.0), ("top_k", 0), ("top_p", 1.0)]
+    built = installed_registry.build("decoder", {"type": "sample", "temperature": 0.5, "top_k": 3})
+    assert built == SamplingDecoder(temperature=0.5, top_k=3)
+
+
+def test_no_seed_gives_different_samples_a_seed_the_same(tiny_lm):
+    dec = SamplingDecoder(temperature=2.0)
+    assert dec.generate(tiny_lm, "The", max_new_tokens=8, seed=4).ids == \
+        dec.generate(tiny_lm, "The", max_new_tokens=8, seed=4).ids
+    draws = {dec.generate(tiny_lm, "The", max_new_tokens=8).ids for _ in range(3)}
+    assert len(draws) > 1
 
 
 @pytest.mark.smollm2
