@@ -51,7 +51,8 @@ def test_plugins_import_only_the_public_api():
                         bad.append(f"{where} imports {module}.{name}, which is not in {module}.__all__")
                 top = module.split(".")[0]
                 if top in PLUGIN_MODULES and top != own:
-                    bad.append(f"{where} imports another plugin ({top}): build it by name through the registry")
+                    bad.append(f"{where} imports another plugin ({top}): build it by name through "
+                               "the registry")
     assert not bad, "\n".join(bad)
 
 
