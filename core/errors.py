@@ -115,8 +115,31 @@ class ModelLoadError(TokensmithError, OSError):
     """A model source could not be found or loaded."""
 
 
+class UntrustedModelError(ModelLoadError):
+    """A model directory or file asks for something tokensmith never does: run its own code
+    (a custom model or tokenizer class), unpickle weights, or switch checks off."""
+
+
 class ArtifactError(TokensmithError, OSError):
     """A safetensors artifact is missing, corrupt, or has unexpected metadata."""
+
+
+class CorruptArtifactError(ArtifactError):
+    """An artifact's or cached weight file's content does not match its recorded hash, or
+    its header/metadata cannot be read."""
+
+
+class ArtifactVersionError(ArtifactError):
+    """An artifact was written by an incompatible version (of tokensmith or of its plugin)."""
+
+
+class ArtifactDeviceError(ArtifactError):
+    """An artifact cannot be placed on the requested device."""
+
+
+class ResourceLimitError(TokensmithError, ValueError):
+    """A component would grow past its stated bound (automaton states, schema depth, covers,
+    particles...) before the machine runs out; the message names the limit and how to raise it."""
 
 
 class SurgeryError(TokensmithError, ValueError):
