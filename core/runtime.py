@@ -40,7 +40,7 @@ def parse_dtype(value: str) -> str:
 
 #: seeds are 63-bit non-negative ints (what torch.Generator.manual_seed takes everywhere)
 SEED_LIMIT = 2**63
-MAX_THREADS = 1024
+MAX_THREADS = 256
 RUNTIME_KEYS = ("device", "dtype", "seed", "threads")
 
 

@@ -406,8 +406,9 @@ def test_10_the_pytest_plugin_loads_without_hypothesis(tmp_path):
 
 # 11 ---------------------------------------------------------------------------------
 def test_11_a_closed_pipe_ends_quietly(tmp_path):
+    # cwd: not the source tree, whose tokensmith/ folder would shadow the installed package
     result = subprocess.run(f"{sys.executable} -m tokensmith.cli plugins | head -1", shell=True,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.stdout.strip() and "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
 
 
@@ -639,10 +640,11 @@ print(json.dumps([list(pipe.generate("The", max_new_tokens=6, seed=s).ids) for s
 """
 
 
-def test_randomness_is_the_same_across_processes():
+def test_randomness_is_the_same_across_processes(tmp_path):
     pytest.importorskip("tokensmith_baselines")
     runs = [subprocess.run([sys.executable, "-c", _SAMPLE_SCRIPT], capture_output=True, text=True,
-                           timeout=300, env={**__import__("os").environ, "PYTHONHASHSEED": str(h)})
+                           timeout=300, env={**__import__("os").environ, "PYTHONHASHSEED": str(h)},
+                           cwd=tmp_path)
             for h in (1, 2)]
     for r in runs:
         assert r.returncode == 0, r.stderr
