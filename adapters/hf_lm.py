@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tokensmith.core.errors import InputError, StaleStateError
@@ -115,9 +115,16 @@ class HFCausalLM(LanguageModel):
     def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
         import torch
 
+        component = f"language model '{self.name}'"
+        if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Iterable):
+            raise InputError(f"expected a list of token-id sequences, got {type(sequences).__name__}",
+                             component=component, hint="pass [[id, ...], ...]")
         seqs = [self.check_ids(s) for s in sequences]
         if not seqs:
             return []
+        if not all(seqs):
+            raise InputError(f"sequence {seqs.index([])} is empty: there is nothing to condition on",
+                             component=component, hint="start each sequence with lm.start_ids")
         width = max(len(s) for s in seqs)
         pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
         x = torch.full((len(seqs), width), pad, dtype=torch.long, device=self.device)

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from .errors import ContextLengthError, InputError
-from .tokenizer import Tokenizer, require_text
+from .tokenizer import Tokenizer, require_ids, require_text
 
 
 @attrs.define(eq=False)
@@ -90,20 +90,18 @@ class LanguageModel(ABC):
         return torch.log_softmax(logits.to(dtype), dim=-1)
 
     def check_ids(self, ids: Sequence[int], *, already: int = 0) -> list[int]:
+        """``ids`` as Python ints in ``[0, vocab_size)`` that fit the context after ``already``
+        tokens; :class:`InputError` for text, bools, floats (never truncated) or ids outside
+        the vocabulary, :class:`ContextLengthError` past the context length."""
+        component = f"language model '{self.name}'"
         if isinstance(ids, (str, bytes)):
-            raise InputError(f"expected token ids, got {type(ids).__name__}",
-                             component=f"language model '{self.name}'",
+            raise InputError(f"expected token ids, got {type(ids).__name__}", component=component,
                              hint="encode text with lm.tokenizer.encode(text).ids")
-        out = [int(i) for i in ids]
+        out = require_ids(ids, self.vocab_size, component)
         if already + len(out) > self.context_length:
             raise ContextLengthError(
                 f"{already + len(out)} tokens exceed the context length {self.context_length}",
-                component=f"language model '{self.name}'",
-                hint="shorten the prompt or lower max_new_tokens")
-        bad = [i for i in out if not 0 <= i < self.vocab_size]
-        if bad:
-            raise InputError(f"token ids {bad[:5]} are outside the vocabulary (size {self.vocab_size})",
-                             component=f"language model '{self.name}'")
+                component=component, hint="shorten the prompt or lower max_new_tokens")
         return out
 
     def score_ids(self, ids: Sequence[int], *, context: Sequence[int] | None = None) -> float:

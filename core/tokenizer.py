@@ -5,12 +5,17 @@ contributes to the decoded text. Byte-level decoding, constraints, ensembles
 across vocabularies and embedding transplant all stand on it, so a tokenizer's
 byte view is checked against its own ``decode`` when it is loaded
 (:func:`check_byte_view`).
+
+Text is only text: a special-token string inside it (``"<|im_end|>"``, ``"[SEP]"``)
+is encoded like any other characters, so user text cannot inject control tokens.
+Special tokens enter through explicit ids or ``encode(..., allow_special=True)``.
 """
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from functools import cached_property
 
 from .errors import ByteViewError, InputError, UnrepresentableTextError
@@ -18,10 +23,85 @@ from .records import Encoding, PreToken
 
 
 def require_text(text: object, component: str) -> str:
+    """``text`` if it is a ``str`` with a UTF-8 form; :class:`InputError` otherwise.
+
+    A lone surrogate (``"\\udce9"``, what ``surrogateescape`` makes of the non-UTF-8 byte
+    0xE9 on a command line) is not Unicode text: no tokenizer, byte view or file can hold it.
+    """
     if not isinstance(text, str):
         raise InputError(f"expected text of type str, got {type(text).__name__}",
                          component=component, hint="decode bytes first (bytes.decode('utf-8'))")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            code = ord(text[err.start])
+            escaped = (f" (surrogateescape's stand-in for the non-UTF-8 byte 0x{code - 0xDC00:02X})"
+                       if 0xDC80 <= code <= 0xDCFF else "")
+            raise InputError(f"text contains a lone surrogate U+{code:04X} at index {err.start}{escaped}; "
+                             "it is not Unicode text and has no UTF-8 form", component=component,
+                             hint="read the input as UTF-8 (or decode it with errors='replace')") from None
     return text
+
+
+def require_texts(texts: object, component: str) -> list[str]:
+    """A batch of texts as a list; a lone ``str`` (a batch of its characters) is refused."""
+    if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable) \
+            or isinstance(texts, (Set, Mapping)):
+        raise InputError(f"expected a list of texts, got {type(texts).__name__}", component=component,
+                         hint="wrap a single text in a list: encode_batch([text]), or call encode(text)")
+    return [require_text(t, component) for t in texts]
+
+
+def require_flag(value: object, name: str, component: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be True or False, got {value!r}", component=component)
+    return value
+
+
+def _id_kind(value: object) -> str | None:
+    """Why ``value`` is not a token id (``None`` when it is an integer, of any integer type)."""
+    if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
+        return "a bool"
+    try:
+        operator.index(value)
+    except TypeError:
+        return f"of type {type(value).__name__}"
+    return None
+
+
+def require_ids(ids: object, size: int, component: str) -> list[int]:
+    """``ids`` as a list of Python ints in ``[0, size)``; :class:`InputError` for anything else.
+
+    Integers of any integer type (numpy, 0-d torch tensors) are accepted; bools, floats
+    (never truncated), strings and nested sequences are not, nor is a lone string, a set
+    or a mapping in place of the sequence.
+    """
+    if isinstance(ids, (str, bytes, bytearray, memoryview)) or isinstance(ids, (Set, Mapping)) \
+            or not isinstance(ids, Iterable) and not hasattr(ids, "tolist"):
+        raise InputError(f"expected a sequence of token ids, got {type(ids).__name__}",
+                         component=component, hint="pass a list of ints (encode text with .encode(text).ids)")
+    if hasattr(ids, "tolist") and not isinstance(ids, (list, tuple)):
+        ids = ids.tolist()  # a tensor or array: its elements as Python scalars
+        if not isinstance(ids, list):
+            raise InputError("expected a sequence of token ids, got a scalar", component=component)
+    out: list[int] = []
+    bad: list[tuple[int, int]] = []
+    for pos, i in enumerate(ids):
+        if type(i) is not int:
+            kind = _id_kind(i)
+            if kind is not None:
+                raise InputError(f"token id {i!r} at position {pos} is {kind}, not an int",
+                                 component=component, hint="token ids are ints in [0, vocab_size)")
+            i = operator.index(i)
+        if not 0 <= i < size:
+            bad.append((pos, i))
+        out.append(i)
+    if bad:
+        shown = ", ".join(f"{i} at position {pos}" for pos, i in bad[:5])
+        raise InputError(f"token ids outside the vocabulary [0, {size}): {shown}"
+                         + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""), component=component)
+    return out
 
 
 class Tokenizer(ABC):
@@ -46,25 +126,40 @@ class Tokenizer(ABC):
     def vocab_size(self) -> int: ...
 
     @abstractmethod
-    def encode(self, text: str, *, add_special_tokens: bool = False) -> Encoding:
+    def encode(self, text: str, *, add_special_tokens: bool = False,
+               allow_special: bool = False) -> Encoding:
         """Ids and character offsets. Raises :class:`UnrepresentableTextError` rather
-        than dropping text the vocabulary cannot represent."""
+        than dropping text the vocabulary cannot represent.
+
+        ``text`` is plain text: special-token strings in it are encoded as the characters
+        they are. ``allow_special=True`` (for trusted text such as a chat template's
+        output) maps them to their special ids instead; ``add_special_tokens`` adds what
+        the tokenizer's post-processor adds (BOS, ``[CLS]``...). Implementations written
+        before ``allow_special`` existed (without specials of their own) need not take it."""
 
     @abstractmethod
-    def decode(self, ids: Sequence[int]) -> str: ...
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` (special tokens contribute nothing); ids are checked with
+        :func:`require_ids`."""
 
     @abstractmethod
     def token_bytes(self, token_id: int) -> bytes | None:
         """The exact bytes token ``token_id`` contributes; ``None`` for tokens that
         contribute no text (special/control tokens)."""
 
-    def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False) -> list[Encoding]:
-        return [self.encode(t, add_special_tokens=add_special_tokens) for t in texts]
+    def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False,
+                     allow_special: bool = False) -> list[Encoding]:
+        component = f"tokenizer '{self.name}'"
+        texts = require_texts(texts, component)
+        # passed on only when asked for, so an ``encode`` without the argument keeps working
+        extra = {"allow_special": True} if require_flag(allow_special, "allow_special", component) else {}
+        return [self.encode(t, add_special_tokens=add_special_tokens, **extra) for t in texts]
 
     @property
     def special_tokens(self) -> dict[int, str]:
-        """Special/control tokens by id, with the literal string that ``encode`` maps
-        to each (as in HF tokenizers, e.g. chat-template markers)."""
+        """Special/control tokens by id, with the literal string that
+        ``encode(..., allow_special=True)`` maps to each (e.g. chat-template markers);
+        plain ``encode`` treats those strings as text."""
         return {}
 
     @property
@@ -82,7 +177,7 @@ class Tokenizer(ABC):
 
     def pretokenize(self, text: str) -> list[PreToken]:
         """Pre-tokenization boundaries: tokens never cross them. Default: one unit."""
-        require_text(text, self.name)
+        require_text(text, f"tokenizer '{self.name}'")
         return [PreToken(text, (0, len(text)))] if text else []
 
     @cached_property
@@ -102,7 +197,7 @@ class Tokenizer(ABC):
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Concatenated byte view of ``ids`` (special tokens contribute nothing)."""
         table = self.byte_table
-        out = b"".join(table[i] or b"" for i in ids)
+        out = b"".join(table[i] or b"" for i in require_ids(ids, len(table), f"tokenizer '{self.name}'"))
         if self.prefix_bytes and out.startswith(self.prefix_bytes):
             out = out[len(self.prefix_bytes):]
         return out
@@ -128,20 +223,23 @@ class Tokenizer(ABC):
 
 
 def check_byte_view(tokenizer: Tokenizer, samples: Iterable[str] = (),
-                    anchor: int | None = None) -> None:
+                    anchor: int | None = None, decode: Callable[[list[int]], str] | None = None) -> None:
     """Verify the byte view against ``decode``; raise :class:`ByteViewError` listing mismatches.
 
     Every single token is checked (its bytes, decoded with replacement, must
     equal ``decode([id])``; with ``anchor``, ``decode([anchor, id])``, for
     vocabularies such as WordPiece whose lone continuation tokens decode
-    differently), then each sample text must round-trip.
+    differently), then each sample text must round-trip. ``decode`` is the reference
+    to check against (default ``tokenizer.decode``; an adapter whose ``decode`` is
+    defined through the byte view passes its backend's own decoder).
     """
+    decode = decode or tokenizer.decode
     bad: list[str] = []
     table = tokenizer.byte_table
     ids = [i for i, b in enumerate(table) if b is not None]
     head = [] if anchor is None else [anchor]
     for i in ids:
-        want = tokenizer.decode(head + [i])
+        want = decode(head + [i])
         got = b"".join(table[j] for j in head + [i])
         if tokenizer.prefix_bytes and got.startswith(tokenizer.prefix_bytes):
             got = got[len(tokenizer.prefix_bytes):]
@@ -151,7 +249,7 @@ def check_byte_view(tokenizer: Tokenizer, samples: Iterable[str] = (),
                 break
     for text in samples:
         enc = tokenizer.encode(text)
-        decoded = tokenizer.decode(enc.ids)
+        decoded = decode(list(enc.ids))
         got = tokenizer.decode_bytes(enc.ids).decode("utf-8", errors="replace")
         if got != decoded:
             bad.append(f"text {text!r}: byte view gives {got!r} but decode gives {decoded!r}")

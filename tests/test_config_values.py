@@ -50,8 +50,8 @@ def test_generate_table_keys_and_values_are_checked(make_registry):
 
 def test_a_single_stage_is_not_split_into_letters():
     assert [s.type for s in PipelineSpec(model="x", stages="nfkc").stages] == ["nfkc"]
-    assert [s.type for s in PipelineSpec.from_config({"model": "x", "tokenizer": {"stages": "nfkc"}}).stages] \
-        == ["nfkc"]
+    spec = PipelineSpec.from_config({"model": "x", "tokenizer": {"stages": "nfkc"}})
+    assert [s.type for s in spec.stages] == ["nfkc"]
 
 
 def test_an_unavailable_device_fails_validation(make_registry):
