@@ -10,22 +10,44 @@ The byte view is derived from the tokenizer's own definition:
   (``b" " + word``); WordPiece normalizes text, so it is not lossless.
 
 The view is then checked against ``decode`` for every token at load time.
+
+Text is encoded as text: the backend copy has ``encode_special_tokens`` set, so a
+special-token string in user text (``"<|im_end|>"``, ``"[SEP]"``) is split by the
+model like any other characters; ``encode(..., allow_special=True)`` parses them.
+``tokenizer_meta.json`` may name the bos/eos/pad/unk tokens and nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from tokensmith.core.errors import ByteViewError, UnrepresentableTextError
+from tokensmith.core.errors import (
+    ByteViewError,
+    ModelLoadError,
+    UnrepresentableTextError,
+    UntrustedModelError,
+)
 from tokensmith.core.records import Encoding, PreToken
-from tokensmith.core.tokenizer import Tokenizer, check_byte_view, require_text
+from tokensmith.core.tokenizer import (
+    Tokenizer,
+    check_byte_view,
+    require_flag,
+    require_ids,
+    require_text,
+    require_texts,
+)
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+#: what ``tokenizer_meta.json`` may say: which tokens play which part, never how to check
+META_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
+#: constructor arguments that switch checks off: a metadata file setting one is untrusted
+CHECK_KEYS = ("strict", "verify")
 
 
 @cache
@@ -44,6 +66,33 @@ def byte_level_decoder() -> dict[str, int]:
     return table
 
 
+def _read_meta(path: Path) -> dict[str, str | None]:
+    """The token names of a ``tokenizer_meta.json``; typed errors for anything else in it."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {err}", component="tokenizer",
+                             hint="delete the file or make it a JSON object of token names") from err
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{path} is not a JSON object", component="tokenizer",
+                             hint=f"it may only name tokens: {', '.join(META_KEYS)}")
+    controls = sorted(k for k in meta if k in CHECK_KEYS)
+    if controls:
+        raise UntrustedModelError(
+            f"{path} sets {', '.join(controls)}: a model directory may name its tokens, never "
+            "switch tokensmith's checks off", component="tokenizer",
+            hint="remove those keys; to relax a check, pass strict=/verify= in your own code")
+    unknown = sorted(k for k in meta if k not in META_KEYS)
+    if unknown:
+        raise ModelLoadError(f"{path} has unknown keys {', '.join(map(repr, unknown))}",
+                             component="tokenizer", hint=f"it may only name tokens: {', '.join(META_KEYS)}")
+    bad = sorted(k for k, v in meta.items() if v is not None and not isinstance(v, str))
+    if bad:
+        raise ModelLoadError(f"{path}: {', '.join(bad)} must be token strings or null",
+                             component="tokenizer")
+    return meta
+
+
 def _types(node: Any) -> list[dict]:
     """Flatten a (possibly Sequence) pipeline component of tokenizer.json."""
     if not node:
@@ -59,7 +108,9 @@ class HFTokenizer(Tokenizer):
 
     ``strict`` (default) raises :class:`UnrepresentableTextError` when encoding
     would drop text (byte-level BPE without some byte symbols silently drops
-    them) or produce the unknown token.
+    them; WordPiece's normalizer deletes control characters) or produce the
+    unknown token. Whatever ``strict`` says, plain text never encodes to a special
+    id other than the unknown token.
     """
 
     def __init__(self, backend: Any, *, name: str = "hf", bos_token: str | None = None,
@@ -88,6 +139,8 @@ class HFTokenizer(Tokenizer):
 
         self.bos_id, self.eos_id, self.pad_id = tid(bos_token), tid(eos_token), tid(pad_token)
         self.unk_id = tid(unk_token or model.get("unk_token"))
+        # the model's own unknown token counts as loss whatever unk_token names
+        self._unk_ids = frozenset(i for i in (self.unk_id, tid(model.get("unk_token"))) if i is not None)
         pre = _types(spec.get("pre_tokenizer"))
         dec = _types(spec.get("decoder"))
         norm = _types(spec.get("normalizer"))
@@ -123,9 +176,12 @@ class HFTokenizer(Tokenizer):
             from tokenizers import decoders
 
             backend.decoder = decoders.WordPiece(prefix=self._continuation, cleanup=False)
+        backend.encode_special_tokens = True
+        self._normalized: dict[str, str] = {}
         if verify:
             anchor = backend.token_to_id("a") if self.family == "wordpiece" else None
-            check_byte_view(self, samples=("Hello world", " x = 1\n\tfoo()", "naïve café"), anchor=anchor)
+            check_byte_view(self, samples=("Hello world", " x = 1\n\tfoo()", "naïve café"), anchor=anchor,
+                            decode=self._backend_decode)
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -141,13 +197,35 @@ class HFTokenizer(Tokenizer):
 
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> HFTokenizer:
+        """Load ``tokenizer.json``, with the token names of a ``tokenizer_meta.json`` beside it.
+
+        The metadata describes; it cannot configure. A key that would switch a check off
+        (``strict``, ``verify``) is refused with :class:`UntrustedModelError`, any other key
+        outside :data:`META_KEYS` or a name that is not a special token of the file with
+        :class:`ModelLoadError`. Arguments given here take precedence over the file.
+        """
         import tokenizers
 
         meta_path = Path(path).with_name("tokenizer_meta.json")
-        if meta_path.exists():
-            for key, value in json.loads(meta_path.read_text()).items():
-                kw.setdefault(key, value)
-        return cls(tokenizers.Tokenizer.from_file(str(path)), **kw)
+        meta = _read_meta(meta_path) if meta_path.exists() else {}
+        try:
+            backend = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as err:  # noqa: BLE001 - the library raises plain Exception on bad JSON
+            raise ModelLoadError(f"cannot read the tokenizer {path}: {err}", component="tokenizer",
+                                 hint="the file is missing or not a tokenizers JSON file") from err
+        if meta:
+            spec = json.loads(backend.to_str())
+            specials = {t["content"] for t in spec.get("added_tokens", []) if t.get("special")}
+            specials.add(spec["model"].get("unk_token"))
+            unknown = {k: v for k, v in meta.items() if v is not None and v not in specials}
+            if unknown:
+                raise ModelLoadError(f"{meta_path} names tokens that are not special tokens of {path}: "
+                                     + ", ".join(f"{k}={v!r}" for k, v in unknown.items()),
+                                     component="tokenizer",
+                                     hint="bos/eos/pad/unk must be control tokens of the tokenizer")
+        for key, value in meta.items():
+            kw.setdefault(key, value)
+        return cls(backend, **kw)
 
     def save(self, path: str | Path) -> None:
         from tokensmith.adapters.artifacts import atomic_write_text
@@ -179,6 +257,8 @@ class HFTokenizer(Tokenizer):
         return self._special
 
     def token_bytes(self, token_id: int) -> bytes | None:
+        if type(token_id) is not int or not 0 <= token_id < self._vocab_size:
+            (token_id,) = require_ids([token_id], self._vocab_size, f"tokenizer '{self.name}'")
         if token_id in self._special:
             return None
         if token_id in self._added_plain:
@@ -202,36 +282,110 @@ class HFTokenizer(Tokenizer):
             return bytes([int(m.group(1), 16)])
         return token.replace("▁", " ").encode("utf-8")
 
-    def encode(self, text: str, *, add_special_tokens: bool = False) -> Encoding:
-        require_text(text, f"tokenizer '{self.name}'")
-        enc = self._backend.encode(text, add_special_tokens=add_special_tokens)
-        self._check(text, enc)
+    def encode(self, text: str, *, add_special_tokens: bool = False,
+               allow_special: bool = False) -> Encoding:
+        component = f"tokenizer '{self.name}'"
+        require_text(text, component)
+        backend = self._backend_for(add_special_tokens, allow_special)
+        enc = backend.encode(text, add_special_tokens=add_special_tokens)
+        self._check(text, enc, allow_special)
         return Encoding(enc.ids, enc.offsets)
 
-    def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False) -> list[Encoding]:
-        for t in texts:
-            require_text(t, f"tokenizer '{self.name}'")
-        encs = self._backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+    def encode_batch(self, texts: Sequence[str], *, add_special_tokens: bool = False,
+                     allow_special: bool = False) -> list[Encoding]:
+        texts = require_texts(texts, f"tokenizer '{self.name}'")
+        backend = self._backend_for(add_special_tokens, allow_special)
+        encs = backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         for t, e in zip(texts, encs):
-            self._check(t, e)
+            self._check(t, e, allow_special)
         return [Encoding(e.ids, e.offsets) for e in encs]
 
-    def _check(self, text: str, enc: Any) -> None:
+    def _backend_for(self, add_special_tokens: bool, allow_special: bool) -> Any:
+        component = f"tokenizer '{self.name}'"
+        require_flag(add_special_tokens, "add_special_tokens", component)
+        return self._parsing_backend if require_flag(allow_special, "allow_special", component) \
+            else self._backend
+
+    @cached_property
+    def _parsing_backend(self) -> Any:
+        """A copy that maps special-token strings to their ids, for ``allow_special=True``
+        (a copy rather than toggling the flag, so concurrent plain encodes stay plain)."""
+        import tokenizers
+
+        backend = tokenizers.Tokenizer.from_str(self._backend.to_str())
+        backend.encode_special_tokens = False
+        return backend
+
+    def _check(self, text: str, enc: Any, allow_special: bool) -> None:
+        # special_tokens_mask marks what the post-processor added (BOS/CLS...), not text
+        mask = enc.special_tokens_mask
+        pairs = [(i, span) for i, span, added in zip(enc.ids, enc.offsets, mask) if not added]
+        ids = [i for i, _ in pairs]
+        if not allow_special:
+            control = [(i, span) for i, span in pairs if i in self._special and i not in self._unk_ids]
+            if control:  # a vocabulary whose merges can spell a control token
+                i, (start, end) = control[0]
+                raise UnrepresentableTextError(
+                    f"text {text[start:end]!r} at index {start} encodes to the control token "
+                    f"{self._special_tokens[i]!r} (id {i})", component=f"tokenizer '{self.name}'",
+                    hint="plain text cannot contain control tokens; pass allow_special=True for trusted text")
         if not self.strict:
             return
-        # special_tokens_mask marks what the post-processor added (BOS/CLS...), not text
-        ids = [i for i, added in zip(enc.ids, enc.special_tokens_mask) if not added] \
-            if any(enc.special_tokens_mask) else enc.ids
         if self.lossless:
             self.check_representable(text, ids)
-        elif self.unk_id is not None and self.unk_id in ids:
+            return
+        if self._unk_ids.intersection(ids):
             raise UnrepresentableTextError(
                 "text contains characters the vocabulary maps to the unknown token "
-                f"{self._tok(self.unk_id)!r}",
+                f"{self._tok(min(self._unk_ids & set(ids)))!r}",
                 component=f"tokenizer '{self.name}'", hint="pass strict=False to accept unknown tokens")
+        self._check_coverage(text, [span for _, span in pairs])
+
+    def _check_coverage(self, text: str, spans: list[tuple[int, int]]) -> None:
+        """A lossy tokenizer may fold characters (WordPiece lower-cases and strips accents), but
+        must not drop any: a character its normalizer deletes (controls, U+FFFD, zero-width
+        and other format characters; combining marks count as stripped accents) or that no
+        token's span covers without being whitespace (a vocabulary without it) is lost."""
+        chars = set(text)
+        # stripped accents and separators the normalizer keeps are folding, not loss
+        folded = {ch for ch in chars
+                  if unicodedata.category(ch) == "Mn" or ch.isspace() and self._normalize(ch)}
+        deleted = [ch for ch in chars - folded if not self._normalize(ch)]
+        pos = min(text.index(ch) for ch in deleted) if deleted else -1
+        if pos < 0:
+            covered = bytearray(len(text) + 1)
+            for start, end in spans:
+                covered[start:end] = b"\x01" * (end - start)
+            pos = covered.find(0)
+            while 0 <= pos < len(text) and text[pos] in folded:
+                pos = covered.find(0, pos + 1)
+        if 0 <= pos < len(text):
+            ch = text[pos]
+            raise UnrepresentableTextError(
+                f"the tokenizer drops {ch!r} (U+{ord(ch):04X}) at index {pos}: no token represents it",
+                missing=ch.encode("utf-8"), component=f"tokenizer '{self.name}'",
+                hint="remove that character, or pass strict=False to accept the loss")
+
+    def _normalize(self, ch: str) -> str:
+        cache = self._normalized
+        if ch not in cache:
+            if len(cache) > 65536:  # arbitrary text must not grow it without bound
+                cache.clear()
+            norm = self._backend.normalizer
+            cache[ch] = norm.normalize_str(ch) if norm is not None else ch
+        return cache[ch]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._backend.decode(list(ids), skip_special_tokens=True)
+        ids = require_ids(ids, self._vocab_size, f"tokenizer '{self.name}'")
+        if self.family == "byte_fallback":
+            # the ByteFallback decoder replaces *every* byte of a run of byte tokens with U+FFFD
+            # when the run is not valid UTF-8 (<0xE9><0x3C> gives "\ufffd\ufffd", not "\ufffd<"),
+            # so text is decoded from the byte view, which check_byte_view verified against it
+            return self.decode_bytes(ids).decode("utf-8", errors="replace")
+        return self._backend.decode(ids, skip_special_tokens=True)
+
+    def _backend_decode(self, ids: list[int]) -> str:
+        return self._backend.decode(ids, skip_special_tokens=True)
 
     def pretokenize(self, text: str) -> list[PreToken]:
         require_text(text, f"tokenizer '{self.name}'")

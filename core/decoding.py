@@ -18,7 +18,7 @@ from .errors import IncompatibleComponentsError, InputError
 from .language_model import LanguageModel
 from .records import Generation
 from .runtime import Runtime, check_seed
-from .tokenizer import require_text
+from .tokenizer import encode_prompt, require_text
 
 
 @attrs.define
@@ -38,8 +38,9 @@ class DecodeRequest:
     calls_before: int = 0
 
     def prompt_ids(self) -> list[int]:
-        """The LM's start ids followed by the encoded prompt (token-level LMs)."""
-        return list(self.lm.start_ids) + list(self.lm.tokenizer.encode(self.prompt).ids)
+        """The LM's start ids followed by the encoded prompt (token-level LMs); special-token
+        strings are control tokens only in a :class:`~tokensmith.TrustedText` prompt."""
+        return list(self.lm.start_ids) + list(encode_prompt(self.lm.tokenizer, self.prompt).ids)
 
     def lm_calls(self) -> int:
         counters = getattr(self.lm, "counters", None) or {}

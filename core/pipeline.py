@@ -21,7 +21,7 @@ from .kinds import KIND_TABLE
 from .language_model import LanguageModel
 from .records import ComponentRef, ConstraintSet, Generation, ModelReport, constraint_from_config
 from .runtime import Runtime
-from .tokenizer import Tokenizer, require_text
+from .tokenizer import Tokenizer, TrustedText, require_text
 
 #: pipeline slots holding one registered component (``constraint`` may also hold a
 #: :class:`ConstraintSet`), with the kind each takes; ``stages`` holds a list
@@ -199,10 +199,12 @@ class Pipeline:
     components: dict[str, Any] = attrs.field(factory=dict)
 
     def prepare(self, text: str) -> str:
+        """``text`` after the tokenizer stages (a :class:`~tokensmith.TrustedText` stays one)."""
         require_text(text, "pipeline")
+        trusted = isinstance(text, TrustedText)
         for stage in self.stages:
             text = stage.normalize(text)
-        return text
+        return TrustedText(text) if trusted else text
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None,
                  seed: int | None = None) -> Generation:

@@ -98,10 +98,30 @@ def require_ids(ids: object, size: int, component: str) -> list[int]:
             bad.append((pos, i))
         out.append(i)
     if bad:
-        shown = ", ".join(f"{i} at position {pos}" for pos, i in bad[:5])
-        raise InputError(f"token ids outside the vocabulary [0, {size}): {shown}"
-                         + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""), component=component)
+        shown = ", ".join(f"{i} (position {pos})" for pos, i in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        verb = "are" if len(bad) > 1 else "is"
+        raise InputError(f"token id{'s' if len(bad) > 1 else ''} {shown}{more} {verb} outside the "
+                         f"vocabulary [0, {size})", component=component)
     return out
+
+
+class TrustedText(str):
+    """A prompt from a trusted source (a chat template, your own code) whose special-token
+    strings are control tokens: decoders encode it with ``allow_special=True``. Plain
+    ``str`` prompts never are — user text cannot inject ``<|im_start|>system``::
+
+        pipeline.generate(TrustedText("<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n"))
+    """
+
+    __slots__ = ()
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> Encoding:
+    """``tokenizer.encode(prompt)``, parsing special-token strings only in a :class:`TrustedText`."""
+    if isinstance(prompt, TrustedText):
+        return tokenizer.encode(str(prompt), allow_special=True)
+    return tokenizer.encode(prompt)
 
 
 class Tokenizer(ABC):
@@ -206,11 +226,20 @@ class Tokenizer(ABC):
         """Raise :class:`UnrepresentableTextError` when ``ids`` lost part of ``text``."""
         if not self.lossless:
             return
-        special = self.special_tokens
-        got = b"".join(special[i].encode("utf-8") if i in special else self.byte_table[i] or b""
-                       for i in ids)
-        if self.prefix_bytes and got.startswith(self.prefix_bytes):
-            got = got[len(self.prefix_bytes):]
+        special, table, prefix = self.special_tokens, self.byte_table, self.prefix_bytes
+        # the prefix is put in front of each piece of text, and with allow_special=True the
+        # pieces between special tokens are encoded one by one
+        pieces: list[bytes] = []
+        run: list[bytes] = []
+        for i in [*ids, None]:
+            if i is None or i in special:
+                piece = b"".join(run)
+                pieces.append(piece[len(prefix):] if prefix and piece.startswith(prefix) else piece)
+                pieces.append(b"" if i is None else special[i].encode("utf-8"))
+                run = []
+            else:
+                run.append(table[i] or b"")
+        got = b"".join(pieces)
         want = text.encode("utf-8")
         if got == want:
             return

@@ -54,7 +54,7 @@ from .catalog import providers
 from .discovery import PluginFailure, PluginInfo, canonical, make_plugin_manager, report
 
 #: keys of a pipeline's [generate] table
-GENERATE_KEYS = ("prompt", "max_new_tokens")
+GENERATE_KEYS = ("prompt", "max_new_tokens", "allow_special")
 
 
 def _hint_parameters(record: Component) -> str:
@@ -309,6 +309,9 @@ class Registry:
                                         component="pipeline"))
         if not isinstance(table.get("prompt", ""), str):
             problems.append(ConfigError("[generate] prompt must be a string", component="pipeline"))
+        if not isinstance(table.get("allow_special", False), bool):
+            problems.append(ConfigError("[generate] allow_special must be true or false",
+                                        component="pipeline"))
         return problems
 
     def validate(self, spec: PipelineSpec) -> list[TokensmithError]:

@@ -214,3 +214,29 @@ def test_combined_constraints_build_into_all_of_and_any_of(make_registry):
     either = reg.build("constraint", {"any": [{"type": "short", "limit": 1}, "digits"]})
     assert isinstance(either, AnyOf) and either.allows(b"a") and either.allows(b"1234")
     assert not either.allows(b"ab")
+
+
+@pytest.mark.needs_baselines
+def test_special_strings_in_a_prompt_are_text_unless_trusted(installed_registry):
+    from tokensmith import TrustedText
+
+    pipe = installed_registry.build_pipeline(PipelineSpec(model="tiny-llama", decoder="greedy",
+                                                          stages=[], runtime={"device": "cpu"}))
+    tok = pipe.tokenizer
+    eot = next(i for i, s in tok.special_tokens.items() if s == "<|endoftext|>")
+    seen = []
+    original = tok.encode
+
+    def spy(text, **kw):
+        enc = original(text, **kw)
+        seen.append(enc.ids)
+        return enc
+
+    tok.encode = spy
+    try:
+        pipe.generate("hi<|endoftext|>", max_new_tokens=1)
+        pipe.generate(TrustedText("hi<|endoftext|>"), max_new_tokens=1)
+    finally:
+        del tok.encode
+    assert eot not in seen[0] and eot in seen[1]
+    assert isinstance(pipe.prepare(TrustedText("a")), TrustedText)

@@ -73,7 +73,15 @@ from tokensmith.core.records import (
 from tokensmith.core.runtime import Runtime
 from tokensmith.core.sampling import filtered_probs
 from tokensmith.core.text import bold
-from tokensmith.core.tokenizer import Tokenizer, check_byte_view, require_text
+from tokensmith.core.tokenizer import (
+    Tokenizer,
+    TrustedText,
+    check_byte_view,
+    encode_prompt,
+    require_ids,
+    require_text,
+    require_texts,
+)
 from tokensmith.core.validators import (
     non_negative,
     non_negative_int,
@@ -135,10 +143,11 @@ __all__ = [
     "ModelLoadError", "ModelReport", "ModelSource", "NormLayer", "NormalizationProvider", "Objective",
     "Parameter", "Pipeline", "PipelineSpec", "PluginLoadError", "PreToken", "Registry",
     "ResourceLimitError", "Runtime", "StaleStateError", "SurgeryError", "Tokenizer", "TokenizerStage",
-    "TokenizerTrainer", "TokensmithError", "UnknownComponentError", "UnrepresentableTextError",
-    "UnsupportedRuntimeError", "UntrustedModelError", "ValidationError", "atomic_write_bytes",
-    "atomic_write_text", "bold", "byte_level_decoder", "check_byte_view", "default_registry",
-    "filtered_probs", "find_norm_layers", "hookimpl", "load_artifact", "load_pipeline", "non_negative",
-    "non_negative_int", "parameters_of", "positive", "positive_int", "probability", "replace_module",
-    "require_text", "save_artifact", "tiny_tokenizer", "unit_interval",
+    "TokenizerTrainer", "TokensmithError", "TrustedText", "UnknownComponentError",
+    "UnrepresentableTextError", "UnsupportedRuntimeError", "UntrustedModelError", "ValidationError",
+    "atomic_write_bytes", "atomic_write_text", "bold", "byte_level_decoder", "check_byte_view",
+    "default_registry", "encode_prompt", "filtered_probs", "find_norm_layers", "hookimpl",
+    "load_artifact", "load_pipeline", "non_negative", "non_negative_int", "parameters_of", "positive",
+    "positive_int", "probability", "replace_module", "require_ids", "require_text", "require_texts",
+    "save_artifact", "tiny_tokenizer", "unit_interval",
 ]

@@ -17,6 +17,10 @@ from typing import Any
 from tokensmith.core.errors import ConfigError, TokensmithError
 from tokensmith.core.kinds import KINDS
 from tokensmith.core.pipeline import PipelineSpec
+from tokensmith.core.tokenizer import TrustedText
+
+ALLOW_SPECIAL = ("read special-token strings in the prompt (<|im_start|>...) as control tokens; "
+                 "by default they are plain text")
 
 
 def _registry():
@@ -151,6 +155,8 @@ def cmd_run(args) -> int:
     for report in pipeline.reports:
         print(report.render())
     prompt = args.prompt or spec.generate.get("prompt")
+    if prompt and (args.allow_special or spec.generate.get("allow_special", False)):
+        prompt = TrustedText(prompt)
     if pipeline.decoder is not None and prompt:
         start = time.perf_counter()
         gen = pipeline.generate(prompt, max_new_tokens=args.max_new_tokens)
@@ -172,7 +178,8 @@ def cmd_generate(args) -> int:
         runtime={"device": args.device, "dtype": args.dtype, "seed": args.seed})
     pipeline = reg.build_pipeline(spec)
     start = time.perf_counter()
-    gen = pipeline.generate(args.prompt, max_new_tokens=args.max_new_tokens)
+    prompt = TrustedText(args.prompt) if args.allow_special else args.prompt
+    gen = pipeline.generate(prompt, max_new_tokens=args.max_new_tokens)
     _print_generation(args.prompt, gen, time.perf_counter() - start)
     return 0
 
@@ -228,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("pipeline", help="a pipeline TOML file (see examples/)")
     s.add_argument("--prompt", help="overrides [generate] prompt")
     s.add_argument("--max-new-tokens", type=int, default=None, help="overrides [generate] max_new_tokens")
+    s.add_argument("--allow-special", action="store_true", help=ALLOW_SPECIAL)
     s.set_defaults(func=cmd_run)
     for name, func, helptext in (("generate", cmd_generate, "generate text with one decoder"),
                                  ("demo", cmd_demo, "show what each installed plugin does vs the baseline")):
@@ -250,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--stage", action="append", metavar="NAME|JSON",
                            help="a tokenizer stage applied to the prompt; repeatable, in order")
             s.add_argument("--max-new-tokens", type=int, default=32)
+            s.add_argument("--allow-special", action="store_true", help=ALLOW_SPECIAL)
             s.add_argument("--seed", type=int, default=0, help="the runtime seed (default 0)")
         else:
             s.add_argument("--only", action="append", metavar="NAME",

@@ -19,9 +19,12 @@ import statistics
 import time
 from pathlib import Path
 
+from tokensmith import TrustedText, encode_prompt
+
 REGEX = r"\d{4}-\d{2}-\d{2}"
-REGEX_PROMPT = ("<|im_start|>user\nOn which date did Apollo 11 land on the Moon? Reply with the date only, "
-                "formatted YYYY-MM-DD.<|im_end|>\n<|im_start|>assistant\n")
+# a chat prompt written by us: its markers are control tokens (TrustedText), not user text
+REGEX_PROMPT = TrustedText("<|im_start|>user\nOn which date did Apollo 11 land on the Moon? Reply with the "
+                           "date only, formatted YYYY-MM-DD.<|im_end|>\n<|im_start|>assistant\n")
 
 
 
@@ -29,7 +32,7 @@ def _plain_step_ms(lm, prompt: str, steps: int) -> float:
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    state = lm.start(list(lm.tokenizer.encode(prompt).ids))
+    state = lm.start(list(encode_prompt(lm.tokenizer, prompt).ids))
     start = time.perf_counter()
     for _ in range(steps):
         token = int(torch.multinomial(state.logprobs.exp(), 1, generator=gen))

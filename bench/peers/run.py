@@ -142,7 +142,7 @@ def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
     ours = bench._run(AWRSDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX), max_tokens, seeds)
     ours_total = 1000 * sum(r["seconds"] for r in ours["runs"]) / sum(r["steps"] for r in ours["runs"])
 
-    prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT).ids)
+    prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT, allow_special=True).ids)
     eos = hft.eos_token.encode()
     llm = PromptedLLM(AsyncTransformer(lm.model, hft), prompt_ids=prompt_ids, eos_byte_strings=[eos])
     condition = BoolFSA.from_regex(bench.REGEX).coerce(llm, f=b"".join)

@@ -21,12 +21,14 @@ _settings = settings(max_examples=40, deadline=None,
 
 
 def representable_text(tokenizer, **kw) -> st.SearchStrategy[str]:
-    """Unicode text whose UTF-8 bytes the tokenizer can all represent, and that contains
-    no special-token string (``encode`` maps those to special ids, as HF tokenizers do)."""
+    """Unicode text whose UTF-8 bytes the tokenizer can all represent, often with one of its
+    special-token strings inside: plain text is encoded as text, specials included."""
     bad = tokenizer.unrepresentable_bytes
-    specials = [s for s in tokenizer.special_tokens.values() if s]
-    return st.text(**kw).filter(lambda t: not (set(t.encode("utf-8")) & bad)
-                                and not any(s in t for s in specials))
+    specials = sorted(s for s in tokenizer.special_tokens.values() if s)
+    text = st.text(**kw)
+    if specials:
+        text = st.one_of(text, st.tuples(text, st.sampled_from(specials), text).map("".join))
+    return text.filter(lambda t: not set(t.encode("utf-8")) & bad)
 
 
 class TokenizerContract:
@@ -57,9 +59,37 @@ class TokenizerContract:
         texts = data.draw(st.lists(representable_text(tokenizer, max_size=20), max_size=4))
         assert tokenizer.encode_batch(texts) == [tokenizer.encode(t) for t in texts]
 
+    def test_special_strings_are_text(self, tokenizer):
+        """A special-token string in text is not a control token (no prompt injection)."""
+        for text in tokenizer.special_tokens.values():
+            if not text or set(text.encode("utf-8")) & tokenizer.unrepresentable_bytes:
+                continue
+            ids = tokenizer.encode(f"a{text}b").ids
+            assert not set(ids) & (tokenizer.special_ids - {tokenizer.unk_id}), text
+            if tokenizer.lossless:
+                assert tokenizer.decode(ids) == f"a{text}b"
+
     def test_rejects_non_text(self, tokenizer):
         with pytest.raises(InputError):
             tokenizer.encode(b"bytes")  # type: ignore[arg-type]
+        with pytest.raises(InputError):
+            tokenizer.encode("caf\udce9")  # a lone surrogate (surrogateescape of byte 0xE9)
+        with pytest.raises(InputError):
+            tokenizer.encode_batch("ab")  # a str is not a batch of its characters
+
+    @pytest.mark.parametrize("bad", [[1.0], [True], ["3"], [None], [[1]], "ab", None, 3])
+    def test_rejects_ids_that_are_not_ints(self, tokenizer, bad):
+        with pytest.raises(InputError):
+            tokenizer.decode(bad)
+        with pytest.raises(InputError):
+            tokenizer.decode_bytes(bad)
+
+    def test_rejects_ids_outside_the_vocabulary(self, tokenizer):
+        for bad in ([tokenizer.vocab_size], [-1], [0, 2**70]):
+            with pytest.raises(InputError):
+                tokenizer.decode(bad)
+            with pytest.raises(InputError):
+                tokenizer.decode_bytes(bad)
 
 
 class EmbeddingContract:
