@@ -81,3 +81,14 @@ def frozen_norm(module, kind, *, average=1.7, special=9.0, seed=0):
 @pytest.fixture(scope="session")
 def make_frozen_norm():
     return frozen_norm
+
+
+@pytest.fixture
+def loaded_tiny_llama(tiny_llama, tmp_path):
+    """``(model, tokenizer)``: the tiny Llama saved and read back from safetensors, so that its
+    weights sit at the unaligned file offsets a model loaded from disk has (like SmolLM2's)."""
+    from transformers import AutoModelForCausalLM
+
+    model, tok = tiny_llama
+    model.save_pretrained(tmp_path)
+    return AutoModelForCausalLM.from_pretrained(tmp_path), tok

@@ -175,24 +175,6 @@ def test_unsupported_norm_class_lists_what_was_found(provider):
         provider.replace(model)
 
 
-class OffsetRMSNorm(nn.Module):
-    """Gemma-style RMSNorm, ``(1 + w) ⊙ x / rms(x)``: a recognised class name, another formula."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(dim))
-        self.eps = 1e-6
-
-    def forward(self, x):
-        return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-
-def test_norm_with_another_formula_is_rejected(provider):
-    model = nn.Sequential(nn.Linear(4, 4), OffsetRMSNorm(4))
-    with pytest.raises(SurgeryError, match=r"1 \(OffsetRMSNorm\) does not compute"):
-        provider.replace(model)
-
-
 def test_layer_pattern_matching_nothing_lists_the_norms(tiny_llama, make_provider):
     with pytest.raises(SurgeryError, match=r"\['model.nrom'\] match no norm layer; found: \['model.layers.0"):
         make_provider(layers=["model.nrom"]).replace(tiny_llama[0])

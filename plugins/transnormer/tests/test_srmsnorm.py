@@ -131,3 +131,55 @@ def test_direct_construction_validates_too():
     for bad in ({"kinds": ("batchnorm",)}, {"kinds": ()}, {"eps": -1.0}):
         with pytest.raises(ValueError):
             SRMSNormalization(**bad)
+
+
+class TwoDimBlock(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 8)
+        self.ln = torch.nn.LayerNorm(8)
+        self.norm = torch.nn.LayerNorm((4, 8))
+
+
+def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed():
+    """Issue 8, item 20: SRMSNorm(8) would normalize each row of the (4, 8) block instead."""
+    model = TwoDimBlock()
+    with pytest.raises(SurgeryError, match=r"norm \(LayerNorm\) normalizes over the last 2 dimensions "
+                                           r"\(4, 8\)") as info:
+        SRMSNormalization().replace(model, inplace=True)
+    assert info.value.component == "normalization 'srmsnorm'" and "select(layers)" in info.value.hint
+    assert type(model.ln) is torch.nn.LayerNorm and type(model.norm) is torch.nn.LayerNorm
+
+
+class OffsetRMSNorm(torch.nn.Module):
+    """Gemma-style RMSNorm, ``(1 + w) ⊙ x / rms(x)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(dim))
+        self.eps = 1e-6
+
+    def forward(self, x):
+        return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+def gemma_norms():
+    norms = [OffsetRMSNorm(8)]
+    try:
+        from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
+    except ImportError:
+        return norms
+    return [*norms, GemmaRMSNorm(8)]
+
+
+@pytest.mark.parametrize("norm", gemma_norms(), ids=lambda n: type(n).__name__)
+def test_gemma_style_norm_reports_its_gain_as_one_plus_weight(norm):
+    """A zero weight is the gain 1 in the (1 + w) convention: nothing of the gain is dropped."""
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), norm)
+    _, report = SRMSNormalization().replace(model, inplace=False)
+    assert "gain = 1 + weight" in report.changes[0].detail
+    assert "mean |g - 1| = 0)" in report.changes[0].detail
+    with torch.no_grad():
+        norm.weight.fill_(0.5)
+    _, report = SRMSNormalization().replace(model, inplace=False)
+    assert "mean |g - 1| = 0.5)" in report.changes[0].detail

@@ -6,10 +6,13 @@
 from .surgery import (
     DEFAULT_CALIBRATION_TEXTS,
     LNFreeNormalization,
+    NonFinite,
     calibrate,
     export,
     fake_norms,
+    first_non_finite,
     freeze,
 )
 
-__all__ = ["DEFAULT_CALIBRATION_TEXTS", "LNFreeNormalization", "calibrate", "export", "fake_norms", "freeze"]
+__all__ = ["DEFAULT_CALIBRATION_TEXTS", "LNFreeNormalization", "NonFinite", "calibrate", "export",
+           "fake_norms", "first_non_finite", "freeze"]

@@ -12,7 +12,9 @@ In **fake** mode the norm becomes
     LayerNorm:  y = (x - mean_d(x)) / σ̄ ⊙ γ + β
     RMSNorm:    y = x / σ̄ ⊙ γ
 
-with ``σ̄`` a frozen scalar, so the layer is a fixed linear (affine with β) map.
+with ``σ̄`` a frozen scalar and γ the norm's gain (its weight, or ``1 + weight`` for the
+Gemma-style RMSNorm that core's ``NormLayer.weight_offset`` reports), so the layer is a
+fixed linear (affine with β) map.
 The first position (the attention sink) and end-of-text tokens have a much larger
 norm, so they get their own frozen ``σ̄_special`` until the schedule turns that
 special treatment off, after which they use ``σ̄`` like every other token.
@@ -163,11 +165,13 @@ class FakeNorm(nn.Module):
     tokensmith_replacement = True
 
     def __init__(self, original: nn.Module, kind: str, eps: float, positions: SpecialPositions,
-                 momentum: float = 0.9) -> None:
+                 momentum: float = 0.9, weight_offset: float = 0.0) -> None:
         super().__init__()
         self.original = original
         self.kind = kind
         self.eps = eps
+        # γ = weight_offset + weight: 1.0 for Gemma-style (1 + w) RMSNorm (core's NormLayer)
+        self.weight_offset = weight_offset
         self.momentum = momentum
         self.positions = positions
         self.mode = "live"
@@ -184,6 +188,12 @@ class FakeNorm(nn.Module):
     def bias(self) -> torch.Tensor | None:
         return getattr(self.original, "bias", None)
 
+    @property
+    def gain(self) -> torch.Tensor | None:
+        """γ: the weight, plus ``weight_offset`` for a ``(1 + weight)`` norm."""
+        weight = self.weight
+        return weight + self.weight_offset if weight is not None and self.weight_offset else weight
+
     def extra_repr(self) -> str:
         return (f"kind={self.kind}, mode={self.mode}, σ̄={self.average_std.item():.4g}, "
                 f"σ̄_special={self.special_std.item():.4g}")
@@ -194,8 +204,9 @@ class FakeNorm(nn.Module):
         if self.kind == "layernorm":
             h = h - h.mean(-1, keepdim=True)
         h = (h / std).to(x.dtype)
-        if self.weight is not None:
-            h = self.weight * h
+        gain = self.gain
+        if gain is not None:
+            h = gain * h
         if self.bias is not None:
             h = h + self.bias
         return h
@@ -243,8 +254,9 @@ class FakeNorm(nn.Module):
 class FixedLinearMap(nn.Module):
     """A removed norm exported as what it has become: ``y = C x ⊙ s + b``.
 
-    ``C`` subtracts the mean over the hidden dimension (LayerNorm only), ``s = γ / σ̄`` and
-    ``b = β``. It contains no normalization, so the exported model has no norm layers.
+    ``C`` subtracts the mean over the hidden dimension (LayerNorm only), ``s = γ / σ̄`` (γ the
+    norm's gain, ``1 + weight`` for a Gemma-style norm) and ``b = β``. It contains no
+    normalization, so the exported model has no norm layers.
     """
 
     def __init__(self, scale: torch.Tensor, bias: torch.Tensor | None, center: bool) -> None:
@@ -261,10 +273,10 @@ class FixedLinearMap(nn.Module):
                 f"{'on' if norm.positions.active else 'off'} as one fixed linear map",
                 component="normalization 'ln-free'",
                 hint="freeze every layer and turn the special treatments off first (the end of the schedule)")
-        if norm.weight is None:
+        if norm.gain is None:
             gamma, dtype = torch.ones((), device=norm.average_std.device), torch.float32
         else:
-            gamma, dtype = norm.weight.detach().float(), norm.weight.dtype
+            gamma, dtype = norm.gain.detach().float(), norm.weight.dtype
         bias = None if norm.bias is None else norm.bias.detach().clone()
         return cls((gamma / norm.average_std).to(dtype), bias, norm.kind == "layernorm")
 

@@ -166,6 +166,90 @@ def export(model: Any) -> list[Change]:
     return changes
 
 
+def _floating_tensors(value: Any) -> Iterator[Any]:
+    """The floating-point tensors inside a module's inputs or output (tensors, tuples, dicts,
+    ``ModelOutput``s; a KV cache object is not looked into)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex():
+            yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _floating_tensors(item)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _floating_tensors(item)
+
+
+def _finite(value: Any) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(t).all()) for t in _floating_tensors(value))
+
+
+@attrs.frozen
+class NonFinite:
+    """Where a forward pass first became non-finite: batch ``batch`` (0-based), the first module
+    to return a NaN or inf (``path``; ``""`` for the model itself) and whether its inputs were
+    still finite (if not, the value was made between modules, in its parent's forward)."""
+
+    batch: int
+    path: str
+    module: str
+    inputs_finite: bool
+
+    def describe(self) -> str:
+        if not self.path:
+            return f"the model itself ({self.module})"
+        parent = self.path.rpartition(".")[0]
+        return f"{self.path} ({self.module})" + (
+            ", whose inputs are finite" if self.inputs_finite else
+            f", whose inputs were already non-finite (made in the forward of {parent or 'the model'})")
+
+
+def first_non_finite(model: Any, batches: Iterable[Any]) -> NonFinite | None:
+    """Run ``batches`` (see :func:`forward_kwargs`) through ``model`` in eval mode, watching every
+    module's output with forward hooks; for the first batch whose model output is not finite, the
+    first module (in order of completion) whose output was not. ``None`` if all are finite."""
+    import torch
+
+    seen: list[NonFinite] = []
+    current = [0]
+
+    def watch(path: str) -> Any:
+        def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+            if not seen and not _finite(output):
+                seen.append(NonFinite(current[0], path, type(module).__name__, _finite((args, kwargs))))
+        return hook
+
+    handles = [m.register_forward_hook(watch(p), with_kwargs=True) for p, m in model.named_modules()]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            for index, batch in enumerate(batches):
+                current[0] = index
+                seen.clear()
+                if not _finite(model(**forward_kwargs(batch, device))):
+                    return seen[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return None
+
+
+def _restore(model: Any, originals: Mapping[str, Any]) -> None:
+    """Put the original norms back and remove the special-position hooks (an in-place surgery undone)."""
+    for path, module in originals.items():
+        replace_module(model, path, module)
+    positions = model.__dict__.pop(POSITIONS_ATTR, None)
+    if positions is not None:
+        positions.detach()
+
+
 def model_bytes(model: Any) -> int:
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * t.element_size() for t in tensors)
@@ -224,15 +308,19 @@ class LNFreeNormalization(NormalizationProvider):
         return positions
 
     def make(self, layer: NormLayer) -> Any:
-        """A live :class:`FakeNorm` around ``layer.module``, after checking that its formula is the
-        one fake mode implements (γ ⊙ x / σ_t, plus centring and β for LayerNorm)."""
+        """A live :class:`FakeNorm` around ``layer.module``, after checking that it normalizes the
+        last dimension and that its formula is the one fake mode implements (γ ⊙ x / σ_t, plus
+        centring and β for LayerNorm; γ = 1 + weight for a Gemma-style norm)."""
         import torch
 
         from .fake_norm import FakeNorm, token_std
 
+        layer.require_last_dim(COMPONENT, hint="fake norms normalize over the hidden dimension; "
+                                               "leave this layer out with `layers = [...]`")
         if self._positions is None:
             self._positions = self._new_positions()
-        fake = FakeNorm(layer.module, layer.kind, layer.eps, self._positions, self.momentum)
+        fake = FakeNorm(layer.module, layer.kind, layer.eps, self._positions, self.momentum,
+                        layer.weight_offset)
         weight = fake.weight
         dtype = weight.dtype if weight is not None else torch.float32
         device = weight.device if weight is not None else torch.device("cpu")
@@ -281,30 +369,55 @@ class LNFreeNormalization(NormalizationProvider):
         return batches
 
     def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:
+        """The surgery; in modes fake and removed the surgered model is then run on the calibration
+        texts, and a non-finite output is a :class:`SurgeryError` naming the first module that
+        produced one (an in-place model gets its original norms back first)."""
         existing = fake_norms(model)
         if existing:
             raise SurgeryError(f"{type(model).__name__} already has {len(existing)} ln-free fake norm(s) "
                                f"({', '.join(list(existing)[:3])}...)", component=COMPONENT,
                                hint="use fake_norms(model) or start from the original model")
+        mode = self.mode
+        batches = self.calibration_batches(model) if mode != "live" else []
         self._positions = self._new_positions()
-        model, report = super().replace(model, inplace=inplace)
-        setattr(model, POSITIONS_ATTR, self._positions)
-        self._positions.attach(model)
+        try:
+            model, report = super().replace(model, inplace=inplace)
+        finally:
+            positions, self._positions = self._positions, None
+        setattr(model, POSITIONS_ATTR, positions)
+        positions.attach(model)
         notes = list(report.notes)
         notes.append(f"worked on one deep copy: {model_bytes(model) / 2**20:.1f} MiB more memory; "
                      "the original model is unchanged" if not inplace else "changed the model in place")
-        mode = self.mode
         if mode != "live":
-            texts = self.calibration_texts
-            tokens = calibrate(model, self.calibration_batches(model))
-            frozen = freeze(model, [c.path for c in report.changes])
-            notes.append(f"σ̄ calibrated on {len(texts)} text(s) ({tokens} tokens); "
-                         f"{len(frozen)} norm(s) frozen")
-        if mode == "removed":
-            self._positions.treat_first = self._positions.treat_special_ids = False
-            export(model)
-            notes.append("special-position treatment off; frozen norms exported as fixed linear maps")
+            originals = {path: norm.original for path, norm in fake_norms(model).items()}
+            try:
+                notes += self._freeze(model, batches, [c.path for c in report.changes], positions, inplace)
+            except BaseException:
+                if inplace:
+                    _restore(model, originals)
+                raise
         changes = [attrs.evolve(c, after=type(model.get_submodule(c.path)).__name__,
                                 detail=f"{c.detail}, mode={mode}") for c in report.changes]
-        self._positions = None
         return model, ModelReport(report.component, tuple(changes), tuple(notes))
+
+    def _freeze(self, model: Any, batches: list[Any], paths: list[str], positions: Any,
+                inplace: bool) -> list[str]:
+        """Modes fake and removed on the surgered model: calibrate, freeze, export, check; the notes."""
+        tokens = calibrate(model, batches)
+        frozen = freeze(model, paths)
+        notes = [f"σ̄ calibrated on {len(batches)} text(s) ({tokens} tokens); {len(frozen)} norm(s) frozen"]
+        if self.mode == "removed":
+            positions.treat_first = positions.treat_special_ids = False
+            export(model)
+            notes.append("special-position treatment off; frozen norms exported as fixed linear maps")
+        found = first_non_finite(model, batches)
+        if found is not None:
+            raise SurgeryError(
+                f"with {len(frozen)} norm(s) frozen ({self.mode} mode) the model's output on calibration "
+                f"text {found.batch + 1} of {len(batches)} is not finite (NaN or inf); the first module "
+                f"with a non-finite output is {found.describe()}", component=COMPONENT,
+                hint="freeze fewer norms (`layers = [...]`), or remove them one at a time while "
+                     "fine-tuning (mode \"live\" with tokensmith_ln_free.finetune and its removal schedule)"
+                     + ("; the model was given its original norms back" if inplace else ""))
+        return notes

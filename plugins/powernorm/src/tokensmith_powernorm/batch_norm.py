@@ -1,6 +1,7 @@
 """Masked BatchNorm over tokens: the baseline PowerNorm is compared against (Shen et al.,
 2020, arXiv 2003.07845, Sec. 3: "BN" in Tables 1-2). Per-channel mean and variance over
-the non-pad tokens of the batch in training; running statistics in eval mode.
+the non-pad tokens of the batch in training (pads zeroed first, whatever they hold); running
+statistics in eval mode.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import nn
 from tokensmith import InputError
 
 from .padding_mask import PaddingMask
-from .power_norm import masked_token_mean
+from .power_norm import masked_token_mean, zero_pads
 
 if TYPE_CHECKING:
     from .surgery import BatchNormProvider
@@ -41,6 +42,7 @@ class MaskedBatchNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             mask = self.padding_mask.token_mask(x, component="normalization 'batchnorm'")
+            x = zero_pads(x, mask)
             count = x[..., 0].numel() if mask is None else int(mask.sum())
             if count < 2:
                 raise InputError("batch normalization in training needs more than one real token "

@@ -6,7 +6,8 @@ PN is batch normalization over the tokens of a batch with three changes:
 (ii) after a warm-up, the forward pass divides by the *running* quadratic mean φ rather
 than by the batch statistic; (iii) an approximate backward pass corrects the gradient for
 the running statistic with a running estimate of mean(g̃·z). Pad tokens are excluded from
-every statistic (see :mod:`.padding_mask`).
+every statistic (see :mod:`.padding_mask`): in training they are set to 0 before anything
+else, so a pad holding inf or NaN changes no statistic, no real token's output or gradient.
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ if TYPE_CHECKING:
 
 
 def masked_token_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Per-channel mean over every token (all dimensions but the last) where ``mask`` is True."""
+    """Per-channel mean over every token (all dimensions but the last) where ``mask`` is True.
+    Masked tokens are selected out, not multiplied by 0, so an inf or NaN there (inf·0 = NaN)
+    does not reach the mean."""
     flat = values.reshape(-1, values.shape[-1])
     if mask is None:
         return flat.mean(dim=0)
-    keep = mask.reshape(-1, 1).to(values.dtype)
-    return (flat * keep).sum(dim=0) / keep.sum()
+    keep = mask.reshape(-1, 1)
+    return torch.where(keep, flat, 0).sum(dim=0) / keep.sum()
+
+
+def zero_pads(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with every pad token (``mask`` False) set to 0. Done first in training, so whatever a
+    pad holds (inf, NaN) reaches no statistic, no output and, through autograd, no gradient."""
+    return x if mask is None else x.masked_fill(~mask.unsqueeze(-1), 0)
 
 
 def group_scaling(x: torch.Tensor, group_num: int, eps: float) -> torch.Tensor:
@@ -71,7 +80,7 @@ class ApproximateQuadraticNorm(torch.autograd.Function):
         mask, correction = ctx.mask, ctx.correction
         shift = (1.0 - ctx.alpha_bkw) * correction * z
         if mask is not None:
-            shift = shift * mask.unsqueeze(-1).to(shift.dtype)
+            shift = torch.where(mask.unsqueeze(-1), shift, 0)
         corrected = grad_z - shift
         with torch.no_grad():
             correction.add_(masked_token_mean(corrected * z, mask))
@@ -82,7 +91,8 @@ class PowerNorm(nn.Module):
     """PN over the last dimension of ``(..., dim)`` inputs (tokens × channels), with the
     hyperparameters of ``settings`` (a :class:`~tokensmith_powernorm.surgery.PowerNormProvider`).
 
-    Training: statistics over the non-pad tokens of the batch; eval: y = γ ⊙ x/√(φ+ε) + β,
+    Training: statistics over the non-pad tokens of the batch (pads are zeroed first, so they
+    output β and receive no gradient); eval: y = γ ⊙ x/√(φ+ε) + β,
     so each sample's output is independent of the rest of the batch.
     Buffers: ``running_phi`` (φ), ``grad_correction`` (Γ), ``iteration`` (t).
     """
@@ -111,16 +121,19 @@ class PowerNorm(nn.Module):
                 f"warmup_iters={self.warmup_iters}, eps={self.eps}, prescale={self.prescale}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prescale:
-            x = group_scaling(x, self.group_num, self.eps)
         if self.training:
-            z = self._train_normalize(x)
+            mask = self.padding_mask.token_mask(x, component="normalization 'powernorm'")
+            x = zero_pads(x, mask)
+            if self.prescale:
+                x = group_scaling(x, self.group_num, self.eps)
+            z = self._train_normalize(x, mask)
         else:
+            if self.prescale:
+                x = group_scaling(x, self.group_num, self.eps)
             z = x / torch.sqrt(self.running_phi + self.eps)
         return z if self.weight is None else z * self.weight + self.bias
 
-    def _train_normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mask = self.padding_mask.token_mask(x, component="normalization 'powernorm'")
+    def _train_normalize(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         with torch.no_grad():
             self.iteration += 1
             t = int(self.iteration)

@@ -33,11 +33,12 @@ from .power_norm import PowerNorm
 _bool = attrs.validators.instance_of(bool)
 
 
-def _copy_affine(new: torch.nn.Module, old: Any) -> None:
-    """Start γ (and β) from the replaced layer, so a pretrained model keeps its learned gains."""
+def _copy_affine(new: torch.nn.Module, layer: NormLayer) -> None:
+    """Start γ (and β) from the replaced layer, so a pretrained model keeps its learned gains.
+    γ is the layer's effective gain: ``1 + weight`` for a Gemma-style norm (``layer.weight_offset``)."""
     with torch.no_grad():
-        for name in ("weight", "bias"):
-            source, target = getattr(old, name, None), getattr(new, name, None)
+        for name, source in (("weight", layer.gain()), ("bias", getattr(layer.module, "bias", None))):
+            target = getattr(new, name, None)
             if isinstance(source, torch.Tensor) and target is not None and source.shape == target.shape:
                 target.copy_(source)
 
@@ -55,9 +56,13 @@ class _MaskedNormProvider(NormalizationProvider):
         """A new norm module over ``dim`` channels with this provider's hyperparameters."""
 
     def make(self, layer: NormLayer) -> torch.nn.Module:
+        layer.require_last_dim(f"normalization '{self.name}'",
+                               hint="batch-statistic norms keep one statistic per channel of the last "
+                                    "dimension; subclass the provider and override select(layers) to "
+                                    "leave this layer out")
         module = self.module(layer.dim, **_like(layer))
         if self.copy_affine:
-            _copy_affine(module, layer.module)
+            _copy_affine(module, layer)
         return module.train(layer.module.training)
 
     def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:

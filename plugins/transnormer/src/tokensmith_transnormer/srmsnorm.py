@@ -50,11 +50,12 @@ class SRMSNorm(nn.Module):
 
 
 def _dropped(layer: NormLayer) -> str:
-    """What the replaced layer had that SRMSNorm does not: its gain, bias, mean-centring."""
+    """What the replaced layer had that SRMSNorm does not: its gain (``1 + weight`` for a
+    Gemma-style norm), bias, mean-centring."""
     parts = []
-    weight = getattr(layer.module, "weight", None)
-    if weight is not None:
-        parts.append(f"gain dropped (mean |g - 1| = {float((weight.detach() - 1).abs().mean()):.3g})")
+    gain = layer.gain()
+    if gain is not None:
+        parts.append(f"gain dropped (mean |g - 1| = {float((gain.float() - 1).abs().mean()):.3g})")
     if getattr(layer.module, "bias", None) is not None:
         parts.append("bias dropped")
     if layer.kind == "layernorm":
@@ -75,8 +76,10 @@ class SRMSNormalization(NormalizationProvider):
     """Replaces a model's RMSNorm/LayerNorm layers (``kinds``) with SRMSNorm.
 
     SRMSNorm has no gain, so a pretrained model loses what its gains (and
-    LayerNorm biases) learned: the report says so for every layer, and the model
-    needs fine-tuning afterwards. The paper trains with SRMSNorm from scratch.
+    LayerNorm biases) learned: the report says so for every layer (for a Gemma-style
+    norm the gain is ``1 + weight``), and the model needs fine-tuning afterwards. The
+    paper trains with SRMSNorm from scratch. A norm over more than the last dimension
+    (``nn.LayerNorm((4, 8))``) is refused: SRMSNorm would normalize each row instead.
     """
 
     name = "srmsnorm"
@@ -90,6 +93,9 @@ class SRMSNormalization(NormalizationProvider):
         return [layer for layer in layers if layer.kind in self.kinds]
 
     def make(self, layer: NormLayer) -> SRMSNorm:
+        layer.require_last_dim(f"normalization '{self.name}'",
+                               hint="SRMSNorm normalizes the last dimension; subclass SRMSNormalization "
+                                    "and override select(layers) to leave this layer out")
         return SRMSNorm(layer.dim, layer.eps if self.eps is None else self.eps)
 
     def replace(self, model: Any, *, inplace: bool = True) -> tuple[Any, ModelReport]:
