@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from tokensmith.core.errors import ModelLoadError
 from tokensmith.core.params import Parameter
 from tokensmith.core.pipeline import ModelSource
 from tokensmith.core.records import ModelInfo
@@ -68,16 +67,7 @@ def tokensmith_load_model(source: ModelSource, runtime: Runtime) -> Any:
     if path.suffix == ".safetensors" and path.exists():
         return models.load_transformers_dir(path.parent, runtime, causal=params.get("causal", True))
     if path.suffix == ".gguf":
-        if not path.exists():
-            raise ModelLoadError(f"GGUF file {str(path)!r} does not exist", component="model")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from .hf_tokenizer import HFTokenizer
-
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                     dtype=runtime.torch_dtype(), trust_remote_code=False)
-        return model.to(runtime.torch_device()).eval(), HFTokenizer.from_transformers(tok, name=path.stem)
+        return models.load_gguf(path, runtime)
     return None
 
 
