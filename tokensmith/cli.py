@@ -134,7 +134,9 @@ def cmd_components(args) -> int:
         if row.get("error"):
             print(f"{'':<16}error: {row['error']}")
         for p in row.get("parameters") or []:
-            default = "required" if p["required"] else f"= {json.dumps(p.get('default'))}"
+            shown = json.dumps(p.get("default"), ensure_ascii=False)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."  # --json has it whole
+            default = "required" if p["required"] else f"= {shown}"
             doc = f"  {p['doc']}" if p.get("doc") else ""
             print(f"{'':<16}{p['name']}: {p['type']} {default}{doc}")
     return 0
