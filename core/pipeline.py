@@ -152,6 +152,8 @@ class PipelineSpec:
         except IsADirectoryError:
             raise ConfigError(f"{str(path)!r} is a directory, not a pipeline TOML file",
                               component="pipeline") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: tables nested too deeply to read", component="pipeline") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}", component="pipeline",
                               hint="a pipeline file is UTF-8 TOML; see examples/*.toml") from None

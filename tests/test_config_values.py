@@ -163,3 +163,10 @@ def test_cli_with_a_non_utf8_argument_is_typed(tmp_path):
                             capture_output=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert b"Traceback" not in result.stderr and b"surrogate" in result.stderr.lower()
+
+
+def test_deeply_nested_toml_is_a_config_error(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply|invalid TOML"):
+        PipelineSpec.from_toml(path)

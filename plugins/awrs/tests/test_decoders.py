@@ -12,7 +12,7 @@ from tokensmith_awrs.json_schema import JSONSchemaConstraint
 from tokensmith_awrs.regex import RegexConstraint
 from tokensmith_awrs.spaces import TokenSpace
 
-from tokensmith import ConfigError, FunctionConstraint, PipelineSpec, ValidationError
+from tokensmith import ConfigError, FunctionConstraint, PipelineSpec, TrustedText, ValidationError
 from tokensmith.testing import DecoderContract
 
 
@@ -153,8 +153,8 @@ def test_smollm2_json_is_valid_with_few_checks(smollm2_lm):
     schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
               "required": ["name", "age"], "additionalProperties": False}
     constraint = JSONSchemaConstraint(schema)
-    prompt = ("<|im_start|>user\nReply with a JSON object with a person's name and age.<|im_end|>\n"
-              "<|im_start|>assistant\n")
+    prompt = TrustedText("<|im_start|>user\nReply with a JSON object with a person's name and age."
+                         "<|im_end|>\n<|im_start|>assistant\n")
     gen = AWRSDecoder().generate(smollm2_lm, prompt, max_new_tokens=30, constraint=constraint, seed=0)
     assert gen.finish_reason == "stop" and gen.log_weight > -math.inf
     value = json.loads(gen.text)

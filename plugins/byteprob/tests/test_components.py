@@ -35,7 +35,8 @@ def test_components_are_registered(make_registry):
     reg = make_registry(plugin)
     decoder = reg.get("decoder", "byteprob")
     assert "byte_view" in decoder.requires and "causal_lm" in decoder.requires
-    assert reg.parameters(decoder).names() == ["meaning", "temperature", "top_p", "max_new_bytes"]
+    assert reg.parameters(decoder).names() == ["meaning", "temperature", "top_p", "max_new_bytes",
+                                               "max_covers", "max_exact_covers"]
     assert reg.parameters(decoder).wants_context and not reg.accepts_constraint(decoder)
     assert reg.get("demo", "byteprob").name == "byteprob"
 

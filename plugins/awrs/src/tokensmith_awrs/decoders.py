@@ -12,16 +12,35 @@ from typing import Any
 
 import attrs
 
-from tokensmith import Constraint, Decoder, DecodeRequest, Generation, positive_int, unit_interval
+from tokensmith import (
+    Constraint,
+    Decoder,
+    DecodeRequest,
+    Generation,
+    ResourceLimitError,
+    positive_int,
+    unit_interval,
+)
 
 from .smc import SMCResult, smc
 from .spaces import space_for
 
+#: the most particles one decoder runs: each holds its own copy of the LM's KV cache
+MAX_PARTICLES = 4096
+
+
+def _particle_bound(instance: Any, attribute: Any, value: int) -> None:
+    if value > MAX_PARTICLES:
+        raise ResourceLimitError(
+            f"{attribute.name}={value} is more than {MAX_PARTICLES} particles (each holds its own KV cache)",
+            component=f"decoder '{instance.name}'" if instance is not None else None,
+            hint="memory grows with particles x tokens; a few hundred particles are usually plenty")
+
 
 @attrs.define
 class _SMCDecoder(Decoder):
-    n_particles: int = attrs.field(default=1, validator=positive_int, metadata={
-        "doc": "1: a single importance-weighted sample; more: SMC with resampling"})
+    n_particles: int = attrs.field(default=1, validator=[positive_int, _particle_bound], metadata={
+        "doc": f"1: one importance-weighted sample; more: SMC with resampling (at most {MAX_PARTICLES})"})
     ess_threshold: float = attrs.field(default=0.5, validator=unit_interval, metadata={
         "doc": "resample when ESS < ess_threshold * n_particles (the paper's example uses 0.5)"})
 

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from tokensmith import Demo
+from tokensmith import Demo, TrustedText
 
 from .decoders import AWRSDecoder, MaskingDecoder
 from .json_schema import JSONSchemaConstraint
@@ -14,8 +14,9 @@ from .json_schema import JSONSchemaConstraint
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
                                            "city": {"type": "string"}},
           "required": ["name", "age", "city"], "additionalProperties": False}
-PROMPT = ("<|im_start|>user\nDescribe a fictional person as a JSON object with name, age and city."
-          "<|im_end|>\n<|im_start|>assistant\n")
+# our own chat prompt: its markers are control tokens (user text would keep them as text)
+PROMPT = TrustedText("<|im_start|>user\nDescribe a fictional person as a JSON object with name, age and city."
+                     "<|im_end|>\n<|im_start|>assistant\n")
 #: full masking costs ~0.5 s per token on SmolLM2 (49k checks), so it only runs a few
 MASKING_TOKENS = 4
 

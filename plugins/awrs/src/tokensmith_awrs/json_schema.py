@@ -22,21 +22,32 @@ three choices a byte-level checker must make: duplicate keys are refused; ``inte
 are written without fraction or exponent; ``enum``/``const`` values and the
 keys of objects with ``additionalProperties: false`` are written in their
 canonical form ``json.dumps(value, ensure_ascii=False)``.
+
+Not JSON, so refused when the schema is compiled: ``NaN``/``Infinity`` (in the
+schema's JSON text, or an ``enum``/``const`` value that is not a finite number,
+e.g. ``1e400``); a generated document can therefore never contain them. A
+schema nested deeper than ``max_depth`` objects/arrays is a
+:class:`~tokensmith.ResourceLimitError` (the compiler recurses per level).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import attrs
 
-from tokensmith import ConfigError
+from tokensmith import ConfigError, ResourceLimitError
 
-from .incremental import DEAD, IncrementalConstraint
+from .incremental import IncrementalConstraint
 
 _COMPONENT = "constraint 'json-schema'"
+#: default bound on the schema's nesting (objects and arrays of the schema document)
+MAX_DEPTH = 64
+#: the largest ``max_depth`` accepted: the compiler recurses once per sub-schema level
+MAX_DEPTH_CEILING = 256
 TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
 _ANNOTATIONS = frozenset({"title", "description", "$schema", "$id", "default", "examples", "$comment"})
 _KEYWORDS = frozenset({"type", "enum", "const", "properties", "required", "additionalProperties",
@@ -75,8 +86,43 @@ def _json_type(value: Any) -> str:
     return "compound"
 
 
-def compile_schema(schema: Any) -> list[Node]:
-    """Nodes of ``schema`` (node 0 is the empty schema, node 1 the root)."""
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def schema_depth(schema: Any, limit: int) -> int:
+    """How deep objects and arrays nest in ``schema`` (a scalar is 0, ``{}`` is 1), counted
+    without recursion and only up to ``limit + 1``."""
+    deepest, todo = 0, [(schema, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (Mapping, list, tuple)):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                break
+            todo += [(v, depth + 1) for v in (value.values() if isinstance(value, Mapping) else value)]
+    return deepest
+
+
+def _too_deep(limit: int, *, ceiling: bool) -> ResourceLimitError:
+    bound = f"the most max_depth allows ({limit})" if ceiling else f"max_depth={limit}"
+    hint = "every object or array of the schema document is one level (a property's schema is two " \
+           "below its object's)"
+    hint += "; flatten the schema" if ceiling else \
+        f"; flatten the schema or raise max_depth (at most {MAX_DEPTH_CEILING})"
+    return ResourceLimitError(f"the schema nests objects/arrays deeper than {bound}", component=_COMPONENT,
+                              hint=hint)
+
+
+def compile_schema(schema: Any, max_depth: int = MAX_DEPTH) -> list[Node]:
+    """Nodes of ``schema`` (node 0 is the empty schema, node 1 the root); a schema nested
+    deeper than ``max_depth`` is refused before it is walked."""
+    if schema_depth(schema, max_depth) > max_depth:
+        raise _too_deep(max_depth, ceiling=False)
     nodes: list[Node] = [Node(TYPES)]
 
     def build(s: Any, where: str) -> int:
@@ -89,16 +135,28 @@ def compile_schema(schema: Any) -> list[Node]:
             raise _error(f"unsupported keyword(s) {unknown}; supported: {sorted(_KEYWORDS - _ANNOTATIONS)}",
                          where)
         types = s.get("type", sorted(TYPES))
-        types = frozenset([types] if isinstance(types, str) else types)
-        if not types or not types <= TYPES:
-            raise _error(f"bad type {s.get('type')!r}", where)
+        types = [types] if isinstance(types, str) else types
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types) \
+                or not types or not set(types) <= TYPES:
+            raise _error(f"bad type {s.get('type')!r}; one or a list of {sorted(TYPES)}", where)
+        types = frozenset(types)
         enum = None
         if "enum" in s or "const" in s:
+            if "enum" in s and not isinstance(s["enum"], list):
+                raise _error(f"enum must be a list, got {type(s['enum']).__name__}", where)
             values = list(s["enum"]) if "enum" in s else []
             if "const" in s:
                 values = [s["const"]] if "enum" not in s or s["const"] in values else []
             if any(_json_type(v) == "compound" for v in values):
                 raise _error("enum/const of arrays or objects is not supported", where)
+            bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise _error(f"enum/const value {bad[0]!r} is not JSON: JSON numbers are finite (no NaN "
+                             "or Infinity; a literal such as 1e400 overflows to Infinity)", where)
+            bad = [v for v in values if isinstance(v, str) and not _is_utf8(v)]
+            if bad:
+                raise _error(f"enum/const value {bad[0]!r} has a lone surrogate, which UTF-8 cannot encode",
+                             where)
 
             def fits(v: Any) -> bool:
                 t = _json_type(v)
@@ -129,23 +187,39 @@ def compile_schema(schema: Any) -> list[Node]:
     return nodes
 
 
+def _not_json(name: str) -> Any:
+    raise _error(f"{name} is not JSON (JSON numbers are finite)", "#")
+
+
 def parse_schema(schema: Any) -> Any:
     """A schema given as JSON text, parsed (a dict or ``true`` is returned as it is)."""
     if isinstance(schema, str):
         try:
-            return json.loads(schema)
+            return json.loads(schema, parse_constant=_not_json)
         except json.JSONDecodeError as exc:
             raise _error(f"not valid JSON: {exc}", "#") from None
+        except RecursionError:  # json's parser recurses once per level
+            raise _too_deep(MAX_DEPTH_CEILING, ceiling=True) from None
     return schema
 
 
 def _compiles(instance: Any, attribute: Any, value: Any) -> None:
-    """Validator (the registry's, at validation time): ``value`` compiles. The registry names
-    the component, so the message goes without it."""
+    """Validator (the registry's, at validation time): ``value`` compiles within the largest
+    ``max_depth`` (``max_depth`` itself is checked when the constraint is built). The registry
+    names the component, so the message goes without it."""
     try:
-        compile_schema(parse_schema(value))
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
+        schema = parse_schema(value)
+        if schema_depth(schema, MAX_DEPTH_CEILING) > MAX_DEPTH_CEILING:
+            raise _too_deep(MAX_DEPTH_CEILING, ceiling=True)
+        compile_schema(schema, MAX_DEPTH_CEILING)
+    except (ConfigError, ResourceLimitError) as exc:
+        raise ValueError(exc.message + (f"; {exc.hint}" if exc.hint else "")) from None
+
+
+def _depth_bound(instance: Any, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DEPTH_CEILING:
+        raise ResourceLimitError(f"{attribute.name} must be an int in 1..{MAX_DEPTH_CEILING}, got {value!r}",
+                                 component=_COMPONENT)
 
 
 @attrs.define
@@ -160,33 +234,25 @@ class JSONSchemaConstraint(IncrementalConstraint):
 
     schema: Annotated[dict[str, Any] | bool | str, _compiles] = attrs.field(metadata={
         "doc": "a JSON Schema (subset, see the README) as a table, or its JSON text"})
+    max_depth: int = attrs.field(default=MAX_DEPTH, validator=_depth_bound, metadata={
+        "doc": f"bound on the schema's nesting (objects and arrays), at most {MAX_DEPTH_CEILING}"})
     nodes: list[Node] = attrs.field(init=False, repr=False, eq=False)
-    _frames: list[tuple] = attrs.field(factory=list, init=False, repr=False, eq=False)
-    _ids: dict[tuple, int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
-    _start: int = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         self.schema = parse_schema(self.schema)
-        self.nodes = compile_schema(self.schema)
-        self._start = self._intern((("E",), ("V", 1)))
+        self.nodes = compile_schema(self.schema, self.max_depth)
 
-    def _intern(self, stack: tuple | None) -> int:
-        if stack is None:
-            return DEAD
-        sid = self._ids.get(stack)
-        if sid is None:
-            sid = self._ids[stack] = len(self._frames)
-            self._frames.append(stack)
-        return sid
+    def _start_key(self) -> tuple:
+        return (("E",), ("V", 1))
 
-    def _initial(self) -> int:
-        return self._start
+    def _step(self, key: tuple, byte: int) -> tuple | None:
+        return self._feed(key, byte)
 
-    def _next(self, state: int, byte: int) -> int:
-        return self._intern(self._feed(self._frames[state], byte))
+    def _key_size(self, key: tuple) -> int:
+        return len(key)
 
-    def _final(self, state: int) -> bool:
-        stack = self._frames[state]
+    def _is_final(self, key: tuple) -> bool:
+        stack = key
         while stack is not None and stack[-1][0] in "LN":
             top = stack[-1]
             done = top[2] in top[1] if top[0] == "L" else top[2] in "zifX"

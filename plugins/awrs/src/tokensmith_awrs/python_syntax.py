@@ -102,6 +102,10 @@ def _parses(source: str) -> bool:
             compile(source, "<constraint>", "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError):
         return False
+    except (RecursionError, MemoryError):
+        # CPython's parser gives up on deep nesting ("1+1+...+1" of ~3,000 characters raises
+        # RecursionError, 6,000 minus signs MemoryError): it does not accept the source
+        return False
     return True
 
 
@@ -138,8 +142,11 @@ class PythonConstraint(Constraint):
     """Python source code that CPython compiles (``exec`` mode)."""
 
     name = "python"
+    #: memoised witnesses: at most this many, holding at most ``_cache_bytes`` bytes of prefixes
     _cache_limit = 65536
+    _cache_bytes = 64 << 20
     _witness: dict[bytes, bytes | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _witness_bytes: int = attrs.field(default=0, init=False, repr=False, eq=False)
 
     def completion(self, prefix: bytes) -> bytes | None:
         """A suffix that makes ``prefix`` compile, or ``None`` if ``S(prefix)`` has none."""
@@ -160,9 +167,11 @@ class PythonConstraint(Constraint):
         else:
             rest = self._complete(text)
             found = None if rest is None else rest.encode("utf-8")
-        if len(self._witness) >= self._cache_limit:
+        if len(self._witness) >= self._cache_limit or self._witness_bytes + len(prefix) > self._cache_bytes:
             self._witness.clear()
+            self._witness_bytes = 0
         self._witness[prefix] = found
+        self._witness_bytes += len(prefix)
         return found
 
     def _complete(self, text: str) -> str | None:

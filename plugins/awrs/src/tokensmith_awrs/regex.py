@@ -13,7 +13,16 @@ Meaning: ``accepts(s)`` iff ``s`` is valid UTF-8 and
 starts with ``p``. Features that are not regular or depend on position
 (backreferences, lookaround, ``\\b``, conditionals, possessive/atomic groups,
 ``re.IGNORECASE``, anchors anywhere but at the very start or end) are
-refused with a :class:`~tokensmith.ConfigError`.
+refused with a :class:`~tokensmith.ConfigError`, as is a pattern that matches
+nothing (``[^\\s\\S]``).
+
+Bounds: the NFA's size is computed from the parse tree before anything is
+allocated (nested counted repetitions multiply: ``((a{1000}){1000}){1000}``
+would be a billion states) and refused beyond ``max_states`` with a
+:class:`~tokensmith.ResourceLimitError`. Built for a pipeline (with a
+``BuildContext``), the automaton is restricted to the bytes the tokenizer's
+vocabulary can produce, and a pattern none of whose strings it can produce is an
+:class:`~tokensmith.IncompatibleComponentsError` naming the missing bytes.
 """
 
 from __future__ import annotations
@@ -28,12 +37,17 @@ from typing import Annotated, Any
 
 import attrs
 
-from tokensmith import ConfigError
+from tokensmith import BuildContext, ConfigError, IncompatibleComponentsError, ResourceLimitError
 
-from .incremental import DEAD, IncrementalConstraint
+from .incremental import IncrementalConstraint
 
 MAX_CODE_POINT = 0x10FFFF
-_MAX_REPEAT_EXPANSION = 1000
+#: default bound on the NFA's states (~400 bytes and ~5 microseconds to build each)
+MAX_STATES = 100_000
+#: the largest ``max_states`` accepted (~2 GB): patterns beyond it are refused at validation
+MAX_STATES_CEILING = 5_000_000
+#: groups, repeats and alternations nested deeper than this are refused (the compiler recurses)
+MAX_NESTING = 100
 _COMPONENT = "constraint 'regex'"
 
 
@@ -126,6 +140,11 @@ def utf8_sequences(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
 
 # -- NFA ---------------------------------------------------------------------
 
+@cache
+def _sequences(ranges: Ranges) -> tuple[tuple[tuple[int, int], ...], ...]:
+    return tuple(seq for lo, hi in ranges for seq in utf8_sequences(lo, hi))
+
+
 class _NFA:
     def __init__(self) -> None:
         self.edges: list[list[tuple[int, int, int]]] = []
@@ -137,17 +156,49 @@ class _NFA:
         return len(self.edges) - 1
 
     def code_points(self, ranges: Ranges, start: int, end: int) -> None:
-        for lo, hi in ranges:
-            for seq in utf8_sequences(lo, hi):
-                here = start
-                for k, (blo, bhi) in enumerate(seq):
-                    there = end if k == len(seq) - 1 else self.state()
-                    self.edges[here].append((blo, bhi, there))
-                    here = there
+        for seq in _sequences(ranges):
+            here = start
+            for k, (blo, bhi) in enumerate(seq):
+                there = end if k == len(seq) - 1 else self.state()
+                self.edges[here].append((blo, bhi, there))
+                here = there
+
+    def co_reachable(self, accept: int) -> frozenset[int]:
+        """The states from which ``accept`` can be reached."""
+        back: list[list[int]] = [[] for _ in self.edges]
+        for s, (edges, eps) in enumerate(zip(self.edges, self.eps)):
+            for _lo, _hi, t in edges:
+                back[t].append(s)
+            for t in eps:
+                back[t].append(s)
+        return _search(accept, back)
+
+    def reachable(self, start: int) -> frozenset[int]:
+        forward = [[t for _lo, _hi, t in edges] + eps for edges, eps in zip(self.edges, self.eps)]
+        return _search(start, forward)
+
+    def restricted(self, allowed: frozenset[int]) -> _NFA:
+        """The same automaton with only the byte values in ``allowed`` on its edges."""
+        runs = _normalize((v, v) for v in allowed)  # maximal runs (lo, hi) of allowed bytes
+        out = _NFA()
+        out.eps = self.eps
+        out.edges = [[(max(lo, a), min(hi, b), t) for lo, hi, t in edges for a, b in runs
+                      if max(lo, a) <= min(hi, b)] for edges in self.edges]
+        return out
+
+
+def _search(root: int, graph: list[list[int]]) -> frozenset[int]:
+    seen, todo = {root}, [root]
+    while todo:
+        for t in graph[todo.pop()]:
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return frozenset(seen)
 
 
 class _Compiler:
-    """Thompson construction from ``re``'s parse tree."""
+    """Thompson construction from ``re``'s parse tree, and its size computed beforehand."""
 
     def __init__(self, flags: int) -> None:
         self.nfa = _NFA()
@@ -176,6 +227,56 @@ class _Compiler:
         out = _normalize(ranges)
         return _complement(out) if negate else out
 
+    def leaf(self, op, av, flags: int) -> Ranges | None:
+        """The code points of a one-character item; ``None`` for any other item."""
+        if op is sre_c.LITERAL:
+            return ((av, av),)
+        if op is sre_c.NOT_LITERAL:
+            return _complement(((av, av),))
+        if op is sre_c.ANY:
+            return ((0, MAX_CODE_POINT),) if flags & re.DOTALL else _complement(((10, 10),))
+        if op is sre_c.IN:
+            return self.charset(av)
+        return None
+
+    @staticmethod
+    def subpattern_flags(av, flags: int) -> int:
+        _group, add, remove, _sub = av
+        if add & re.IGNORECASE:
+            raise _error("case-insensitive matching (?i) is not supported",
+                         hint="spell both cases out, e.g. [Aa]")
+        return (flags | add) & ~remove
+
+    # -- the size, from the parse tree (nothing allocated) ---------------------
+    def measure(self, items, flags: int, depth: int = 0) -> tuple[int, bool]:
+        """``(states, matches something)``: how many states :meth:`sequence` allocates for
+        ``items`` and whether their language is non-empty, computed without building."""
+        if depth > MAX_NESTING:
+            raise ResourceLimitError(f"the pattern is nested more than {MAX_NESTING} levels deep",
+                                     component=_COMPONENT, hint="flatten the groups of the pattern")
+        states, nonempty = 0, True
+        for op, av in items:
+            ranges = self.leaf(op, av, flags)
+            if ranges is not None:
+                seqs = _sequences(ranges)
+                n, ok = 1 + sum(len(seq) - 1 for seq in seqs), bool(seqs)
+            elif op is sre_c.SUBPATTERN:
+                n, ok = self.measure(av[3], self.subpattern_flags(av, flags), depth + 1)
+            elif op is sre_c.BRANCH:
+                parts = [self.measure(alt, flags, depth + 1) for alt in av[1]]
+                n, ok = 1 + sum(1 + k for k, _ in parts), any(good for _, good in parts)
+            elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
+                lo, hi, sub = av
+                k, good = self.measure(sub, flags, depth + 1)
+                n = lo * k + (1 + k if hi is sre_c.MAXREPEAT else 1 + (hi - lo) * k)
+                ok = good or lo == 0
+            else:
+                raise self.unsupported(op)
+            states += n
+            nonempty = nonempty and ok
+        return states, nonempty
+
+    # -- the construction --------------------------------------------------
     def sequence(self, items, start: int, flags: int) -> int:
         here = start
         for op, av in items:
@@ -184,21 +285,13 @@ class _Compiler:
 
     def item(self, op, av, start: int, flags: int) -> int:
         nfa = self.nfa
-        if op is sre_c.LITERAL:
-            return self.ranges(((av, av),), start)
-        if op is sre_c.NOT_LITERAL:
-            return self.ranges(_complement(((av, av),)), start)
-        if op is sre_c.ANY:
-            every = ((0, MAX_CODE_POINT),)
-            return self.ranges(every if flags & re.DOTALL else _complement(((10, 10),)), start)
-        if op is sre_c.IN:
-            return self.ranges(self.charset(av), start)
+        ranges = self.leaf(op, av, flags)
+        if ranges is not None:
+            end = nfa.state()
+            nfa.code_points(ranges, start, end)
+            return end
         if op is sre_c.SUBPATTERN:
-            _group, add, remove, sub = av
-            if add & re.IGNORECASE:
-                raise _error("case-insensitive matching (?i) is not supported",
-                             hint="spell both cases out, e.g. [Aa]")
-            return self.sequence(sub, start, (flags | add) & ~remove)
+            return self.sequence(av[3], start, self.subpattern_flags(av, flags))
         if op is sre_c.BRANCH:
             end = nfa.state()
             for alt in av[1]:
@@ -208,8 +301,6 @@ class _Compiler:
             return end
         if op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
             lo, hi, sub = av
-            if lo > _MAX_REPEAT_EXPANSION or (hi is not sre_c.MAXREPEAT and hi > _MAX_REPEAT_EXPANSION):
-                raise _error(f"repetition bounds above {_MAX_REPEAT_EXPANSION} are not supported")
             here = start
             for _ in range(lo):
                 here = self.sequence(sub, here, flags)
@@ -224,18 +315,17 @@ class _Compiler:
                 here = self.sequence(sub, here, flags)
             nfa.eps[here].append(end)
             return end
+        raise self.unsupported(op)
+
+    @staticmethod
+    def unsupported(op) -> ConfigError:
         names = {sre_c.GROUPREF: "backreferences", sre_c.ASSERT: "lookahead/lookbehind",
                  sre_c.ASSERT_NOT: "negative lookaround", sre_c.GROUPREF_EXISTS: "conditionals",
                  sre_c.AT: "anchors or \\b inside the pattern"}
         what = names.get(op, str(op).lower().replace("_", " "))
         hint = "anchors ^/$/\\A/\\Z are allowed only at the very start/end" if op is sre_c.AT else None
-        raise _error(f"{what} are not supported by the regex constraint (it must be a regular language)",
-                     hint=hint)
-
-    def ranges(self, ranges: Ranges, start: int) -> int:
-        end = self.nfa.state()
-        self.nfa.code_points(ranges, start, end)
-        return end
+        return _error(f"{what} are not supported by the regex constraint (it must be a regular language)",
+                      hint=hint)
 
 
 _BEGIN = (sre_c.AT_BEGINNING, sre_c.AT_BEGINNING_STRING)
@@ -263,6 +353,9 @@ def parse_pattern(pattern: str):
         tree = sre_parse.parse(pattern, 0)
     except re.error as exc:
         raise _error(f"invalid regular expression {pattern!r}: {exc}") from None
+    except RecursionError:  # re's parser recurses once per nested group
+        raise ResourceLimitError("the pattern is nested too deeply for re's parser", component=_COMPONENT,
+                                 hint=f"at most {MAX_NESTING} nested groups are supported") from None
     flags = tree.state.flags
     if flags & re.IGNORECASE:
         raise _error("case-insensitive matching (?i) is not supported",
@@ -270,22 +363,73 @@ def parse_pattern(pattern: str):
     return tree, flags
 
 
-def compile_nfa(pattern: str) -> tuple[_NFA, int, int]:
-    """Build the NFA of ``pattern``: (nfa, start state, accepting state)."""
+def _too_many_states(states: int, limit: int, *, ceiling: bool) -> ResourceLimitError:
+    bound = f"the most max_states allows ({limit:,})" if ceiling else f"max_states={limit:,}"
+    hint = "nested counted repetitions multiply: (a{100}){100} alone is 10,000 states; simplify the pattern"
+    if not ceiling:
+        hint += f" or raise max_states (at most {MAX_STATES_CEILING:,}; ~400 bytes per state)"
+    return ResourceLimitError(f"the pattern's automaton needs {states:,} states, more than {bound}",
+                              component=_COMPONENT, hint=hint)
+
+
+def _matches_nothing() -> ConfigError:
+    return _error("the pattern matches no string (its language is empty)",
+                  hint="an empty character class such as [^\\s\\S], or only surrogates, matches nothing")
+
+
+def measure_pattern(pattern: str) -> tuple[int, bool]:
+    """``(states, matches something)`` of ``pattern``'s NFA, from its parse tree alone."""
+    tree, flags = parse_pattern(pattern)
+    states, nonempty = _Compiler(flags).measure(_strip_anchors(list(tree)), flags)
+    return 1 + states, nonempty
+
+
+def compile_nfa(pattern: str, max_states: int = MAX_STATES) -> tuple[_NFA, int, int]:
+    """Build the NFA of ``pattern``: (nfa, start state, accepting state). Its size is checked
+    against ``max_states`` before anything is built; a pattern matching nothing is refused."""
     tree, flags = parse_pattern(pattern)
     compiler = _Compiler(flags)
+    items = _strip_anchors(list(tree))
+    states, nonempty = compiler.measure(items, flags)
+    if 1 + states > max_states:
+        raise _too_many_states(1 + states, max_states, ceiling=False)
+    if not nonempty:
+        raise _matches_nothing()
     start = compiler.nfa.state()
-    accept = compiler.sequence(_strip_anchors(list(tree)), start, flags)
+    accept = compiler.sequence(items, start, flags)
     return compiler.nfa, start, accept
 
 
 def _compiles(instance: Any, attribute: Any, value: str) -> None:
-    """Validator (the registry's, at validation time): ``value`` compiles. The registry names
-    the component, so the message goes without it."""
+    """Validator (the registry's, at validation time): ``value`` parses into a supported,
+    non-empty pattern whose automaton fits the largest ``max_states`` — measured on the parse
+    tree, nothing is built (``max_states`` itself is checked when the constraint is built).
+    The registry names the component, so the message goes without it."""
     try:
-        compile_nfa(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message + (f" ({exc.hint})" if exc.hint else "")) from None
+        states, nonempty = measure_pattern(value)
+        if states > MAX_STATES_CEILING:
+            raise _too_many_states(states, MAX_STATES_CEILING, ceiling=True)
+        if not nonempty:
+            raise _matches_nothing()
+    except (ConfigError, ResourceLimitError) as exc:
+        raise ValueError(exc.message + (f"; {exc.hint}" if exc.hint else "")) from None
+
+
+def _states_bound(instance: Any, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STATES_CEILING:
+        raise ResourceLimitError(f"{attribute.name} must be an int in 1..{MAX_STATES_CEILING:,}, "
+                                 f"got {value!r}", component=_COMPONENT)
+
+
+def producible_bytes(tokenizer: Any) -> frozenset[int]:
+    """The byte values that occur in some token's bytes (what generated text can contain)."""
+    seen: set[int] = set()
+    for piece in tokenizer.byte_table:
+        if piece:
+            seen.update(piece)
+            if len(seen) == 256:
+                break
+    return frozenset(seen)
 
 
 @attrs.define
@@ -293,43 +437,52 @@ class RegexConstraint(IncrementalConstraint):
     """Byte strings whose UTF-8 text fully matches ``pattern``.
 
     Built directly, an invalid pattern is a :class:`~tokensmith.ConfigError` naming
-    the component; through the registry, ``_compiles`` refuses it before anything loads.
+    the component, one whose automaton needs more than ``max_states`` states a
+    :class:`~tokensmith.ResourceLimitError`; through the registry, ``_compiles`` refuses
+    what no ``max_states`` allows before anything loads. With ``ctx`` (built for a
+    pipeline) only the bytes the tokenizer's vocabulary contains are read, and a pattern
+    that needs others is an :class:`~tokensmith.IncompatibleComponentsError`.
     """
 
     name = "regex"
 
     pattern: Annotated[str, _compiles] = attrs.field(metadata={
         "doc": "a Python regular expression the whole text must match (re.fullmatch)"})
+    max_states: int = attrs.field(default=MAX_STATES, validator=_states_bound, metadata={
+        "doc": f"bound on the pattern's automaton (states; nested repeats multiply), at most "
+               f"{MAX_STATES_CEILING:,}"})
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _edges: list[list[tuple[int, int, int]]] = attrs.field(init=False, repr=False, eq=False)
     _eps: list[list[int]] = attrs.field(init=False, repr=False, eq=False)
+    _start: int = attrs.field(init=False, repr=False, eq=False)
     _accept: int = attrs.field(init=False, repr=False, eq=False)
     _live: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
-    _sets: list[frozenset[int]] = attrs.field(factory=list, init=False, repr=False, eq=False)
-    _ids: dict[frozenset[int], int] = attrs.field(factory=dict, init=False, repr=False, eq=False)
-    _start: int = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        nfa, start, self._accept = compile_nfa(self.pattern)
+        nfa, self._start, self._accept = compile_nfa(self.pattern, self.max_states)
+        tokenizer = self.ctx.tokenizer if self.ctx is not None else None
+        if tokenizer is not None and getattr(tokenizer, "has_byte_view", False):
+            nfa = self._restrict(nfa, tokenizer)
         self._edges = nfa.edges
         self._eps = nfa.eps
-        self._live = self._co_reachable(nfa, self._accept)
-        self._start = self._intern(self._closure({start}))
+        self._live = nfa.co_reachable(self._accept)
 
-    @staticmethod
-    def _co_reachable(nfa: _NFA, accept: int) -> frozenset[int]:
-        back: list[list[int]] = [[] for _ in nfa.edges]
-        for s, (edges, eps) in enumerate(zip(nfa.edges, nfa.eps)):
-            for _lo, _hi, t in edges:
-                back[t].append(s)
-            for t in eps:
-                back[t].append(s)
-        live, todo = {accept}, [accept]
-        while todo:
-            for s in back[todo.pop()]:
-                if s not in live:
-                    live.add(s)
-                    todo.append(s)
-        return frozenset(live)
+    def _restrict(self, nfa: _NFA, tokenizer: Any) -> _NFA:
+        """``nfa`` reading only bytes some token contains; an error when it then accepts nothing."""
+        allowed = producible_bytes(tokenizer)
+        if len(allowed) == 256:
+            return nfa
+        restricted = nfa.restricted(allowed)
+        if self._start in restricted.co_reachable(self._accept):
+            return restricted
+        live, reached = nfa.co_reachable(self._accept), nfa.reachable(self._start)
+        needed = sorted({b for s in reached for lo, hi, t in nfa.edges[s] if t in live
+                         for b in range(lo, hi + 1) if b not in allowed})
+        raise IncompatibleComponentsError(
+            f"no string matching {self.pattern!r} can be generated with tokenizer "
+            f"'{getattr(tokenizer, 'name', type(tokenizer).__name__)}': every match needs one of the "
+            f"bytes {bytes(needed).hex(' ')}, and no token contains them", component=_COMPONENT,
+            hint="tokenizer.unrepresentable_bytes lists the missing bytes; change the pattern or the model")
 
     def _closure(self, states) -> frozenset[int]:
         out, todo = set(states), list(states)
@@ -340,21 +493,15 @@ class RegexConstraint(IncrementalConstraint):
                     todo.append(t)
         return frozenset(out & self._live)
 
-    def _intern(self, states: frozenset[int]) -> int:
-        if not states:
-            return DEAD
-        sid = self._ids.get(states)
-        if sid is None:
-            sid = self._ids[states] = len(self._sets)
-            self._sets.append(states)
-        return sid
+    def _start_key(self) -> frozenset[int] | None:
+        return self._closure({self._start}) or None
 
-    def _initial(self) -> int:
-        return self._start
+    def _step(self, key: frozenset[int], byte: int) -> frozenset[int] | None:
+        targets = {t for s in key for lo, hi, t in self._edges[s] if lo <= byte <= hi}
+        return self._closure(targets) or None
 
-    def _next(self, state: int, byte: int) -> int:
-        targets = {t for s in self._sets[state] for lo, hi, t in self._edges[s] if lo <= byte <= hi}
-        return self._intern(self._closure(targets))
+    def _is_final(self, key: frozenset[int]) -> bool:
+        return self._accept in key
 
-    def _final(self, state: int) -> bool:
-        return self._accept in self._sets[state]
+    def _key_size(self, key: frozenset[int]) -> int:
+        return len(key)

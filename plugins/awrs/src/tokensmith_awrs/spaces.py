@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tokensmith import BYTE_EOS, ByteLanguageModel, InputError, LanguageModel
+from tokensmith import (
+    BYTE_EOS,
+    ByteLanguageModel,
+    ContextLengthError,
+    InputError,
+    LanguageModel,
+    encode_prompt,
+)
 
 
 class TokenSpace:
@@ -33,7 +40,8 @@ class TokenSpace:
         self._prune = prune
 
     def start(self, prompt: str) -> Any:
-        return self.lm.start(list(self.lm.start_ids) + list(self.lm.tokenizer.encode(prompt).ids))
+        # special-token strings are control tokens only in a TrustedText prompt
+        return self.lm.start(list(self.lm.start_ids) + list(encode_prompt(self.lm.tokenizer, prompt).ids))
 
     def logweights(self, state: Any) -> Any:
         return state.logprobs.to(self._prune.device) + self._prune
@@ -70,9 +78,13 @@ class ByteSpace:
 
         return torch.as_tensor(state.logprobs, dtype=torch.float64)
 
-    def advance(self, state: Any, symbol: int) -> Any:
+    def advance(self, state: Any, symbol: int) -> Any | None:
+        """The state after ``symbol``, or ``None`` when the byte LM's token context is full."""
         self._calls += 1
-        return self.lm.advance(state, symbol)
+        try:
+            return self.lm.advance(state, symbol)
+        except ContextLengthError:
+            return None
 
     def fork(self, state: Any) -> Any:
         return state  # byte states are values: advance() returns a new one

@@ -18,7 +18,14 @@ Two meanings of "exact" (``meaning``):
   byte process is a proper distribution and the chain rule holds exactly.
 * ``"marginal"``: the sum over every tokenization of the bytes, with no mask.
   Exact too, but the number of covers grows exponentially with the length of
-  the string, so it is for short strings (``max_covers`` bounds it).
+  the string, so it is for short strings.
+
+Bounds (both meanings): ``max_covers`` token sequences in a cover set, and
+``max_exact_covers`` of them ending on the byte boundary — each of those holds a
+next-token distribution (vocabulary x 8 bytes) and costs a forward. Past either,
+:class:`CoverSetTooLargeError` (a :class:`~tokensmith.ResourceLimitError`) is
+raised before the forward runs. Batched forwards are split so that their
+logits stay under :data:`BATCH_LOGITS` floats.
 
 Text ends when the model emits an id without text (EOS, any special token,
 padding rows of the output layer): that mass is the :data:`BYTE_EOS` entry.
@@ -39,6 +46,7 @@ from tokensmith import (
     InputError,
     LanguageModel,
     LMState,
+    ResourceLimitError,
     TokensmithError,
 )
 
@@ -46,6 +54,12 @@ from .byte_view import TokenBytes, ValidEncodings, check_byte_tokenizer, check_v
 
 Meaning = Literal["canonical", "marginal"]
 MEANINGS: tuple[str, ...] = get_args(Meaning)
+#: default bound on the token sequences of one cover set
+MAX_COVERS = 200_000
+#: default bound on the covers ending on the byte boundary (each: a forward, vocabulary x 8 bytes)
+MAX_EXACT_COVERS = 1024
+#: a batched forward is split so that its logits (tokens x vocabulary) stay under this many floats
+BATCH_LOGITS = 1 << 24
 
 
 def check_meaning(instance: Any, attribute: Any, value: Any) -> None:
@@ -54,8 +68,9 @@ def check_meaning(instance: Any, attribute: Any, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be one of {', '.join(map(repr, MEANINGS))}, got {value!r}")
 
 
-class CoverSetTooLargeError(TokensmithError, RuntimeError):
-    """The marginal cover set outgrew ``max_covers`` (it grows exponentially with length)."""
+class CoverSetTooLargeError(ResourceLimitError):
+    """A cover set outgrew ``max_covers`` or ``max_exact_covers`` (in the marginal meaning
+    it grows exponentially with the length of the text)."""
 
 
 class ZeroProbabilityError(TokensmithError, ValueError):
@@ -123,18 +138,22 @@ class ByteProbLM(ByteLanguageModel):
     LM without one): decoders draw from its generator when no seed is given.
     """
 
-    def __init__(self, lm: LanguageModel, *, meaning: Meaning = "canonical", max_covers: int = 200_000,
-                 name: str | None = None) -> None:
+    def __init__(self, lm: LanguageModel, *, meaning: Meaning = "canonical", max_covers: int = MAX_COVERS,
+                 max_exact_covers: int = MAX_EXACT_COVERS, name: str | None = None) -> None:
         if meaning not in MEANINGS:
             raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}",
                              component="byte LM 'byteprob'")
         self.name = name or f"byteprob({lm.name}, {meaning})"
         component = f"byte LM '{self.name}'"
+        for key, value in (("max_covers", max_covers), ("max_exact_covers", max_exact_covers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{key} must be an int >= 1, got {value!r}", component=component)
         check_byte_tokenizer(lm.tokenizer, component)
         check_vocab(lm, component)
         self.lm = lm
         self.meaning = meaning
         self.max_covers = max_covers
+        self.max_exact_covers = max_exact_covers
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning == "canonical" else None
         self.counters: ChainMap[str, int] = ChainMap({"states": 0, "max_covers_seen": 0}, lm.counters)
@@ -240,11 +259,14 @@ class ByteProbLM(ByteLanguageModel):
                 f"byte 0x{b:02x} has probability 0 after {covers.data[-20:]!r}: no token sequence "
                 "covers it", component=f"byte LM '{self.name}'",
                 hint="check state.logprobs[byte] > -inf before advancing")
-        if count > self.max_covers:
+        if count > self.max_covers or len(finished) > self.max_exact_covers:
+            what = (f"{count:,} covers exceed max_covers={self.max_covers:,}" if count > self.max_covers else
+                    f"{len(finished):,} covers ending on the byte boundary exceed "
+                    f"max_exact_covers={self.max_exact_covers:,}")
             raise CoverSetTooLargeError(
-                f"{count} covers after {len(data)} bytes exceed max_covers={self.max_covers}",
-                component=f"byte LM '{self.name}'",
-                hint="the marginal meaning grows exponentially; use meaning='canonical' or a shorter text")
+                f"after {len(data)} bytes, {what}", component=f"byte LM '{self.name}'",
+                hint="the marginal meaning grows exponentially with the text; use meaning='canonical', a "
+                     "shorter text, or raise the bound (each boundary cover holds vocabulary x 8 bytes)")
         exact = [Node(parent.ids + (v,), len(data), q) for parent, v, q in finished]
         self._expand(exact, [parent for parent, _, _ in finished], data)
         return CoverSet(data, exact, straddles)
@@ -265,24 +287,41 @@ class ByteProbLM(ByteLanguageModel):
             node.state = lm.extend(lm.fork(self._lm_state(parent)), [node.ids[-1]])
             self._finish(node, node.state.logprobs, data)
         elif todo:
-            rows = lm.logprobs_batch([list(lm.start_ids) + list(n.ids) for n, _ in todo])
-            for (node, parent), row in zip(todo, rows):
+            lasts = self._last_rows([list(lm.start_ids) + list(n.ids) for n, _ in todo])
+            for (node, parent), row in zip(todo, lasts):
                 node.base = parent if parent.state is not None else parent.base
-                self._finish(node, row[-1], data)
+                self._finish(node, row, data)
+
+    def _last_rows(self, seqs: list[list[int]]) -> list[Any]:
+        """The next-token log-distribution after each sequence: ``logprobs_batch`` on chunks whose
+        padded logits (rows x longest x vocabulary) stay under :data:`BATCH_LOGITS` floats, each
+        last row copied out of its chunk so that the chunk is freed."""
+        out: list[Any] = []
+        budget = max(1, BATCH_LOGITS // max(1, self.lm.vocab_size))
+        i = 0
+        while i < len(seqs):
+            j, width = i + 1, len(seqs[i])
+            while j < len(seqs) and (j + 1 - i) * max(width, len(seqs[j])) <= budget:
+                width = max(width, len(seqs[j]))
+                j += 1
+            out += [rows[-1].clone() for rows in self.lm.logprobs_batch(seqs[i:j])]
+            i = j
+        return out
 
     def _prefetch(self, data: bytes, cut: int) -> None:
-        """Score the canonical encodings of every prefix of the prompt's last pre-token in one
-        batched forward: in the canonical meaning they are the covers ending on each byte."""
+        """Score the canonical encodings of the prefixes of the prompt's last pre-token in one
+        batched forward: in the canonical meaning they are the covers ending on each byte. At most
+        ``max_exact_covers`` of them (each is a row of logits kept until ``start`` returns); the
+        covers of a longer pre-token's later bytes are scored one cached step at a time."""
         if self.valid is None or len(data) - cut < 2:
             return
         seqs = {}
-        for end in range(cut + 1, len(data) + 1):
+        for end in range(cut + 1, min(len(data), cut + self.max_exact_covers) + 1):
             ids = self.valid.encode(data[:end])
             if ids is not None and ids:
                 seqs[ids] = list(self.lm.start_ids) + list(ids)
         if len(seqs) > 1:
-            rows = self.lm.logprobs_batch(list(seqs.values()))
-            self._prefetched = {ids: row[-1] for ids, row in zip(seqs, rows)}
+            self._prefetched = dict(zip(seqs, self._last_rows(list(seqs.values()))))
 
     def _lm_state(self, node: Node) -> LMState:
         if node.state is None:

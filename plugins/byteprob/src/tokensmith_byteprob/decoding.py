@@ -3,6 +3,10 @@
 Phan et al., arXiv 2410.09303, Sec. 3.2 (sampling bytes from exact next-byte
 distributions; the paper applies temperature and top-p to the byte
 distribution) and Sec. 4 (FIM: the prompt may end in the middle of a token).
+
+Like the token decoders, generation stops with ``finish_reason="length"`` when the
+LM's context is full (a cover of the next byte would not fit), returning the bytes
+generated so far; a prompt that does not fit is a :class:`~tokensmith.ContextLengthError`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from tokensmith import (
     BuildContext,
     ByteLanguageModel,
     ByteViewError,
+    ContextLengthError,
     Decoder,
     Generation,
     IncompatibleComponentsError,
@@ -27,7 +32,7 @@ from tokensmith import (
 )
 
 from .byte_view import check_byte_tokenizer
-from .cover_set import ByteProbLM, Meaning, check_meaning
+from .cover_set import MAX_COVERS, MAX_EXACT_COVERS, ByteProbLM, Meaning, check_meaning
 
 #: with no ``max_new_bytes``, a token budget becomes this many bytes (English averages ~4)
 BYTES_PER_TOKEN = 4
@@ -46,9 +51,11 @@ def generate_bytes(blm: ByteLanguageModel, prompt: bytes, max_new_bytes: int, *,
                    top_p: float = 1.0, generator: Any = None) -> tuple[bytes, str]:
     """Sample bytes after ``prompt``; returns (bytes, finish reason "stop" or "length").
 
-    ``generator`` is the ``torch.Generator`` sampling draws from (a decoder passes its
-    request's, see :meth:`tokensmith.Decoder.begin`); greedy decoding (temperature 0)
-    draws nothing."""
+    "length" also when the token LM's context is full: the bytes drawn so far are
+    returned (the last one was drawn from an exact distribution; the one after it would
+    need a token past the context). ``generator`` is the ``torch.Generator`` sampling draws
+    from (a decoder passes its request's, see :meth:`tokensmith.Decoder.begin`); greedy
+    decoding (temperature 0) draws nothing."""
     state = blm.start(prompt)
     out = bytearray()
     while len(out) < max_new_bytes:
@@ -57,7 +64,10 @@ def generate_bytes(blm: ByteLanguageModel, prompt: bytes, max_new_bytes: int, *,
             return bytes(out), "stop"
         out.append(b)
         if len(out) < max_new_bytes:
-            state = blm.advance(state, b)
+            try:
+                state = blm.advance(state, b)
+            except ContextLengthError:
+                break
     return bytes(out), "length"
 
 
@@ -83,6 +93,10 @@ class ByteDecoder(Decoder):
         default=None, validator=attrs.validators.optional(positive_int),
         metadata={"doc": f"byte budget (None: {BYTES_PER_TOKEN} x max_new_tokens); "
                   "max_new_tokens=0 still generates nothing"})
+    max_covers: int = attrs.field(default=MAX_COVERS, validator=positive_int, metadata={
+        "doc": "bound on the token sequences of a cover set (ResourceLimitError beyond it)"})
+    max_exact_covers: int = attrs.field(default=MAX_EXACT_COVERS, validator=positive_int, metadata={
+        "doc": "bound on the covers ending on a byte boundary (each: a forward and vocabulary x 8 bytes)"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _byte_lms: dict[int, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
@@ -100,7 +114,8 @@ class ByteDecoder(Decoder):
         """The :class:`ByteProbLM` over ``lm``, built once per LM (its tables cost a vocabulary pass)."""
         key = id(lm)
         if key not in self._byte_lms or self._byte_lms[key].lm is not lm:
-            self._byte_lms[key] = ByteProbLM(lm, meaning=self.meaning)
+            self._byte_lms[key] = ByteProbLM(lm, meaning=self.meaning, max_covers=self.max_covers,
+                                             max_exact_covers=self.max_exact_covers)
         return self._byte_lms[key]
 
     def generate(self, lm: LanguageModel, prompt: str, *, max_new_tokens: int = 32,
