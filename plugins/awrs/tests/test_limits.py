@@ -8,6 +8,7 @@ import math
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -72,7 +73,9 @@ def test_nested_repeats_are_refused_before_memory_is_spent():
         for problem in registry.validate(spec):
             print(type(problem).__name__, problem.component, "|", str(problem).replace("\\n", " "))
     """)
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    # cwd: not the source tree, whose tokensmith/ folder would shadow the installed package
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tempfile.gettempdir())
     assert run.returncode == 0, run.stderr[-2000:]
     direct, validator, validated = run.stdout.strip().split("\n")
     assert "1,001,001,002 states" in direct and "max_states=100,000" in direct
