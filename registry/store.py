@@ -57,6 +57,12 @@ from .discovery import PluginFailure, PluginInfo, canonical, make_plugin_manager
 GENERATE_KEYS = ("prompt", "max_new_tokens", "allow_special")
 
 
+def _undecodable(spec: PipelineSpec, decoder: Component) -> IncompatibleComponentsError:
+    return IncompatibleComponentsError(
+        f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
+        component=decoder.qualname, plugin=decoder.distribution)
+
+
 def _hint_parameters(record: Component) -> str:
     return f"`tokensmith components {record.kind}` lists the parameters of {record.name!r}"
 
@@ -274,15 +280,19 @@ class Registry:
         return obj
 
     # -- validation -------------------------------------------------------
+    def _first_of(self, hook: str, kwargs: dict[str, Any], cls: type, what: str) -> Any:
+        """The first result of a firstresult hook that is a ``cls``; other results are skipped
+        with a warning naming the plugin."""
+        for info, result in self._call_each(hook, kwargs, first=True):
+            if isinstance(result, cls):
+                return result
+            self._failed(info, hook, f"{hook} of plugin {info.name!r} returned "
+                         f"{type(result).__name__}, not {what}; skipped")
+        return None
+
     def describe_model(self, source: ModelSource) -> ModelInfo | None:
         """What the first plugin that knows ``source`` says of it (``tokensmith_describe_model``)."""
-        for info, result in self._call_each("tokensmith_describe_model", {"source": source}, first=True):
-            if isinstance(result, ModelInfo):
-                return result
-            self._failed(info, "tokensmith_describe_model",
-                         f"tokensmith_describe_model of plugin {info.name!r} returned "
-                         f"{type(result).__name__}, not a ModelInfo; ignored")
-        return None
+        return self._first_of("tokensmith_describe_model", {"source": source}, ModelInfo, "a ModelInfo")
 
     def _check_model(self, spec: PipelineSpec) -> tuple[ModelInfo | None, list[TokensmithError]]:
         try:
@@ -350,9 +360,7 @@ class Registry:
                 hint="choose a decoder that accepts constraints (tokensmith components decoder)"))
         if decoder is not None and info is not None and info.provides is not None \
                 and "causal_lm" not in info.provides:
-            problems.append(IncompatibleComponentsError(
-                f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
-                component=decoder.qualname, plugin=decoder.distribution))
+            problems.append(_undecodable(spec, decoder))
         return problems
 
     def _requirement_problems(self, record: Component, spec: PipelineSpec, *, provides: Any = None,
@@ -425,14 +433,9 @@ class Registry:
                              "'tiny-gpt2', a transformers directory, or a .gguf/.safetensors file")
 
     def wrap_language_model(self, model: Any, tokenizer: Any, runtime: Runtime) -> LanguageModel | None:
-        kwargs = {"model": model, "tokenizer": tokenizer, "runtime": runtime}
-        for info, result in self._call_each("tokensmith_wrap_language_model", kwargs, first=True):
-            if isinstance(result, LanguageModel):
-                return result
-            self._failed(info, "tokensmith_wrap_language_model",
-                         f"tokensmith_wrap_language_model of plugin {info.name!r} returned "
-                         f"{type(result).__name__}, not a tokensmith.LanguageModel; skipped")
-        return None
+        return self._first_of("tokensmith_wrap_language_model",
+                              {"model": model, "tokenizer": tokenizer, "runtime": runtime},
+                              LanguageModel, "a tokensmith.LanguageModel")
 
     # -- building ---------------------------------------------------------
     def build_pipeline(self, spec: PipelineSpec | Mapping[str, Any]) -> Pipeline:
@@ -473,9 +476,7 @@ class Registry:
             if ref is not None:
                 built[slot] = self.build(SLOTS[slot], ref, ctx)
         if "decoder" in built and ctx.lm is None:
-            raise ValidationError([IncompatibleComponentsError(
-                f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
-                component=records["decoder"].qualname, plugin=records["decoder"].distribution)])
+            raise ValidationError([_undecodable(spec, records["decoder"])])
         pipeline = Pipeline(spec=spec, runtime=runtime, model=ctx.model, tokenizer=ctx.tokenizer,
                             lm=ctx.lm, decoder=built.get("decoder"), embedding=embedding,
                             normalization=normalization, constraint=built.get("constraint"),
@@ -494,9 +495,7 @@ class Registry:
         for record in records.values():
             problems += self._requirement_problems(record, spec, tokenizer=ctx.tokenizer, lm=lm, loaded=True)
         if "decoder" in records and lm is None:
-            problems.append(IncompatibleComponentsError(
-                f"model {spec.model.source!r} is not a causal LM, so it cannot be decoded",
-                component=records["decoder"].qualname, plugin=records["decoder"].distribution))
+            problems.append(_undecodable(spec, records["decoder"]))
         if problems:
             raise ValidationError(problems)
 

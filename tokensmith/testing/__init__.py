@@ -37,6 +37,8 @@ _LAZY = {
     "load_smollm2": "tokensmith.adapters.models",
     "load_minilm": "tokensmith.adapters.models",
     "smollm2_cache_dir": "tokensmith.adapters.models",
+    "OffsetRMSNorm": "tokensmith.testing.norms",
+    "gemma_style_norms": "tokensmith.testing.norms",
 }
 
 

@@ -11,6 +11,7 @@ from tokensmith_ln_free.fake_norm import token_std
 from torch import nn
 
 from tokensmith import SurgeryError, find_norm_layers
+from tokensmith.testing import OffsetRMSNorm, gemma_style_norms
 
 SINK_TEXTS = ["Zebras graze in the morning.", "Zebras sleep at night."]
 
@@ -121,28 +122,9 @@ def test_leaving_the_two_dimensional_norm_out_works(make_provider):
     assert [c.path for c in report.changes] == ["ln"] and type(new.norm) is nn.LayerNorm
 
 
-class OffsetRMSNorm(nn.Module):
-    """Gemma-style RMSNorm, ``(1 + w) ⊙ x / rms(x)``."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(dim))
-        self.eps = 1e-6
-
-    def forward(self, x):
-        return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
 
-def gemma_norms():
-    norms = [OffsetRMSNorm(8)]
-    try:
-        from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
-    except ImportError:
-        return norms
-    return [*norms, GemmaRMSNorm(8)]
-
-
-@pytest.mark.parametrize("norm", gemma_norms(), ids=lambda n: type(n).__name__)
+@pytest.mark.parametrize("norm", gemma_style_norms(), ids=lambda n: type(n).__name__)
 def test_gemma_style_norm_is_frozen_with_gain_one_plus_weight(provider, norm):
     with torch.no_grad():
         norm.weight.copy_(torch.linspace(-0.5, 2.0, 8))

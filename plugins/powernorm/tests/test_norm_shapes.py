@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from tokensmith import SurgeryError, find_norm_layers
+from tokensmith.testing import gemma_style_norms
 
 
 class TwoDimBlock(nn.Module):
@@ -27,28 +28,9 @@ def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed(normalizatio
     assert not model._forward_pre_hooks and not model._forward_hooks
 
 
-class OffsetRMSNorm(nn.Module):
-    """Gemma-style RMSNorm, ``(1 + w) ⊙ x / rms(x)``."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(dim))
-        self.eps = 1e-6
-
-    def forward(self, x):
-        return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
 
-def gemma_norms():
-    norms = [OffsetRMSNorm(8)]
-    try:
-        from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
-    except ImportError:
-        return norms
-    return [*norms, GemmaRMSNorm(8)]
-
-
-@pytest.mark.parametrize("norm", gemma_norms(), ids=lambda n: type(n).__name__)
+@pytest.mark.parametrize("norm", gemma_style_norms(), ids=lambda n: type(n).__name__)
 def test_gemma_style_norm_starts_gamma_from_one_plus_weight(normalization_provider, norm):
     with torch.no_grad():
         norm.weight.copy_(torch.linspace(-0.5, 2.0, 8))

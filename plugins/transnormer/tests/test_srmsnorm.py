@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tokensmith_transnormer.srmsnorm import SRMSNorm, SRMSNormalization
 
 from tokensmith import ConfigError, SurgeryError
-from tokensmith.testing import NormalizationContract
+from tokensmith.testing import NormalizationContract, gemma_style_norms
 
 _vectors = st.integers(1, 64).flatmap(lambda d: st.lists(
     st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False), min_size=d, max_size=d)).filter(
@@ -151,28 +151,9 @@ def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed():
     assert type(model.ln) is torch.nn.LayerNorm and type(model.norm) is torch.nn.LayerNorm
 
 
-class OffsetRMSNorm(torch.nn.Module):
-    """Gemma-style RMSNorm, ``(1 + w) ⊙ x / rms(x)``."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(dim))
-        self.eps = 1e-6
-
-    def forward(self, x):
-        return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
 
-def gemma_norms():
-    norms = [OffsetRMSNorm(8)]
-    try:
-        from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
-    except ImportError:
-        return norms
-    return [*norms, GemmaRMSNorm(8)]
-
-
-@pytest.mark.parametrize("norm", gemma_norms(), ids=lambda n: type(n).__name__)
+@pytest.mark.parametrize("norm", gemma_style_norms(), ids=lambda n: type(n).__name__)
 def test_gemma_style_norm_reports_its_gain_as_one_plus_weight(norm):
     """A zero weight is the gain 1 in the (1 + w) convention: nothing of the gain is dropped."""
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), norm)
