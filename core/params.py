@@ -71,10 +71,12 @@ class Parameter:
 
 @attrs.frozen
 class Signature:
-    """What a factory declares: its parameters and whether it takes the BuildContext."""
+    """What a factory declares: its parameters, whether it takes the BuildContext, and an
+    optional check across parameters (the factory's ``check_parameters``)."""
 
     parameters: tuple[Parameter, ...] = ()
     wants_context: bool = False
+    check: Any = None
 
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
@@ -170,7 +172,7 @@ def signature_of(factory: Any) -> Signature:
             params.append(Parameter(name, annotation if not isinstance(annotation, str) else Any,
                                     default, _validators(field.validator) + extra, field.converter,
                                     str(field.metadata.get("doc", ""))))
-        return Signature(tuple(params), wants)
+        return Signature(tuple(params), wants, _cross_check(factory))
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         sig = inspect.signature(factory)
@@ -187,7 +189,16 @@ def signature_of(factory: Any) -> Signature:
         annotation, extra = _split_annotated(hints.get(p.name, Any))
         default = REQUIRED if p.default is p.empty else p.default
         params.append(Parameter(p.name, annotation, default, extra))
-    return Signature(tuple(params), wants)
+    return Signature(tuple(params), wants, _cross_check(factory))
+
+
+def _cross_check(factory: Any) -> Any:
+    """A factory's ``check_parameters(values)`` (a classmethod or staticmethod on a class, an
+    attribute of a function): called at validation with every parameter's value (defaults
+    filled in) once each one passed on its own; it raises ``ValueError`` for a combination
+    that cannot work (e.g. a pattern too large for the configured ``max_states``)."""
+    check = getattr(factory, "check_parameters", None)
+    return check if callable(check) else None
 
 
 def check_type(value: Any, annotation: Any) -> tuple[bool, Any]:
@@ -299,6 +310,12 @@ def check_parameters(signature: Signature, params: cabc.Mapping[str, Any]
                 break
         if not bad:
             values[name] = value
+    if signature.check is not None and not problems:
+        full = {p.name: values[p.name] if p.name in values else p.default for p in signature.parameters}
+        try:
+            signature.check(full)
+        except (TypeError, ValueError) as exc:
+            problems.append(getattr(exc, "message", None) or str(exc))
     return values, problems
 
 

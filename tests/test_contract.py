@@ -668,3 +668,32 @@ def test_every_installed_decoder_has_the_same_prologue_errors(installed_registry
 
             with pytest.raises(IncompatibleComponentsError):
                 decoder.generate(tiny_lm, "x", max_new_tokens=1, constraint=FunctionConstraint(bool))
+
+
+def test_a_check_across_parameters_runs_at_validation(make_registry):
+    @attrs.define
+    class Window(Constraint):
+        name = "window"
+        low: int = 0
+        high: int = 10
+
+        @staticmethod
+        def check_parameters(values):
+            if values["low"] > values["high"]:
+                raise ValueError(f"low ({values['low']}) must not exceed high ({values['high']})")
+
+        def _allows(self, prefix):
+            return self.low <= len(prefix) <= self.high
+
+    loads = Loads()
+    reg = registry_with(make_registry, ("tokensmith_register_constraints", [Component("window", Window)]),
+                        ("tokensmith_register_decoders", [Component("plain", Plain)]), loads=loads)
+    spec = PipelineSpec(model="tiny-llama", decoder="plain", constraint={"type": "window", "low": 20},
+                        runtime={"device": "cpu"})
+    problems = reg.validate(spec)
+    assert len(problems) == 1 and "low (20) must not exceed high (10)" in str(problems[0])
+    assert problems[0].component == "constraint 'window'"
+    with pytest.raises(ValidationError):
+        reg.build_pipeline(spec)
+    assert loads.loads == 0
+    assert reg.build("constraint", {"type": "window", "low": 2}).allows(b"abc")

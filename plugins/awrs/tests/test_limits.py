@@ -101,8 +101,12 @@ def test_max_states_is_the_bound_and_can_be_raised():
 def test_max_states_through_the_registry(registry):
     with pytest.raises(ConfigError, match="parameter 'max_states'"):
         registry.build("constraint", {"type": "regex", "pattern": "a", "max_states": 0})
-    with pytest.raises(ResourceLimitError, match="max_states=100"):
+    # the configured bound is checked with the pattern at validation (check_parameters)
+    with pytest.raises(ConfigError, match="max_states=100"):
         registry.build("constraint", {"type": "regex", "pattern": "a{200}", "max_states": 100})
+    spec = PipelineSpec(model="tiny-llama", decoder="awrs",
+                        constraint={"type": "regex", "pattern": "a{200}", "max_states": 100})
+    assert any("max_states=100" in str(p) for p in registry.validate(spec))
     assert registry.build("constraint", {"type": "regex", "pattern": "a{200}", "max_states": 300}).accepts(
         b"a" * 200)
 
@@ -431,3 +435,13 @@ def test_python_too_deep_for_cpython_is_refused_not_raised(source):
     c = PythonConstraint()
     assert not c.accepts(source) and not c.allows(source)
     assert c.accepts(b"1+" * 100 + b"1") and c.allows(b"-" * 100)  # shallow nesting still parses
+
+
+def test_max_depth_is_checked_with_the_schema_at_validation(registry):
+    deep = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {}}}}
+    spec = PipelineSpec(model="tiny-llama", decoder="awrs",
+                        constraint={"type": "json-schema", "schema": deep, "max_depth": 2})
+    assert any("max_depth=2" in str(p) for p in registry.validate(spec))
+    ok = PipelineSpec(model="tiny-llama", decoder="awrs",
+                      constraint={"type": "json-schema", "schema": deep, "max_depth": 8})
+    assert registry.validate(ok) == []

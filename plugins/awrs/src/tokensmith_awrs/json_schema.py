@@ -205,7 +205,7 @@ def parse_schema(schema: Any) -> Any:
 
 def _compiles(instance: Any, attribute: Any, value: Any) -> None:
     """Validator (the registry's, at validation time): ``value`` compiles within the largest
-    ``max_depth`` (``max_depth`` itself is checked when the constraint is built). The registry
+    ``max_depth`` (the configured ``max_depth`` is checked by ``check_parameters``). The registry
     names the component, so the message goes without it."""
     try:
         schema = parse_schema(value)
@@ -237,6 +237,13 @@ class JSONSchemaConstraint(IncrementalConstraint):
     max_depth: int = attrs.field(default=MAX_DEPTH, validator=_depth_bound, metadata={
         "doc": f"bound on the schema's nesting (objects and arrays), at most {MAX_DEPTH_CEILING}"})
     nodes: list[Node] = attrs.field(init=False, repr=False, eq=False)
+
+    @staticmethod
+    def check_parameters(values: dict[str, Any]) -> None:
+        """At validation: the schema fits the configured ``max_depth``."""
+        if schema_depth(parse_schema(values["schema"]), values["max_depth"]) > values["max_depth"]:
+            exc = _too_deep(values["max_depth"], ceiling=False)
+            raise ValueError(exc.message + (f"; {exc.hint}" if exc.hint else ""))
 
     def __attrs_post_init__(self) -> None:
         self.schema = parse_schema(self.schema)

@@ -403,7 +403,7 @@ def compile_nfa(pattern: str, max_states: int = MAX_STATES) -> tuple[_NFA, int, 
 def _compiles(instance: Any, attribute: Any, value: str) -> None:
     """Validator (the registry's, at validation time): ``value`` parses into a supported,
     non-empty pattern whose automaton fits the largest ``max_states`` — measured on the parse
-    tree, nothing is built (``max_states`` itself is checked when the constraint is built).
+    tree, nothing is built (the configured ``max_states`` is checked by ``check_parameters``).
     The registry names the component, so the message goes without it."""
     try:
         states, nonempty = measure_pattern(value)
@@ -457,6 +457,14 @@ class RegexConstraint(IncrementalConstraint):
     _start: int = attrs.field(init=False, repr=False, eq=False)
     _accept: int = attrs.field(init=False, repr=False, eq=False)
     _live: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+
+    @staticmethod
+    def check_parameters(values: dict[str, Any]) -> None:
+        """At validation: the pattern's automaton fits the configured ``max_states``."""
+        states, _ = measure_pattern(values["pattern"])
+        if 1 + states > values["max_states"]:
+            exc = _too_many_states(1 + states, values["max_states"], ceiling=False)
+            raise ValueError(exc.message + (f"; {exc.hint}" if exc.hint else ""))
 
     def __attrs_post_init__(self) -> None:
         nfa, self._start, self._accept = compile_nfa(self.pattern, self.max_states)
