@@ -70,6 +70,7 @@ from tokensmith.core.records import (
     ModelReport,
     PreToken,
 )
+from tokensmith.core.report import REPORT_FORMAT, Provenance, Report, Series, Table
 from tokensmith.core.runtime import Runtime
 from tokensmith.core.sampling import filtered_probs
 from tokensmith.core.text import bold
@@ -108,6 +109,11 @@ _LAZY = {
     "atomic_write_text": "tokensmith.adapters.artifacts",
     "save_artifact": "tokensmith.adapters.artifacts",
     "load_artifact": "tokensmith.adapters.artifacts",
+    "to_markdown": "tokensmith.adapters.report",
+    "to_terminal": "tokensmith.adapters.report",
+    "write_json": "tokensmith.adapters.report",
+    "write_png": "tokensmith.adapters.report",
+    "write_all": "tokensmith.adapters.report",
 }
 
 
@@ -133,7 +139,7 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "BYTE_EOS", "KINDS", "KIND_TABLE", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
+    "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
     "ArtifactDeviceError", "ArtifactError", "ArtifactVersionError", "Attribution", "BuildContext",
     "ByteLanguageModel", "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError",
     "ComponentError", "ComponentRef", "ConfigError", "Constraint", "ConstraintSet", "ContextLengthError",
@@ -141,13 +147,14 @@ __all__ = [
     "Evaluation", "EvaluationReport", "FunctionConstraint", "Generation", "HFCausalLM", "HFTokenizer",
     "IncompatibleComponentsError", "InputError", "Kind", "LMState", "LanguageModel", "ModelInfo",
     "ModelLoadError", "ModelReport", "ModelSource", "NormLayer", "NormalizationProvider", "Objective",
-    "Parameter", "Pipeline", "PipelineSpec", "PluginLoadError", "PreToken", "Registry",
-    "ResourceLimitError", "Runtime", "StaleStateError", "SurgeryError", "Tokenizer", "TokenizerStage",
-    "TokenizerTrainer", "TokensmithError", "TrustedText", "UnknownComponentError",
-    "UnrepresentableTextError", "UnsupportedRuntimeError", "UntrustedModelError", "ValidationError",
-    "atomic_write_bytes", "atomic_write_text", "bold", "byte_level_decoder", "check_byte_view",
-    "default_registry", "encode_prompt", "filtered_probs", "find_norm_layers", "hookimpl",
-    "load_artifact", "load_pipeline", "non_negative", "non_negative_int", "parameters_of", "positive",
-    "positive_int", "probability", "replace_module", "require_ids", "require_text", "require_texts",
-    "save_artifact", "tiny_tokenizer", "unit_interval",
+    "Parameter", "Pipeline", "PipelineSpec", "PluginLoadError", "PreToken", "Provenance", "Registry",
+    "Report", "ResourceLimitError", "Runtime", "Series", "StaleStateError", "SurgeryError", "Table",
+    "Tokenizer", "TokenizerStage", "TokenizerTrainer", "TokensmithError", "TrustedText",
+    "UnknownComponentError", "UnrepresentableTextError", "UnsupportedRuntimeError",
+    "UntrustedModelError", "ValidationError", "atomic_write_bytes", "atomic_write_text", "bold",
+    "byte_level_decoder", "check_byte_view", "default_registry", "encode_prompt", "filtered_probs",
+    "find_norm_layers", "hookimpl", "load_artifact", "load_pipeline", "non_negative", "non_negative_int",
+    "parameters_of", "positive", "positive_int", "probability", "replace_module", "require_ids",
+    "require_text", "require_texts", "save_artifact", "tiny_tokenizer", "to_markdown", "to_terminal",
+    "unit_interval", "write_all", "write_json", "write_png",
 ]
