@@ -171,11 +171,17 @@ class PipelineSpec:
 class BuildContext:
     """What a factory that asks for it (a parameter named ``ctx``) may use: the runtime,
     whatever is already built, and the registry (to build other components by name,
-    e.g. a demo comparing against the ``greedy`` baseline)."""
+    e.g. a demo comparing against the ``greedy`` baseline).
+
+    ``tokenizer`` is the pipeline's tokenizer (the ``[tokenizer]`` once it is built);
+    ``model_tokenizer`` is the one the model was loaded with, the vocabulary its embedding
+    rows belong to, so an embedding provider can transplant from it (docs/transplant.md).
+    Without a ``[tokenizer]`` both are the same object."""
 
     runtime: Runtime
     model: Any = None
     tokenizer: Tokenizer | None = None
+    model_tokenizer: Tokenizer | None = None
     lm: LanguageModel | None = None
     source: ModelSource | None = None
     registry: Any = None

@@ -450,9 +450,9 @@ class Registry:
         for _ in self._call_each("tokensmith_configure", {"runtime": runtime}):
             pass
         model, tokenizer = self.load_model(spec.model, runtime)
-        ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, source=spec.model,
-                           registry=self)
-        if spec.tokenizer is not None:
+        ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, model_tokenizer=tokenizer,
+                           source=spec.model, registry=self)
+        if spec.tokenizer is not None:  # the pipeline's tokenizer; ctx.model_tokenizer stays the model's
             ctx.tokenizer = self.build("tokenizer", spec.tokenizer, ctx)
         records = {slot: self.get(SLOTS[slot], ref.type) for slot, ref in spec.slots().items()
                    if isinstance(ref, ComponentRef)}
