@@ -121,3 +121,19 @@ def test_catalog_matches_the_installed_first_party_plugins(installed_registry):
         assert installed == {(k, n) for k, names in kinds.items() for n in names}, dist
     if checked == 0:
         pytest.skip("no first-party plugin is installed here")
+
+
+def test_subprocesses_in_tests_run_outside_the_source_tree():
+    """`python -c`/`-m` put the working directory first on sys.path; run from the repository
+    root (as tox does), the source tree's tokensmith/ folder (without core/, registry/...)
+    would shadow the installed package. Every such call must pass cwd=."""
+    bad = []
+    for folder in (ROOT / "tests", *(p / "tests" for p in PLUGIN_DIRS)):
+        for path in _python_files(folder):
+            text = path.read_text()
+            for match in re.finditer(r"subprocess\.(?:run|Popen)\((.*?)\)\n", text, re.S):
+                call = match.group(1)
+                if ('"-c"' in call or '"-m"' in call or " -m " in call) and "cwd=" not in call:
+                    line = text[:match.start()].count("\n") + 1
+                    bad.append(f"{path.relative_to(ROOT)}:{line}")
+    assert not bad, bad

@@ -238,10 +238,11 @@ def test_the_docs_example_runs_and_shows_what_it_says(monkeypatch, capsys, tmp_p
         "greedy-vs-awrs.json", "greedy-vs-awrs.md", "greedy-vs-awrs.png"]
 
 
-def test_importing_the_record_stays_light():
+def test_importing_the_record_stays_light(tmp_path):
     code = ("import sys, tokensmith.core.report; "
             "print(sorted({'torch', 'matplotlib', 'rich', 'transformers'} & set(sys.modules)))")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # cwd: not the source tree, whose tokensmith/ folder would shadow the installed package
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           check=True).stdout.strip() == "[]"
 
 
@@ -343,7 +344,8 @@ def test_png_does_not_touch_the_pyplot_backend(tmp_path):
             "from tokensmith.adapters.report import write_png; from tokensmith.core.report import *; "
             f"write_png(Report('r', series=(Series('s', (1, 2), (3, 4)),)), {str(tmp_path / 'r.png')!r}); "
             "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
     assert out.split() == ["svg", "False"]
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
 
