@@ -48,6 +48,11 @@ class ConfigError(TokensmithError, ValueError):
     """A configuration value (pipeline spec, component parameter, TOML) is invalid."""
 
 
+class ParameterTypeError(ConfigError, TypeError):
+    """A component parameter has the wrong type (raised by the shared validators when a
+    component is built directly in Python; the registry reports the same as a ConfigError)."""
+
+
 class ValidationError(ConfigError):
     """Several problems found while validating a pipeline; all are listed at once."""
 

@@ -280,6 +280,11 @@ class Registry:
         return obj
 
     # -- validation -------------------------------------------------------
+    def _notify(self, hook: str, kwargs: dict[str, Any]) -> None:
+        """Call every implementation of a hook whose results are not used, each isolated."""
+        for _ in self._call_each(hook, kwargs):
+            pass
+
     def _first_of(self, hook: str, kwargs: dict[str, Any], cls: type, what: str) -> Any:
         """The first result of a firstresult hook that is a ``cls``; other results are skipped
         with a warning naming the plugin."""
@@ -447,8 +452,7 @@ class Registry:
             raise ValidationError(problems)
         runtime = Runtime.from_config(spec.runtime)
         runtime.apply()
-        for _ in self._call_each("tokensmith_configure", {"runtime": runtime}):
-            pass
+        self._notify("tokensmith_configure", {"runtime": runtime})
         model, tokenizer = self.load_model(spec.model, runtime)
         ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, model_tokenizer=tokenizer,
                            source=spec.model, registry=self)
@@ -482,8 +486,7 @@ class Registry:
                             normalization=normalization, constraint=built.get("constraint"),
                             objective=built.get("objective"), evaluation=built.get("evaluation"),
                             stages=stages, reports=reports, components=records)
-        for _ in self._call_each("tokensmith_pipeline_built", {"pipeline": pipeline}):
-            pass
+        self._notify("tokensmith_pipeline_built", {"pipeline": pipeline})
         return pipeline
 
     def _check_requirements(self, spec: PipelineSpec, records: dict[str, Component],

@@ -49,3 +49,16 @@ def test_validators_refuse_wrong_types_with_a_message(bad):
 
     with pytest.raises((TypeError, ValueError), match="a must be"):
         C(a=bad)
+
+
+def test_the_shared_validators_raise_typed_errors():
+    from tokensmith import ConfigError, ParameterTypeError
+
+    @attrs.define
+    class C:
+        a: float = attrs.field(default=1.0, validator=positive)
+
+    with pytest.raises(ParameterTypeError, match="a must be a number"):
+        C(a="hot")
+    with pytest.raises(ConfigError, match="a must be > 0"):
+        C(a=0)

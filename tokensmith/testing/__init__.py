@@ -39,6 +39,7 @@ _LAZY = {
     "smollm2_cache_dir": "tokensmith.adapters.models",
     "OffsetRMSNorm": "tokensmith.testing.norms",
     "gemma_style_norms": "tokensmith.testing.norms",
+    "TwoDimNormBlock": "tokensmith.testing.norms",
 }
 
 

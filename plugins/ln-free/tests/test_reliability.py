@@ -11,7 +11,7 @@ from tokensmith_ln_free.fake_norm import token_std
 from torch import nn
 
 from tokensmith import SurgeryError, find_norm_layers
-from tokensmith.testing import OffsetRMSNorm, gemma_style_norms
+from tokensmith.testing import OffsetRMSNorm, TwoDimNormBlock, gemma_style_norms
 
 SINK_TEXTS = ["Zebras graze in the morning.", "Zebras sleep at night."]
 
@@ -95,18 +95,8 @@ def test_inplace_false_is_bit_identical_on_one_token_forwards(loaded_tiny_llama,
         assert torch.equal(new(input_ids=ids[None]).logits, model(input_ids=ids[None]).logits)
 
 
-class TwoDimBlock(nn.Module):
-    """A block whose norm is ``nn.LayerNorm((4, 8))``: over the last two dimensions."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = nn.Linear(8, 8)
-        self.ln = nn.LayerNorm(8)
-        self.norm = nn.LayerNorm((4, 8))
-
-
 def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed(provider):
-    model = TwoDimBlock()
+    model = TwoDimNormBlock()
     with pytest.raises(SurgeryError, match=r"norm \(LayerNorm\) normalizes over the last 2 dimensions "
                                            r"\(4, 8\)") as info:
         provider.replace(model, inplace=True)
@@ -117,7 +107,7 @@ def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed(provider):
 
 
 def test_leaving_the_two_dimensional_norm_out_works(make_provider):
-    model = TwoDimBlock()
+    model = TwoDimNormBlock()
     new, report = make_provider(layers=["ln"]).replace(model, inplace=False)
     assert [c.path for c in report.changes] == ["ln"] and type(new.norm) is nn.LayerNorm
 

@@ -6,19 +6,11 @@ import torch
 from torch import nn
 
 from tokensmith import SurgeryError, find_norm_layers
-from tokensmith.testing import gemma_style_norms
-
-
-class TwoDimBlock(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = nn.Linear(8, 8)
-        self.ln = nn.LayerNorm(8)
-        self.norm = nn.LayerNorm((4, 8))
+from tokensmith.testing import TwoDimNormBlock, gemma_style_norms
 
 
 def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed(normalization_provider):
-    model = TwoDimBlock()
+    model = TwoDimNormBlock()
     with pytest.raises(SurgeryError, match=r"norm \(LayerNorm\) normalizes over the last 2 dimensions "
                                            r"\(4, 8\)") as info:
         normalization_provider.replace(model, inplace=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tokensmith_transnormer.srmsnorm import SRMSNorm, SRMSNormalization
 
 from tokensmith import ConfigError, SurgeryError
-from tokensmith.testing import NormalizationContract, gemma_style_norms
+from tokensmith.testing import NormalizationContract, TwoDimNormBlock, gemma_style_norms
 
 _vectors = st.integers(1, 64).flatmap(lambda d: st.lists(
     st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False), min_size=d, max_size=d)).filter(
@@ -133,17 +133,9 @@ def test_direct_construction_validates_too():
             SRMSNormalization(**bad)
 
 
-class TwoDimBlock(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = torch.nn.Linear(8, 8)
-        self.ln = torch.nn.LayerNorm(8)
-        self.norm = torch.nn.LayerNorm((4, 8))
-
-
 def test_norm_over_two_dimensions_is_refused_and_nothing_is_changed():
     """Issue 8, item 20: SRMSNorm(8) would normalize each row of the (4, 8) block instead."""
-    model = TwoDimBlock()
+    model = TwoDimNormBlock()
     with pytest.raises(SurgeryError, match=r"norm \(LayerNorm\) normalizes over the last 2 dimensions "
                                            r"\(4, 8\)") as info:
         SRMSNormalization().replace(model, inplace=True)
