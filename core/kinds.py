@@ -10,9 +10,12 @@ from typing import Any
 import attrs
 
 from .constraint import Constraint
+from .dataset import Dataset
 from .decoding import Decoder
 from .embedding import EmbeddingProvider
 from .normalization import NormalizationProvider
+from .objectives import Objective
+from .recipe import Recipe
 from .tokenizer import Tokenizer
 
 
@@ -34,15 +37,6 @@ class TokenizerTrainer(ABC):
     def train(self, texts: Iterable[str]) -> Tokenizer: ...
 
 
-class Objective(ABC):
-    """A loss, reward, or token weighting used in training."""
-
-    name: str = "objective"
-
-    @abstractmethod
-    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-
-
 @attrs.frozen
 class EvaluationReport:
     name: str
@@ -57,6 +51,15 @@ class Evaluation(ABC):
 
     @abstractmethod
     def run(self, pipeline: Any) -> EvaluationReport: ...
+
+
+class Benchmark(ABC):
+    """A measurement of a technique against its baseline in the same run (``tokensmith bench``)."""
+
+    name: str = "benchmark"
+
+    @abstractmethod
+    def run(self, *, quick: bool = False) -> Any: ...
 
 
 class Attribution(ABC):
@@ -128,10 +131,16 @@ KIND_TABLE: tuple[Kind, ...] = (
          "turns next-token distributions into text"),
     Kind("constraint", Constraint, "tokensmith_register_constraints", ("allows", "accepts", "reset_counters"),
          "constraint", "a predicate on byte prefixes"),
-    Kind("objective", Objective, "tokensmith_register_objectives", ("__call__",), "objective",
-         "a loss, reward or token weighting"),
+    Kind("objective", Objective, "tokensmith_register_objectives", ("role", "__call__"), "objective",
+         "a loss, token weights or mask, reward or advantage"),
+    Kind("recipe", Recipe, "tokensmith_register_recipes", ("prepare", "callbacks"), None,
+         "a training procedure run by the core recipe runner"),
+    Kind("dataset", Dataset, "tokensmith_register_datasets", ("examples",), None,
+         "an offline corpus or task set with seeded splits"),
     Kind("evaluation", Evaluation, "tokensmith_register_evaluations", ("run",), "evaluation",
          "scores a pipeline on generated tasks"),
+    Kind("benchmark", Benchmark, "tokensmith_register_benchmarks", ("run",), None,
+         "a technique measured against its baseline in the same run"),
     Kind("attribution", Attribution, "tokensmith_register_attributions", ("attribute",), None,
          "importance of input tokens for a prediction"),
     Kind("architecture", Architecture, "tokensmith_register_architectures", ("build",), None,

@@ -60,8 +60,8 @@ def tokensmith_register_normalizations() -> list[Component]:
 
 @hookspec
 def tokensmith_register_decoders() -> list[Component]:
-    """Decoders (:class:`~tokensmith.core.decoding.Decoder`). Set
-    ``accepts_constraint=True`` on the record if the decoder honours constraints."""
+    """Decoders (:class:`~tokensmith.core.decoding.Decoder`). A decoder
+    that honours constraints sets the class attribute ``accepts_constraint = True``."""
 
 
 @hookspec
@@ -71,7 +71,23 @@ def tokensmith_register_constraints() -> list[Component]:
 
 @hookspec
 def tokensmith_register_objectives() -> list[Component]:
-    """Objectives: losses, rewards, token weights or selection (:class:`~tokensmith.core.kinds.Objective`)."""
+    """Objectives: losses, token weights or masks, rewards and advantages
+    (:mod:`tokensmith.core.objectives`: Loss, TokenWeights, TokenMask, Reward, Advantage)."""
+
+
+@hookspec
+def tokensmith_register_recipes() -> list[Component]:
+    """Training recipes run by the core recipe runner (:class:`~tokensmith.core.recipe.Recipe`)."""
+
+
+@hookspec
+def tokensmith_register_datasets() -> list[Component]:
+    """Datasets: offline corpora and task sets (:class:`~tokensmith.core.dataset.Dataset`)."""
+
+
+@hookspec
+def tokensmith_register_benchmarks() -> list[Component]:
+    """Benchmarks run by ``tokensmith bench`` (:class:`~tokensmith.core.kinds.Benchmark`)."""
 
 
 @hookspec

@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
+from tokensmith.core.dataset import Dataset
 from tokensmith.core.decoding import Decoder, DecodeRequest
 from tokensmith.core.embedding import EmbeddingProvider
 from tokensmith.core.errors import (
@@ -48,18 +49,30 @@ from tokensmith.core.kinds import (
     REQUIREMENTS,
     Architecture,
     Attribution,
+    Benchmark,
     Demo,
     Evaluation,
     EvaluationReport,
     Kind,
-    Objective,
     TokenizerStage,
     TokenizerTrainer,
 )
 from tokensmith.core.language_model import BYTE_EOS, ByteLanguageModel, ByteState, LanguageModel, LMState
 from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers, replace_module
+from tokensmith.core.objectives import (
+    IGNORE_INDEX,
+    ROLES,
+    Advantage,
+    Loss,
+    Objective,
+    Reward,
+    TokenMask,
+    TokenWeights,
+    role_of,
+)
 from tokensmith.core.params import Parameter, parameters_of
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
+from tokensmith.core.recipe import Recipe
 from tokensmith.core.records import (
     Change,
     Component,
@@ -144,6 +157,8 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
+    "IGNORE_INDEX", "ROLES", "Advantage", "Benchmark", "Dataset", "Loss", "Recipe", "Reward", "TokenMask",
+    "TokenWeights", "role_of",
     "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
     "ArtifactDeviceError", "ArtifactError", "ArtifactVersionError", "Attribution", "BuildContext",
     "ByteLanguageModel", "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError",
