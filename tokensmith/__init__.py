@@ -62,13 +62,18 @@ from tokensmith.core.normalization import NormalizationProvider, NormLayer, find
 from tokensmith.core.objectives import (
     IGNORE_INDEX,
     ROLES,
+    TOKEN_WEIGHTS_KEY,
     Advantage,
+    ComposedLoss,
     Loss,
     Objective,
     Reward,
+    TokenCrossEntropy,
     TokenMask,
     TokenWeights,
+    compose,
     role_of,
+    token_cross_entropy,
 )
 from tokensmith.core.params import Parameter, parameters_of
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
@@ -157,7 +162,8 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "IGNORE_INDEX", "ROLES", "Advantage", "Benchmark", "Dataset", "Loss", "Recipe", "Reward", "TokenMask",
+    "IGNORE_INDEX", "ROLES", "TOKEN_WEIGHTS_KEY", "ComposedLoss", "TokenCrossEntropy", "compose",
+    "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "Loss", "Recipe", "Reward", "TokenMask",
     "TokenWeights", "role_of",
     "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
     "ArtifactDeviceError", "ArtifactError", "ArtifactVersionError", "Attribution", "BuildContext",
