@@ -4,7 +4,7 @@ small interfaces of the kinds beyond the four main ones, one job each."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -13,9 +13,11 @@ from .constraint import Constraint
 from .dataset import Dataset
 from .decoding import Decoder
 from .embedding import EmbeddingProvider
+from .errors import InputError
 from .normalization import NormalizationProvider
 from .objectives import Objective
 from .recipe import Recipe
+from .report import Report
 from .tokenizer import Tokenizer
 
 
@@ -37,29 +39,43 @@ class TokenizerTrainer(ABC):
     def train(self, texts: Iterable[str]) -> Tokenizer: ...
 
 
-@attrs.frozen
-class EvaluationReport:
-    name: str
-    metrics: Mapping[str, float]
-    details: Mapping[str, Any] = attrs.field(factory=dict)
-
-
 class Evaluation(ABC):
-    """Generates tasks, scores a pipeline on them, returns a report."""
+    """Scores a target and returns a :class:`~tokensmith.Report` (``tokensmith eval``).
+
+    The target is a built :class:`~tokensmith.Pipeline` or, for an evaluation of tokenizers
+    only (fertility, parity across languages, Rényi efficiency...), a
+    :class:`~tokensmith.Tokenizer`. ``targets`` says which it accepts: ``("pipeline",)``
+    (the default: it needs the model or the LM) or ``("pipeline", "tokenizer")`` (it reads
+    only a tokenizer, the pipeline's when given a pipeline: :meth:`tokenizer_of`).
+    ``quick=True`` asks for a smaller run (a smoke test, CI)."""
 
     name: str = "evaluation"
+    targets: tuple[str, ...] = ("pipeline",)
 
     @abstractmethod
-    def run(self, pipeline: Any) -> EvaluationReport: ...
+    def run(self, target: Any, *, quick: bool = False) -> Report: ...
+
+    @staticmethod
+    def tokenizer_of(target: Any) -> Tokenizer:
+        """The tokenizer to evaluate: ``target`` itself, or a pipeline's ``tokenizer``."""
+        tokenizer = target if isinstance(target, Tokenizer) else getattr(target, "tokenizer", None)
+        if tokenizer is None:
+            raise InputError(f"{type(target).__name__} is neither a Tokenizer nor a pipeline with one",
+                             component="evaluation",
+                             hint="pass a tokensmith.Tokenizer or a built tokensmith.Pipeline")
+        return tokenizer
 
 
 class Benchmark(ABC):
-    """A measurement of a technique against its baseline in the same run (``tokensmith bench``)."""
+    """A technique measured against its baseline in the same run (``tokensmith bench``):
+    ratios, never absolute times alone, in the returned :class:`~tokensmith.Report`
+    (metrics, tables, series for the plot). A benchmark loads what it measures itself;
+    ``quick=True`` runs smaller sizes (a smoke run)."""
 
     name: str = "benchmark"
 
     @abstractmethod
-    def run(self, *, quick: bool = False) -> Any: ...
+    def run(self, *, quick: bool = False) -> Report: ...
 
 
 class Attribution(ABC):
@@ -86,8 +102,9 @@ class Demo(ABC):
     name: str = "demo"
 
     @abstractmethod
-    def run(self, pipeline: Any, out: Any) -> Mapping[str, Any]:
-        """Print to ``out`` (a text stream) and return the numbers shown."""
+    def run(self, pipeline: Any, out: Any) -> Report:
+        """Print to ``out`` (a text stream; plain text unless it is a terminal) and return
+        the numbers shown as a :class:`~tokensmith.Report`."""
 
 
 @attrs.frozen
@@ -138,7 +155,7 @@ KIND_TABLE: tuple[Kind, ...] = (
     Kind("dataset", Dataset, "tokensmith_register_datasets", ("examples",), None,
          "an offline corpus or task set with seeded splits"),
     Kind("evaluation", Evaluation, "tokensmith_register_evaluations", ("run",), "evaluation",
-         "scores a pipeline on generated tasks"),
+         "scores a pipeline or a tokenizer; returns a Report"),
     Kind("benchmark", Benchmark, "tokensmith_register_benchmarks", ("run",), None,
          "a technique measured against its baseline in the same run"),
     Kind("attribution", Attribution, "tokensmith_register_attributions", ("attribute",), None,

@@ -14,6 +14,21 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from tokensmith.core.bench import (
+    Comparison,
+    PeakRSS,
+    TextScore,
+    Timing,
+    best_of,
+    bits_per_byte,
+    compare,
+    peak_rss,
+    peak_rss_bytes,
+    perplexity,
+    ratio,
+    rss_bytes,
+    score_texts,
+)
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
 from tokensmith.core.dataset import Dataset
 from tokensmith.core.decoding import Decoder, DecodeRequest
@@ -52,7 +67,6 @@ from tokensmith.core.kinds import (
     Benchmark,
     Demo,
     Evaluation,
-    EvaluationReport,
     Kind,
     TokenizerStage,
     TokenizerTrainer,
@@ -61,6 +75,7 @@ from tokensmith.core.language_model import BYTE_EOS, ByteLanguageModel, ByteStat
 from tokensmith.core.normalization import NormalizationProvider, NormLayer, find_norm_layers, replace_module
 from tokensmith.core.objectives import (
     IGNORE_INDEX,
+    RESPONSE_MASK_KEY,
     ROLES,
     TOKEN_WEIGHTS_KEY,
     Advantage,
@@ -72,6 +87,7 @@ from tokensmith.core.objectives import (
     TokenMask,
     TokenWeights,
     compose,
+    response_tokens,
     role_of,
     token_cross_entropy,
 )
@@ -137,6 +153,15 @@ _LAZY = {
     "write_json": "tokensmith.adapters.report",
     "write_png": "tokensmith.adapters.report",
     "write_all": "tokensmith.adapters.report",
+    "compute_loss_func": "tokensmith.adapters.trainer_bridge",
+    "ObjectiveTrainer": "tokensmith.adapters.trainer_bridge",
+    "ObjectiveSFTTrainer": "tokensmith.adapters.trl",
+    "reward_funcs": "tokensmith.adapters.trl",
+    "sft_config": "tokensmith.adapters.trl",
+    "grpo_config": "tokensmith.adapters.trl",
+    "tensor_bytes": "tokensmith.adapters.bench",
+    "live_tensor_bytes": "tokensmith.adapters.bench",
+    "tensor_peak": "tokensmith.adapters.bench",
 }
 
 
@@ -165,12 +190,14 @@ __all__ = [
     "IGNORE_INDEX", "ROLES", "TOKEN_WEIGHTS_KEY", "ComposedLoss", "TokenCrossEntropy", "compose",
     "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "Loss", "Recipe", "Reward", "TokenMask",
     "TokenWeights", "role_of",
+    "RESPONSE_MASK_KEY", "response_tokens", "compute_loss_func", "ObjectiveTrainer", "ObjectiveSFTTrainer",
+    "reward_funcs", "sft_config", "grpo_config",
     "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
     "ArtifactDeviceError", "ArtifactError", "ArtifactVersionError", "Attribution", "BuildContext",
     "ByteLanguageModel", "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError",
     "ComponentError", "ComponentRef", "ConfigError", "Constraint", "ConstraintSet", "ContextLengthError",
     "CorruptArtifactError", "DecodeRequest", "Decoder", "Demo", "EmbeddingProvider", "Encoding",
-    "Evaluation", "EvaluationReport", "FunctionConstraint", "Generation", "HFCausalLM", "HFTokenizer",
+    "Evaluation", "FunctionConstraint", "Generation", "HFCausalLM", "HFTokenizer",
     "IncompatibleComponentsError", "InputError", "Kind", "LMState", "LanguageModel", "ModelInfo",
     "ModelLoadError", "ModelReport", "ModelSource", "NormLayer", "NormalizationProvider", "Objective",
     "Parameter", "ParameterTypeError", "Pipeline", "PipelineSpec", "PluginLoadError", "PreToken",
@@ -184,4 +211,7 @@ __all__ = [
     "parameters_of", "positive", "positive_int", "probability", "replace_module", "require_ids",
     "require_text", "require_texts", "save_artifact", "tiny_tokenizer", "to_markdown", "to_terminal",
     "unit_interval", "write_all", "write_json", "write_png",
+    "Comparison", "PeakRSS", "TextScore", "Timing", "best_of", "bits_per_byte", "compare",
+    "live_tensor_bytes", "peak_rss", "peak_rss_bytes", "perplexity", "ratio", "rss_bytes", "score_texts",
+    "tensor_bytes", "tensor_peak",
 ]

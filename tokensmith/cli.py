@@ -1,4 +1,4 @@
-"""The ``tokensmith`` command line: plugins, components, run, generate, demo.
+"""The ``tokensmith`` command line: plugins, components, run, generate, demo, eval, bench.
 
 Every subcommand's ``--help`` lists its options. Errors are one line naming the
 component (``--debug`` shows the traceback); output is plain text when it is
@@ -12,9 +12,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from tokensmith.core.errors import ConfigError, TokensmithError
+from tokensmith.core.errors import ConfigError, TokensmithError, blame
 from tokensmith.core.kinds import KINDS
 from tokensmith.core.pipeline import PipelineSpec
 from tokensmith.core.tokenizer import TrustedText
@@ -164,8 +165,12 @@ def cmd_run(args) -> int:
         gen = pipeline.generate(prompt, max_new_tokens=args.max_new_tokens)
         _print_generation(prompt, gen, time.perf_counter() - start)
     if pipeline.evaluation is not None:
-        report = pipeline.evaluation.run(pipeline)
-        print(json.dumps({"evaluation": report.name, "metrics": dict(report.metrics)}, indent=2))
+        from tokensmith.adapters.report import to_terminal
+
+        record = pipeline.components["evaluation"]
+        with blame(record.qualname, record.distribution, "running the evaluation"):
+            result = pipeline.evaluation.run(pipeline)
+        to_terminal(_as_report(result, record, _registry(), pipeline.runtime, spec.model))
     return 0
 
 
@@ -203,21 +208,169 @@ def cmd_demo(args) -> int:
           f"vocabulary {pipeline.tokenizer.vocab_size})\n")
     ctx = BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
                        lm=pipeline.lm, source=pipeline.spec.model, registry=reg)
-    results = {}
+    reports = {}
     for record in demos:
         print(f"== {record.name} ({record.distribution}): {record.summary}")
         demo = reg.build("demo", f"{record.distribution}:{record.name}", ctx)
         section_start = time.perf_counter()
-        from tokensmith.core.errors import blame
-
         with blame(record.qualname, record.distribution, "the demo"):
-            results[record.name] = demo.run(pipeline, sys.stdout)
+            result = demo.run(pipeline, sys.stdout)
+        reports[record.name] = _as_report(result, record, reg, pipeline.runtime, spec.model)
         print(f"-- {record.name} done in {time.perf_counter() - section_start:.1f} s\n")
+    if args.out:
+        from tokensmith.adapters.report import write_all
+
+        for report in reports.values():
+            write_all(report, args.out)
+        print(f"reports written to {args.out}/ ({', '.join(f'{r.name}.json' for r in reports.values())})")
     if args.json:
         from tokensmith.adapters.artifacts import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(results, indent=2, default=str))
+        atomic_write_text(args.json, json.dumps({name: r.to_dict() for name, r in reports.items()}, indent=2,
+                                                ensure_ascii=False, allow_nan=False) + "\n")
         print(f"results written to {args.json}")
+    return 0
+
+
+# -- eval and bench: registered measurements that return a Report -------------------
+
+def _listing(reg, kind: str) -> str:
+    records = reg.components(kind)
+    if not records:
+        return f"no {kind} is installed (a plugin registers one with tokensmith_register_{kind}s)"
+    width = max(len(r.name) for r in records)
+    return "\n".join([f"installed {kind}s:"] + [f"  {r.name:<{width}}  {r.summary}  ({r.distribution})"
+                                                for r in records])
+
+
+def _as_report(result: Any, record, reg, runtime: Any = None, model: Any = None):
+    """What a demo, evaluation or benchmark returned, as a Report named after its component
+    and with the provenance of this run filled in where the component left it empty. A demo
+    of the older contract returns a mapping: its numbers become metrics (with a warning)."""
+    import warnings
+
+    import attrs
+
+    from tokensmith.core.errors import ComponentError
+    from tokensmith.core.report import Provenance, Report
+
+    if isinstance(result, Report):
+        report = result
+    elif isinstance(result, Mapping):
+        warnings.warn(f"{record.kind} {record.name!r} ({record.distribution}) returned a mapping; "
+                      "it should return a tokensmith.Report", DeprecationWarning, stacklevel=2)
+        metrics, left_out = _flat_numbers(result)
+        notes = (f"returned a mapping; left out (not numbers): {', '.join(left_out)}",) if left_out else ()
+        report = Report(name=record.name, metrics=metrics, notes=notes)
+    else:
+        raise ComponentError(f"{record.kind} {record.name!r} returned {type(result).__name__}, not a "
+                             "tokensmith.Report", component=record.qualname, plugin=record.distribution,
+                             hint=f"a bug in {record.distribution}: run() must return a tokensmith.Report")
+    here = Provenance.collect(registry=reg, runtime=runtime, model=model)
+    mine = report.provenance
+    provenance = Provenance(plugins={**here.plugins, **mine.plugins}, model=mine.model or here.model,
+                            runtime=mine.runtime or here.runtime,
+                            seed=mine.seed if mine.seed is not None else here.seed,
+                            created=mine.created or here.created, command=mine.command or here.command,
+                            extra={**here.extra, **mine.extra})
+    return attrs.evolve(report, name=record.name, provenance=provenance)
+
+
+def _flat_numbers(mapping: Mapping, prefix: str = "") -> tuple[dict[str, float], list[str]]:
+    import math
+
+    metrics: dict[str, float] = {}
+    left_out: list[str] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            more, rest = _flat_numbers(value, f"{name}.")
+            metrics.update(more)
+            left_out += rest
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            metrics[name] = value
+        else:
+            left_out.append(name)
+    return metrics, left_out
+
+
+def _emit(report, args) -> None:
+    """``<out>/<name>.json``, ``.md`` and (with series) ``.png``; the terminal table (or, with
+    --json, the report's JSON) on stdout."""
+    from tokensmith.adapters.report import to_terminal, write_all
+
+    paths = write_all(report, args.out)
+    written = f"written: {', '.join(str(p) for p in paths.values())}"
+    if args.json:
+        sys.stdout.write(report.to_json())
+        print(written, file=sys.stderr)
+    else:
+        to_terminal(report)
+        print(written)
+
+
+def _eval_target(args, reg, record, wants_tokenizer: bool):
+    from tokensmith.core.errors import IncompatibleComponentsError
+    from tokensmith.core.pipeline import BuildContext
+    from tokensmith.core.runtime import Runtime
+
+    runtime = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
+    if args.tokenizer is not None:
+        if not wants_tokenizer:
+            raise IncompatibleComponentsError(
+                f"evaluation {record.name!r} scores a pipeline (it needs a model), not a tokenizer alone",
+                component=record.qualname, plugin=record.distribution,
+                hint="give --pipeline TOML or --model SOURCE instead of --tokenizer")
+        rt = Runtime.from_config(runtime)
+        ctx = BuildContext(runtime=rt, registry=reg)
+        return reg.build("tokenizer", _component(args.tokenizer, "--tokenizer"), ctx), ctx, None
+    if args.pipeline is not None:
+        spec = PipelineSpec.from_toml(args.pipeline)
+    else:
+        spec = PipelineSpec(model=args.model, runtime=runtime)
+    pipeline = reg.build_pipeline(spec)
+    ctx = BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
+                       model_tokenizer=pipeline.tokenizer, lm=pipeline.lm, source=spec.model, registry=reg)
+    return pipeline, ctx, spec.model
+
+
+def _checked(reg, kind: str, args):
+    """The record of ``args.name`` with its -p parameters checked, before anything loads."""
+    from tokensmith.core.errors import ValidationError
+
+    record = reg.get(kind, args.name)
+    params = _params(args.param)
+    _, problems = reg.check_params(record, params)
+    if problems:
+        raise problems[0] if len(problems) == 1 else ValidationError(problems)
+    return record, {"type": f"{record.distribution}:{record.name}", **params}
+
+
+def cmd_eval(args) -> int:
+    reg = _registry()
+    if not args.name:
+        print(_listing(reg, "evaluation"))
+        return 0
+    record, ref = _checked(reg, "evaluation", args)
+    targets = getattr(reg.factory(record)[0], "targets", ("pipeline",))
+    target, ctx, model = _eval_target(args, reg, record, "tokenizer" in targets)
+    evaluation = reg.build("evaluation", ref, ctx)
+    with blame(record.qualname, record.distribution, "running the evaluation"):
+        result = evaluation.run(target, quick=args.quick)
+    _emit(_as_report(result, record, reg, ctx.runtime, model), args)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    reg = _registry()
+    if not args.name:
+        print(_listing(reg, "benchmark"))
+        return 0
+    record, ref = _checked(reg, "benchmark", args)
+    benchmark = reg.build("benchmark", ref)
+    with blame(record.qualname, record.distribution, "running the benchmark"):
+        result = benchmark.run(quick=args.quick)
+    _emit(_as_report(result, record, reg), args)
     return 0
 
 
@@ -265,7 +418,31 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--only", action="append", metavar="NAME",
                            help="run only this section; repeatable")
-            s.add_argument("--json", metavar="PATH", help="also write the sections' numbers to PATH")
+            s.add_argument("--json", metavar="PATH", help="also write the sections' reports to PATH (JSON)")
+            s.add_argument("--out", metavar="DIR", help="also write each section's report to DIR "
+                           "(<name>.json, .md, .png)")
+    for name, func, kind in (("eval", cmd_eval, "evaluation"), ("bench", cmd_bench, "benchmark")):
+        s = sub.add_parser(name, help=f"run a registered {kind}: JSON + PNG + a terminal table")
+        s.add_argument("name", nargs="?", metavar="NAME", help=f"a registered {kind} (without it: the "
+                       f"installed {kind}s)")
+        s.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                       help=f"a parameter of the {kind} (VALUE is JSON, else a string); repeatable")
+        s.add_argument("--out", default="reports", metavar="DIR",
+                       help="where <name>.json, .md and .png go (default: ./reports)")
+        s.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+        s.add_argument("--json", action="store_true", help="print the report's JSON instead of the table")
+        s.set_defaults(func=func)
+        if name == "eval":
+            target = s.add_mutually_exclusive_group()
+            target.add_argument("--pipeline", metavar="TOML", help="score the pipeline this file builds")
+            target.add_argument("--tokenizer", metavar="NAME|JSON",
+                                help="score a tokenizer alone (evaluations of tokenizers), e.g. "
+                                "'{\"type\": \"hf-file\", \"path\": \"tokenizer.json\"}'")
+            target.add_argument("--model", default="smollm2",
+                                help="score a pipeline of this model source (default: smollm2)")
+            s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+            s.add_argument("--dtype", default="auto", help="auto, fp32, fp64, fp16, bf16")
+            s.add_argument("--seed", type=int, default=0, help="the runtime seed (default 0)")
     return p
 
 
