@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from tokensmith.core.errors import InputError, StaleStateError
+from tokensmith.core.errors import ContextLengthError, InputError, StaleStateError
 from tokensmith.core.language_model import LanguageModel, LMState
 from tokensmith.core.runtime import Runtime
 from tokensmith.core.tokenizer import Tokenizer
@@ -138,3 +138,53 @@ class HFCausalLM(LanguageModel):
         self.counters["forward_tokens"] += sum(len(s) for s in seqs)
         lp = self.log_softmax(out.logits)
         return [lp[row, : len(s)] for row, s in enumerate(seqs)]
+
+    def logits_with_grad(self, input_ids: Any, attention_mask: Any = None) -> Any:
+        """Logits ``[batch, seq, vocab]`` with autograd (see
+        :meth:`LanguageModel.logits_with_grad`): one forward of the wrapped model, no KV cache,
+        in the model's current mode."""
+        import torch
+
+        component = f"language model '{self.name}'"
+        ids = self._id_batch(input_ids, "input_ids", component)
+        if int(ids.min()) < 0 or int(ids.max()) >= self._vocab:
+            raise InputError(f"input_ids hold ids outside [0, {self._vocab})", component=component,
+                             hint="encode text with lm.tokenizer.encode(text).ids")
+        if ids.shape[1] > self._context:
+            raise ContextLengthError(f"{ids.shape[1]} tokens exceed the context length {self._context}",
+                                     component=component, hint="shorten the sequences")
+        if attention_mask is not None:
+            attention_mask = self._id_batch(attention_mask, "attention_mask", component)
+            if attention_mask.shape != ids.shape:
+                raise InputError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                                 f"{tuple(ids.shape)}", component=component,
+                                 hint="one mask entry per token: 1 for real tokens, 0 for padding")
+        with torch.enable_grad():
+            mask = None if attention_mask is None else attention_mask.to(self.device)
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask, use_cache=False)
+        self.counters["forward_calls"] += 1
+        self.counters["forward_tokens"] += int(ids.numel() if mask is None else mask.sum())
+        return out.logits
+
+    @staticmethod
+    def _id_batch(value: Any, what: str, component: str) -> Any:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            tensor = value
+        else:
+            listable = isinstance(value, Iterable) and not isinstance(value, (str, bytes))
+            rows = list(value) if listable else None
+            if not rows or any(isinstance(r, (str, bytes)) or not isinstance(r, Iterable) for r in rows):
+                raise InputError(f"{what} must be a 2-D tensor or a list of id lists, got {value!r:.60}",
+                                 component=component, hint="pass [[id, ...], ...] of equal lengths")
+            rows = [list(r) for r in rows]
+            if len({len(r) for r in rows}) != 1 or not all(type(i) is int for r in rows for i in r):
+                raise InputError(f"{what} rows must be equal-length lists of ints", component=component,
+                                 hint="pad the rows and pass an attention_mask")
+            tensor = torch.tensor(rows, dtype=torch.long)
+        if tensor.dim() != 2 or 0 in tensor.shape or tensor.dtype.is_floating_point or tensor.is_complex() \
+                or (tensor.dtype == torch.bool and what != "attention_mask"):
+            raise InputError(f"{what} must be a non-empty 2-D integer tensor [batch, seq], got shape "
+                             f"{tuple(tensor.shape)} of {tensor.dtype}", component=component)
+        return tensor.long()

@@ -81,6 +81,69 @@ class LanguageModel(ABC):
         """For each sequence a ``[len(seq), vocab]`` tensor: row ``i`` is the
         next-token log-distribution after ``seq[: i + 1]``. Batched, no cache."""
 
+    def logits_with_grad(self, input_ids: Any, attention_mask: Any = None) -> Any:
+        """Logits ``[batch, seq, vocab]`` of a batch of ids (a 2-D integer tensor or a list of
+        equal-length id lists; ``attention_mask`` 1 for real tokens, 0 for padding), computed
+        with autograd, so a loss of them back-propagates into the model's parameters. The
+        model runs in whatever mode it is in (``eval()`` unless the caller set ``train()``);
+        under ``torch.inference_mode()`` nothing can record gradients.
+
+        Implementations that can train override this; the default says it cannot."""
+        from .errors import IncompatibleComponentsError
+
+        raise IncompatibleComponentsError(
+            "has no gradient-enabled path (logits_with_grad)", component=f"language model '{self.name}'",
+            hint="score completions without gradients (sequence_logprobs(..., grad=False)), or use a "
+            "LanguageModel that implements logits_with_grad")
+
+    def sequence_logprobs(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
+                          *, grad: bool = True) -> list[Any]:
+        """For each ``(prompt, completion)`` pair of id lists, a 1-D float tensor of
+        ``len(completion)`` entries: entry ``i`` is ``log p(completion[i] | prompt +
+        completion[:i])``. All pairs run in one right-padded batch. With ``grad`` (the
+        default) they come from :meth:`logits_with_grad` and carry gradients to the model's
+        parameters (policy-gradient and preference objectives); without, from
+        :meth:`logprobs_batch`'s inference path, with equal values.
+
+        A prompt must not be empty (the first completion token needs a context: start it
+        with ``start_ids``); ids are checked like every other input (:class:`InputError`,
+        :class:`ContextLengthError`)."""
+        import torch
+
+        component = f"language model '{self.name}'"
+        for what, value in (("prompts", prompts), ("completions", completions)):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise InputError(f"{what} must be a list of token-id lists, got {type(value).__name__}",
+                                 component=component, hint="encode text with lm.tokenizer.encode(text).ids")
+        if len(prompts) != len(completions):
+            raise InputError(f"{len(prompts)} prompts but {len(completions)} completions",
+                             component=component, hint="give one completion per prompt")
+        pairs = [(self.check_ids(p), self.check_ids(c, already=len(p))) for p, c in zip(prompts, completions)]
+        empty = [i for i, (p, _) in enumerate(pairs) if not p]
+        if empty:
+            raise InputError(f"prompt {empty[0]} is empty: the first completion token needs a context",
+                             component=component, hint="start each prompt with lm.start_ids")
+        if not pairs:
+            return []
+        seqs = [p + c for p, c in pairs]
+        if grad:
+            width = max(len(s) for s in seqs)
+            pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for row, s in enumerate(seqs):
+                ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+                mask[row, : len(s)] = 1
+            logprobs = self.log_softmax(self.logits_with_grad(ids, mask))
+            rows = [logprobs[row, : len(s)] for row, s in enumerate(seqs)]
+        else:
+            rows = self.logprobs_batch(seqs)
+        out = []
+        for row, (p, c) in zip(rows, pairs):
+            at = torch.arange(len(p) - 1, len(p) - 1 + len(c), device=row.device)
+            out.append(row[at, torch.tensor(c, dtype=torch.long, device=row.device)])
+        return out
+
     @staticmethod
     def log_softmax(logits: Any) -> Any:
         """Next-token log-probabilities from logits: float32, or float64 for a float64 model."""
