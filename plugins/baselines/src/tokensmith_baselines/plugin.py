@@ -40,6 +40,23 @@ def tokensmith_register_decoders():
 
 
 @hookimpl
+def tokensmith_register_objectives():
+    return [
+        Component("cross-entropy", f"{_M}.objectives:TokenCrossEntropy",
+                  "next-token cross-entropy (the model's own loss; honours token weights)"),
+        Component("response-only", f"{_M}.objectives:ResponseOnly",
+                  "mask: every response token (response_mask, else the predicted labels)"),
+        Component("random-fraction", f"{_M}.objectives:RandomFraction",
+                  "mask: a seeded random share of the response tokens (the random-selection baseline)"),
+        Component("uniform", f"{_M}.objectives:Uniform", "weights: 1 on every response token"),
+        Component("exact-match", f"{_M}.objectives:ExactMatch",
+                  "reward: 1 when the completion's final answer equals info['answer']"),
+        Component("group-normalized", f"{_M}.objectives:GroupNormalized",
+                  "advantage: GRPO's (r - group mean) / (std + eps), scaled by group, batch or none"),
+    ]
+
+
+@hookimpl
 def tokensmith_register_demos():
     return [Component("baselines", f"{_M}.demo:BaselineDemo",
                       "greedy vs sampling vs token healing on prompts cut mid-word")]
