@@ -11,6 +11,11 @@ The byte view is derived from the tokenizer's own definition:
 
 The view is then checked against ``decode`` for every token at load time.
 
+The public surface of :class:`~tokensmith.core.tokenizer.Tokenizer` (model type,
+vocabulary, merges, the model stage alone, normalizer, pre-tokenizer boundaries, the
+pipeline description, ``to_json``/``save``/``fingerprint``) is read from the
+``tokenizer.json`` document as loaded, so techniques never reach into the backend.
+
 Text is encoded as text: the backend copy has ``encode_special_tokens`` set, so a
 special-token string in user text (``"<|im_end|>"``, ``"[SEP]"``) is split by the
 model like any other characters; ``encode(..., allow_special=True)`` parses them.
@@ -19,16 +24,19 @@ model like any other characters; ``encode(..., allow_special=True)`` parses them
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 from tokensmith.core.errors import (
     ByteViewError,
+    IncompatibleComponentsError,
+    InputError,
     ModelLoadError,
     UnrepresentableTextError,
     UntrustedModelError,
@@ -41,6 +49,7 @@ from tokensmith.core.tokenizer import (
     require_ids,
     require_text,
     require_texts,
+    tokenizer_file,
 )
 
 _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
@@ -48,6 +57,12 @@ _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 META_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token")
 #: constructor arguments that switch checks off: a metadata file setting one is untrusted
 CHECK_KEYS = ("strict", "verify")
+#: texts every tokenizer's byte view is checked on at load (those its vocabulary can represent)
+VERIFY_SAMPLES = ("Hello world", " x = 1\n\tfoo()", "naïve café")
+#: tokenizer.json model types -> Tokenizer.model_type (BPE under a ByteLevel stage: "byte-level-bpe")
+MODEL_TYPES = {"BPE": "bpe", "Unigram": "unigram", "WordPiece": "wordpiece", "WordLevel": "wordlevel"}
+#: the pipeline stages of tokenizer.json around the model
+STAGES = ("normalizer", "pre_tokenizer", "post_processor", "decoder")
 
 
 @cache
@@ -110,12 +125,14 @@ class HFTokenizer(Tokenizer):
     would drop text (byte-level BPE without some byte symbols silently drops
     them; WordPiece's normalizer deletes control characters) or produce the
     unknown token. Whatever ``strict`` says, plain text never encodes to a special
-    id other than the unknown token.
+    id other than the unknown token. ``samples`` are texts to check the byte view on at
+    load besides :data:`VERIFY_SAMPLES` (a trainer passes some of its corpus).
     """
 
     def __init__(self, backend: Any, *, name: str = "hf", bos_token: str | None = None,
                  eos_token: str | None = None, pad_token: str | None = None,
-                 unk_token: str | None = None, strict: bool = True, verify: bool = True) -> None:
+                 unk_token: str | None = None, strict: bool = True, verify: bool = True,
+                 samples: Iterable[str] = ()) -> None:
         import tokenizers
 
         backend = tokenizers.Tokenizer.from_str(backend.to_str())  # own copy
@@ -124,7 +141,9 @@ class HFTokenizer(Tokenizer):
         self._backend = backend
         self.name = name
         self.strict = strict
-        spec = json.loads(backend.to_str())
+        # the document as loaded, before the decoding tweaks below: what to_json writes
+        self._json = backend.to_str(pretty=True)
+        spec = json.loads(self._json)
         self._spec = spec
         model = spec["model"]
         self._model_type = model["type"]
@@ -145,29 +164,35 @@ class HFTokenizer(Tokenizer):
         dec = _types(spec.get("decoder"))
         norm = _types(spec.get("normalizer"))
         kinds = {n["type"] for n in pre + dec}
+        # a normalizer that spells spaces "▁" (SentencePiece style without a Metaspace stage)
+        spaces_as_meta = any(n["type"] == "Replace" and n.get("pattern") == {"String": " "}
+                             and n.get("content") == "▁" for n in norm)
         if "ByteLevel" in kinds:
             self.family = "byte_level"
         elif model.get("byte_fallback") or "ByteFallback" in kinds:
             self.family = "byte_fallback"
         elif self._model_type == "WordPiece":
             self.family = "wordpiece"
-        elif "Metaspace" in kinds:
+        elif "Metaspace" in kinds or spaces_as_meta:
             self.family = "metaspace"
         else:
             raise ByteViewError(
                 f"cannot derive a byte view for a {self._model_type} tokenizer with "
                 f"pre-tokenizer/decoder {sorted(kinds) or 'none'}", component=f"tokenizer '{name}'",
                 hint="supported: byte-level BPE, byte-fallback/Metaspace, WordPiece")
+        self.model_type = ("byte-level-bpe" if self.family == "byte_level" and self._model_type == "BPE"
+                           else MODEL_TYPES.get(self._model_type, self._model_type.lower()))
         metaspace = [n for n in pre + dec if n["type"] == "Metaspace"]
-        prepend = any(n.get("prepend_scheme", "always") in ("always", "first")
-                      or n.get("add_prefix_space") for n in metaspace)
-        prepend |= any(n["type"] == "Prepend" for n in norm)
+        meta_prepend = any(n.get("prepend_scheme", "always") in ("always", "first")
+                           or n.get("add_prefix_space") for n in metaspace)
+        prepend = meta_prepend or any(n["type"] == "Prepend" for n in norm)
         self.prefix_bytes = b" " if (self.family == "wordpiece" or (
             self.family in ("byte_fallback", "metaspace") and prepend)) else b""
         lossy_norm = [n["type"] for n in norm if n["type"] not in ("Prepend", "Replace")]
         # A Metaspace pre-tokenizer does not prepend "▁" to text that already starts with a
-        # space, so decode(encode(" x")) == "x": such tokenizers are not lossless.
-        lossy_pre = any(n["type"] == "Metaspace" for n in pre) and prepend
+        # space, so decode(encode(" x")) == "x": such tokenizers are not lossless (a Prepend
+        # normalizer prepends always, and is).
+        lossy_pre = any(n["type"] == "Metaspace" for n in pre) and meta_prepend
         self.lossless = self.family != "wordpiece" and not lossy_norm and not lossy_pre
         self._continuation = model.get("continuing_subword_prefix") or "##"
         if self.family == "wordpiece":
@@ -180,8 +205,16 @@ class HFTokenizer(Tokenizer):
         self._normalized: dict[str, str] = {}
         if verify:
             anchor = backend.token_to_id("a") if self.family == "wordpiece" else None
-            check_byte_view(self, samples=("Hello world", " x = 1\n\tfoo()", "naïve café"), anchor=anchor,
-                            decode=self._backend_decode)
+            check_byte_view(self, samples=[t for t in (*VERIFY_SAMPLES, *samples) if self._encodes(t)],
+                            anchor=anchor, decode=self._backend_decode)
+
+    def _encodes(self, text: str) -> bool:
+        """Whether ``text`` encodes (a vocabulary trained on a small corpus may lack characters)."""
+        try:
+            self.encode(require_text(text, f"tokenizer '{self.name}'"))
+        except UnrepresentableTextError:
+            return False
+        return True
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -197,7 +230,8 @@ class HFTokenizer(Tokenizer):
 
     @classmethod
     def from_file(cls, path: str | Path, **kw: Any) -> HFTokenizer:
-        """Load ``tokenizer.json``, with the token names of a ``tokenizer_meta.json`` beside it.
+        """Load ``tokenizer.json`` (``path``, or the one in the directory ``path``), with the
+        token names of a ``tokenizer_meta.json`` beside it.
 
         The metadata describes; it cannot configure. A key that would switch a check off
         (``strict``, ``verify``) is refused with :class:`UntrustedModelError`, any other key
@@ -206,7 +240,10 @@ class HFTokenizer(Tokenizer):
         """
         import tokenizers
 
-        meta_path = Path(path).with_name("tokenizer_meta.json")
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        meta_path = path.with_name("tokenizer_meta.json")
         meta = _read_meta(meta_path) if meta_path.exists() else {}
         try:
             backend = tokenizers.Tokenizer.from_file(str(path))
@@ -227,21 +264,106 @@ class HFTokenizer(Tokenizer):
             kw.setdefault(key, value)
         return cls(backend, **kw)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> Path:
+        """Write ``tokenizer.json`` (``path`` if it names a ``.json`` file, else into the
+        directory ``path``) and, beside it, ``tokenizer_meta.json`` naming the bos/eos/pad/unk
+        tokens; both atomically. Returns the ``tokenizer.json`` written; :meth:`from_file`
+        reads both back."""
         from tokensmith.adapters.artifacts import atomic_write_text
 
-        path = Path(path)
-        atomic_write_text(path, self._backend.to_str())
+        target = tokenizer_file(path)
+        atomic_write_text(target, self._json)
         meta = {"bos_token": self._tok(self.bos_id), "eos_token": self._tok(self.eos_id),
                 "pad_token": self._tok(self.pad_id), "unk_token": self._tok(self.unk_id)}
-        atomic_write_text(path.with_name("tokenizer_meta.json"), json.dumps(meta))
+        atomic_write_text(target.with_name("tokenizer_meta.json"), json.dumps(meta))
+        return target
+
+    def to_json(self) -> str:
+        return self._json
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        return super().fingerprint()
 
     def _tok(self, i: int | None) -> str | None:
         return None if i is None else self._backend.id_to_token(i)
 
     @property
     def backend(self) -> Any:
+        """The ``tokenizers.Tokenizer`` (adapter code and tests only: techniques use the
+        public surface — :meth:`vocab`, :meth:`merges`, :meth:`model_tokenize`, :meth:`describe`)."""
         return self._backend
+
+    # -- what the tokenizer is made of -------------------------------------
+    @cached_property
+    def _vocab(self) -> dict[str, int]:
+        return self._backend.get_vocab(with_added_tokens=True)
+
+    def vocab(self) -> dict[str, int]:
+        return dict(self._vocab)
+
+    def token_to_id(self, token: str) -> int | None:
+        if not isinstance(token, str):
+            raise InputError(f"expected a vocabulary string, got {type(token).__name__}",
+                             component=f"tokenizer '{self.name}'", hint="token ids: use id_to_token")
+        return self._backend.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        (token_id,) = require_ids([token_id], self._vocab_size, f"tokenizer '{self.name}'")
+        return self._backend.id_to_token(token_id)
+
+    @cached_property
+    def _merges(self) -> tuple[tuple[str, str], ...]:
+        # tokenizers writes merges as ["a", "b"] pairs; files from before 0.20 as "a b" strings
+        return tuple(tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1])
+                     for m in self._spec["model"].get("merges", ()))
+
+    def merges(self) -> tuple[tuple[str, str], ...]:
+        if self._model_type != "BPE":
+            raise IncompatibleComponentsError(
+                f"tokenizer '{self.name}' is a {self.model_type} tokenizer: it has no BPE merges",
+                component=f"tokenizer '{self.name}'",
+                hint="techniques that need merges work with BPE tokenizers (model_type 'bpe' or "
+                     "'byte-level-bpe')")
+        return self._merges
+
+    @cached_property
+    def _model(self) -> Any:
+        return self._backend.model
+
+    def model_tokenize(self, piece: str) -> list[int]:
+        """The model stage alone on ``piece`` (spelled as :meth:`vocab` spells tokens: for a
+        byte-level BPE, characters of :func:`byte_level_decoder`). A piece the model cannot
+        cover without dropping characters or the unknown token is an
+        :class:`UnrepresentableTextError`, never a silently shorter result."""
+        component = f"tokenizer '{self.name}'"
+        require_text(piece, component)
+        tokens = self._model.tokenize(piece)
+        ids = [t.id for t in tokens]
+        covered = sum(end - start for start, end in (t.offsets for t in tokens))  # UTF-8 byte offsets
+        if covered != len(piece.encode("utf-8")) or self._unk_ids.intersection(ids):
+            raise UnrepresentableTextError(
+                f"the {self.model_type} model cannot tokenize {piece!r} without loss (unknown "
+                "or dropped symbols)", component=component,
+                hint="spell the piece in the vocabulary's alphabet (as vocab() spells tokens)")
+        return ids
+
+    def describe(self) -> dict[str, Any]:
+        return copy.deepcopy(self._description)
+
+    @cached_property
+    def _description(self) -> dict[str, Any]:
+        out: dict[str, Any] = {stage: self._spec.get(stage) for stage in STAGES}
+        out["model"] = {k: v for k, v in self._spec["model"].items() if k not in ("vocab", "merges")}
+        return out
+
+    def normalize(self, text: str) -> str:
+        require_text(text, f"tokenizer '{self.name}'")
+        norm = self._backend.normalizer
+        return norm.normalize_str(text) if norm is not None else text
 
     # -- interface --------------------------------------------------------
     @property
@@ -388,9 +510,35 @@ class HFTokenizer(Tokenizer):
         return self._backend.decode(ids, skip_special_tokens=True)
 
     def pretokenize(self, text: str) -> list[PreToken]:
+        """What the backend does before its model: plain added tokens are cut out (each is a
+        pre-token of its own), the rest is normalized and pre-tokenized piece by piece; spans
+        are mapped back through the normalizer to ``text`` (NFKC's "ﬁ" -> "fi" keeps its one
+        character), so they are in the coordinates of :attr:`Encoding.offsets`."""
         require_text(text, f"tokenizer '{self.name}'")
-        normalized = self._backend.normalizer.normalize_str(text) if self._backend.normalizer else text
-        pre = self._backend.pre_tokenizer
-        if pre is None:
-            return [PreToken(normalized, (0, len(normalized)))] if normalized else []
-        return [PreToken(normalized[s:e], (s, e)) for _, (s, e) in pre.pre_tokenize_str(normalized)]
+        cuts: list[tuple[int, int]] = []
+        if self._added_plain and text:  # the backend's own added-token matching
+            enc = self._backend.encode(text, add_special_tokens=False)
+            cuts = [span for i, span in zip(enc.ids, enc.offsets) if i in self._added_plain]
+        out: list[PreToken] = []
+        pos = 0
+        for start, end in [*cuts, (len(text), len(text))]:
+            out += self._pretokenize_piece(text, pos, start)
+            if end > start:
+                out.append(PreToken(text[start:end], (start, end)))
+            pos = end
+        return out
+
+    def _pretokenize_piece(self, text: str, start: int, end: int) -> list[PreToken]:
+        import tokenizers
+
+        if start >= end:
+            return []
+        pretokenized = tokenizers.PreTokenizedString(text[start:end])
+        norm, pre = self._backend.normalizer, self._backend.pre_tokenizer
+        if norm is not None:
+            pretokenized.normalize(norm.normalize)
+        if pre is not None:
+            pre.pre_tokenize(pretokenized)
+        spans = [(start + s, start + e) for _, (s, e), _ in
+                 pretokenized.get_splits(offset_referential="original", offset_type="char")]
+        return [PreToken(text[s:e], (s, e)) for s, e in spans if e > s]

@@ -31,12 +31,24 @@ class TokenizerStage(ABC):
 
 
 class TokenizerTrainer(ABC):
-    """Learns a :class:`Tokenizer` from texts."""
+    """Learns a :class:`Tokenizer` from texts (docs/tokenizers.md).
+
+    What ``train`` returns has a verified byte view and is saveable: ``save(dir)`` writes a
+    ``tokenizer.json`` that ``HFTokenizer.from_file`` (the ``hf-file`` tokenizer) loads back
+    to the same ids, bytes and ``fingerprint()``; its ``vocab_size`` is at most the one asked
+    for. ``deterministic`` says whether the same texts always give the same fingerprint
+    (Hugging Face's Unigram and WordPiece trainers do not: their results follow hash-map
+    order, huggingface/tokenizers#1794).
+    """
 
     name: str = "trainer"
+    deterministic: bool = True
 
     @abstractmethod
-    def train(self, texts: Iterable[str]) -> Tokenizer: ...
+    def train(self, texts: Iterable[str], *, progress: bool = True) -> Tokenizer:
+        """Learn a tokenizer from ``texts``, any iterable of ``str`` (read once, streamed:
+        a generator over a large corpus is never held in memory). ``progress`` shows a
+        progress bar on a terminal (never when stderr is not one)."""
 
 
 class Evaluation(ABC):

@@ -9,16 +9,28 @@ byte view is checked against its own ``decode`` when it is loaded
 Text is only text: a special-token string inside it (``"<|im_end|>"``, ``"[SEP]"``)
 is encoded like any other characters, so user text cannot inject control tokens.
 Special tokens enter through explicit ids or ``encode(..., allow_special=True)``.
+
+Techniques that work on the tokenizer itself (merging tokens, transplanting embeddings,
+training new vocabularies) read it through the public surface: :attr:`Tokenizer.model_type`,
+:meth:`~Tokenizer.vocab`, :meth:`~Tokenizer.merges`, :meth:`~Tokenizer.model_tokenize`,
+:meth:`~Tokenizer.normalize`, :meth:`~Tokenizer.pretokenize`, :meth:`~Tokenizer.describe`,
+and save or identify it with :meth:`~Tokenizer.to_json`, :meth:`~Tokenizer.save` and
+:meth:`~Tokenizer.fingerprint` (docs/tokenizers.md). A tokenizer that cannot provide one
+raises :class:`IncompatibleComponentsError` saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
-from .errors import ByteViewError, InputError, UnrepresentableTextError
+from .errors import ByteViewError, IncompatibleComponentsError, InputError, UnrepresentableTextError
 from .records import Encoding, PreToken
 
 
@@ -140,6 +152,9 @@ class Tokenizer(ABC):
     name: str = "tokenizer"
     prefix_bytes: bytes = b""
     lossless: bool = True
+    #: what maps a pre-token to tokens: ``"byte-level-bpe"``, ``"bpe"``, ``"unigram"``,
+    #: ``"wordpiece"``, ``"wordlevel"``, or ``"custom"`` for anything else
+    model_type: str = "custom"
 
     @property
     @abstractmethod
@@ -196,9 +211,79 @@ class Tokenizer(ABC):
         return True
 
     def pretokenize(self, text: str) -> list[PreToken]:
-        """Pre-tokenization boundaries: tokens never cross them. Default: one unit."""
+        """Pre-tokenization boundaries: tokens never cross them. Default: one unit.
+
+        Each :class:`PreToken` has the characters of ``text`` it covers (``text[start:end]``)
+        and their span in ``text`` (the coordinates of :attr:`Encoding.offsets`), so a
+        token belongs to the pre-token whose span holds its offsets. Characters no
+        pre-token covers (whitespace a WordPiece pre-tokenizer drops) belong to none."""
         require_text(text, f"tokenizer '{self.name}'")
         return [PreToken(text, (0, len(text)))] if text else []
+
+    def normalize(self, text: str) -> str:
+        """``text`` after the tokenizer's normalizer (NFKC, lower-casing...): what the
+        pre-tokenizer and the model see. Default: unchanged."""
+        return require_text(text, f"tokenizer '{self.name}'")
+
+    def _lacks(self, what: str, hint: str) -> IncompatibleComponentsError:
+        return IncompatibleComponentsError(
+            f"tokenizer '{self.name}' ({type(self).__name__}, model type {self.model_type!r}) has no {what}",
+            component=f"tokenizer '{self.name}'", hint=hint)
+
+    def vocab(self) -> dict[str, int]:
+        """Token string -> id for every token, added and special tokens included. The
+        strings are spelled in the model's own alphabet (``"Ġthe"`` in byte-level BPE,
+        ``"▁the"`` in SentencePiece-style models, ``"##ing"`` in WordPiece); the bytes a
+        token contributes to text are :meth:`token_bytes`."""
+        raise self._lacks("string vocabulary", "use token_bytes(id) / byte_table for what each token spells")
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of the vocabulary string ``token`` (see :meth:`vocab`), ``None`` if absent."""
+        return self.vocab().get(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        """The vocabulary string of ``token_id`` (see :meth:`vocab`)."""
+        (token_id,) = require_ids([token_id], self.vocab_size, f"tokenizer '{self.name}'")
+        return {i: t for t, i in self.vocab().items()}.get(token_id)
+
+    def merges(self) -> tuple[tuple[str, str], ...]:
+        """The BPE merges in priority order (index = rank; lower merges first), as pairs of
+        vocabulary strings whose concatenation is the merged token."""
+        raise self._lacks("BPE merges", "techniques that need merges work with BPE tokenizers "
+                                        "(model_type 'bpe' or 'byte-level-bpe')")
+
+    def model_tokenize(self, piece: str) -> list[int]:
+        """The ids the model alone gives one pre-token spelled in the vocabulary's alphabet
+        (as :meth:`vocab` spells tokens): no normalizer, no pre-tokenizer, no added tokens."""
+        raise self._lacks("separate model stage", "encode text with encode() instead")
+
+    def describe(self) -> dict[str, Any]:
+        """The tokenizer's pipeline in ``tokenizer.json`` terms: ``normalizer``,
+        ``pre_tokenizer``, ``post_processor`` and ``decoder`` (JSON objects with a ``"type"``,
+        or ``None``) and ``model`` (its settings: ``type``, ``dropout``, ``byte_fallback``...,
+        without vocabulary and merges). Default: a model with nothing around it."""
+        return {"normalizer": None, "pre_tokenizer": None, "model": {"type": self.model_type},
+                "post_processor": None, "decoder": None}
+
+    def to_json(self) -> str:
+        """The tokenizer as a Hugging Face ``tokenizer.json`` document."""
+        raise self._lacks("tokenizer.json form", "save the tokenizer's own files; HFTokenizer and the "
+                                                 "trained tokenizers have one")
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` atomically to ``path`` (a ``.json`` file name; any other path is
+        a directory that gets a ``tokenizer.json``) and return the file written."""
+        from tokensmith.adapters.artifacts import atomic_write_text  # light: no torch
+
+        target = tokenizer_file(path)
+        atomic_write_text(target, self.to_json())
+        return target
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the canonical :meth:`to_json` (keys sorted, no whitespace): the
+        same for the same tokenizer however it was written, loaded or trained, for
+        checkpoints and artifacts to record."""
+        return canonical_fingerprint(self.to_json())
 
     @cached_property
     def byte_table(self) -> tuple[bytes | None, ...]:
@@ -249,6 +334,18 @@ class Tokenizer(ABC):
             f"token (encoded {len(got)} of {len(want)} bytes)",
             missing=missing, component=f"tokenizer '{self.name}'",
             hint="remove or replace those characters; tokenizer.unrepresentable_bytes lists all")
+
+
+def tokenizer_file(path: str | Path) -> Path:
+    """``path`` if it names a ``.json`` file, else ``path / "tokenizer.json"`` (a directory)."""
+    path = Path(path)
+    return path if path.suffix == ".json" and not path.is_dir() else path / "tokenizer.json"
+
+
+def canonical_fingerprint(document: str) -> str:
+    """sha256 of a JSON document in canonical form (sorted keys, compact separators, UTF-8)."""
+    canonical = json.dumps(json.loads(document), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def check_byte_view(tokenizer: Tokenizer, samples: Iterable[str] = (),
