@@ -18,6 +18,18 @@ def tokensmith_register_tokenizers():
 
 
 @hookimpl
+def tokensmith_register_tokenizer_trainers():
+    return [
+        Component("byte-level-bpe", f"{_M}.trainers:ByteLevelBPE",
+                  "GPT-2 style byte-level BPE over all 256 bytes (HF tokenizers)"),
+        Component("bpe", f"{_M}.trainers:CharBPE",
+                  "SentencePiece-style character BPE with byte fallback (HF tokenizers)"),
+        Component("unigram", f"{_M}.trainers:Unigram", "SentencePiece-style Unigram LM (HF tokenizers)"),
+        Component("wordpiece", f"{_M}.trainers:WordPiece", "BERT-style WordPiece (HF tokenizers)"),
+    ]
+
+
+@hookimpl
 def tokensmith_register_embeddings():
     return [Component("model", f"{_M}.components:ModelEmbedding",
                       "keep the model's own input embeddings (no change)")]
