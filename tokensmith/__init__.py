@@ -30,7 +30,7 @@ from tokensmith.core.bench import (
     score_texts,
 )
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
-from tokensmith.core.dataset import Dataset
+from tokensmith.core.dataset import Dataset, DatasetInfo, SplitDataset, seeded_sample, seeded_split, split_of
 from tokensmith.core.decoding import Decoder, DecodeRequest
 from tokensmith.core.embedding import EmbeddingProvider
 from tokensmith.core.errors import (
@@ -43,6 +43,7 @@ from tokensmith.core.errors import (
     ConfigError,
     ContextLengthError,
     CorruptArtifactError,
+    DataUnavailableError,
     IncompatibleComponentsError,
     InputError,
     ModelLoadError,
@@ -189,7 +190,8 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 __all__ = [
     "IGNORE_INDEX", "ROLES", "TOKEN_WEIGHTS_KEY", "ComposedLoss", "TokenCrossEntropy", "compose",
-    "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "Loss", "Recipe", "Reward", "TokenMask",
+    "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "DataUnavailableError", "DatasetInfo",
+    "SplitDataset", "seeded_sample", "seeded_split", "split_of", "Loss", "Recipe", "Reward", "TokenMask",
     "TokenWeights", "role_of",
     "RESPONSE_MASK_KEY", "response_tokens", "compute_loss_func", "ObjectiveTrainer", "ObjectiveSFTTrainer",
     "reward_funcs", "sft_config", "grpo_config",

@@ -24,6 +24,8 @@ from typing import Any
 
 _LAZY = {
     "ConstraintContract": "tokensmith.testing.contracts",
+    "DatasetContract": "tokensmith.testing.datasets",
+    "no_network": "tokensmith.testing.datasets",
     "DecoderContract": "tokensmith.testing.contracts",
     "EmbeddingContract": "tokensmith.testing.contracts",
     "NormalizationContract": "tokensmith.testing.contracts",
