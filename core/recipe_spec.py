@@ -43,6 +43,8 @@ COMPONENT = "recipe"
 TABLES = ("model", "runtime", "tokenizer", "dataset", "data", "objective", "recipe", "train")
 #: keys of [dataset] that are the runner's, not the dataset component's parameters
 DATASET_KEYS = ("split", "eval_split")
+#: the learning-rate schedules with a floor (``[train] min_lr``)
+MIN_LR_SCHEDULES = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
 
 
 def _tuple(value: Any) -> Any:
@@ -179,9 +181,9 @@ class TrainSettings:
         if late:
             raise ConfigError(f"eval_at has steps after the last one ({values['steps']}): {late}")
         if values["min_lr"] is not None:
-            if values["schedule"] != "cosine_with_min_lr":
-                raise ConfigError(f"min_lr needs schedule = 'cosine_with_min_lr', not "
-                                  f"{values['schedule']!r}")
+            if values["schedule"] not in MIN_LR_SCHEDULES:
+                raise ConfigError(f"min_lr needs schedule = 'cosine_with_min_lr' (or "
+                                  f"'cosine_warmup_with_min_lr'), not {values['schedule']!r}")
             if not 0 <= values["min_lr"] <= values["lr"]:
                 raise ConfigError(f"min_lr must be in [0, lr = {values['lr']}], got {values['min_lr']}")
         if values["warmup"] > values["steps"]:
