@@ -16,9 +16,10 @@ consumes it. Likewise the *left spine* of ``v``. A cross merge ``(a, b)`` of ran
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+from tokensmith import Tokenizer
 
 INF = math.inf
 
@@ -27,17 +28,16 @@ class MergeSpines:
     """Spines of every token of a byte-level BPE and an index: symbol -> tokens whose left
     spine holds it, sorted by the rank at which it is consumed there."""
 
-    def __init__(self, backend: Any, vocab_size: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int) -> None:
         import numpy as np
 
-        spec = json.loads(backend.to_str())["model"]
-        vocab = spec["vocab"]
+        settings = tokenizer.describe()["model"]
+        vocab = tokenizer.vocab(added_tokens=False)  # what merges can produce
         producer: dict[int, tuple[int, int, int]] = {}
         self.irregular = set()
         self.partners: dict[int, tuple[Any, Any]] = {}
         pairs: dict[int, list[tuple[int, int]]] = {}
-        for rank, merge in enumerate(spec["merges"]):
-            a, b = merge.split(" ") if isinstance(merge, str) else merge
+        for rank, (a, b) in enumerate(tokenizer.merges()):
             ia, ib, ic = vocab.get(a), vocab.get(b), vocab.get(a + b)
             if ia is None or ib is None or ic is None:
                 continue
@@ -48,7 +48,7 @@ class MergeSpines:
         for ic, (ia, ib, rank) in producer.items():
             if any(x in producer and producer[x][2] >= rank for x in (ia, ib)):
                 self.irregular.add(ic)
-        self.enabled = not spec.get("ignore_merges") and not spec.get("dropout")
+        self.enabled = not settings.get("ignore_merges") and not settings.get("dropout")
         self.producer = producer
         for ia, lst in pairs.items():
             lst.sort()

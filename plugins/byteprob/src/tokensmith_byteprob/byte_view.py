@@ -11,7 +11,6 @@ is what the token byte view concatenates to.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any
 
@@ -197,7 +196,7 @@ class ValidEncodings:
         import torch
 
         if self._spines is None:
-            self._spines = MergeSpines(self.tokenizer.backend, self.view.vocab_size)
+            self._spines = MergeSpines(self.tokenizer, self.view.vocab_size)
         spines = self._spines
         u = joined_ids[-1]
         if not spines.regular_right(u):
@@ -215,12 +214,12 @@ class ValidEncodings:
 
         chars = {b: c for c, b in byte_level_decoder().items()}
         prefix = "".join(chars[b] for b in join.encode("utf-8"))
-        model, backend = self.tokenizer.backend.model, self.tokenizer.backend
+        tok = self.tokenizer
         want = len(joined_ids) + 1
         out = []
         for v in ids:
-            got = model.tokenize(prefix + backend.id_to_token(v))
-            out.append(len(got) == want and got[-1].id == v and [t.id for t in got[:-1]] == joined_ids)
+            got = tok.model_tokenize(prefix + tok.id_to_token(v))  # the BPE model alone, one pre-token
+            out.append(len(got) == want and got[-1] == v and got[:-1] == joined_ids)
         return torch.tensor(out, dtype=torch.bool)
 
     def _tail_mask(self, tail: bytes, tail_ids: tuple[int, ...], after_cut: bool, only: list[int]) -> Any:
@@ -260,10 +259,9 @@ class ValidEncodings:
 
 def _gpt2_pretokenizer(tokenizer: Tokenizer) -> bool:
     """True for byte-level BPE whose only pre-tokenizer is ByteLevel with the GPT-2 regex."""
-    backend = getattr(tokenizer, "backend", None)
-    if getattr(tokenizer, "family", None) != "byte_level" or backend is None:
+    if tokenizer.model_type != "byte-level-bpe":
         return False
-    spec = json.loads(backend.to_str())
+    spec = tokenizer.describe()
     pre = spec.get("pre_tokenizer") or {}
     return pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not spec.get("normalizer")
 
