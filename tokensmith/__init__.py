@@ -94,7 +94,8 @@ from tokensmith.core.objectives import (
 )
 from tokensmith.core.params import Parameter, parameters_of
 from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
-from tokensmith.core.recipe import Recipe
+from tokensmith.core.recipe import EvalPoint, Recipe, TrainContext, TrainResult
+from tokensmith.core.recipe_spec import DatasetSpec, DataSettings, RecipeSpec, TrainSettings
 from tokensmith.core.records import (
     Change,
     Component,
@@ -149,6 +150,9 @@ _LAZY = {
     "map_shared_tokens": "tokensmith.adapters.embeddings",
     "check_vocabulary": "tokensmith.adapters.embeddings",
     "mask_padding_rows": "tokensmith.adapters.embeddings",
+    "train": "tokensmith.adapters.training",
+    "run_recipe": "tokensmith.adapters.training",
+    "load_checkpoint": "tokensmith.adapters.checkpoints",
     "train_tokenizer": "tokensmith.adapters.tokenizer_training",
     "to_markdown": "tokensmith.adapters.report",
     "to_terminal": "tokensmith.adapters.report",
@@ -193,6 +197,8 @@ __all__ = [
     "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "DataUnavailableError", "DatasetInfo",
     "SplitDataset", "seeded_sample", "seeded_split", "split_of", "Loss", "Recipe", "Reward", "TokenMask",
     "TokenWeights", "role_of",
+    "DataSettings", "DatasetSpec", "EvalPoint", "RecipeSpec", "TrainContext", "TrainResult", "TrainSettings",
+    "load_checkpoint", "run_recipe", "train",
     "RESPONSE_MASK_KEY", "response_tokens", "compute_loss_func", "ObjectiveTrainer", "ObjectiveSFTTrainer",
     "reward_funcs", "sft_config", "grpo_config",
     "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
