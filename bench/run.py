@@ -1,8 +1,12 @@
-"""Run benchmarks: every ``bench/<name>/run.py`` (or those given with --only).
+"""Run benchmarks: the registered ones (``tokensmith bench NAME``: a plugin's own, e.g. awrs and
+byteprob) and the folders here that are not a plugin's (``bench/<name>/run.py``: overhead,
+peers, ...), all of them or those given with --only.
 
-Each benchmark module has ``main(out_dir: Path, quick: bool) -> dict`` and writes
-``<out_dir>/<name>.json`` and ``<out_dir>/<name>.png``. Ratios are always
-against a baseline measured in the same run; nothing here asserts a time.
+A registered benchmark returns a ``tokensmith.Report``; a folder's ``main(out_dir, quick)``
+returns a Report, ``None`` (skipped: it printed why, and earlier results stay), or — the older
+contract — a dict after writing its own files. Reports are written with ``tokensmith.write_all``
+(``<out>/<name>.json``, ``.md``, ``.png``). Ratios are always against a baseline measured in
+the same run; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -17,27 +21,51 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def discover() -> dict[str, Path]:
+def folders() -> dict[str, Path]:
     return {p.parent.name: p for p in sorted(HERE.glob("*/run.py"))}
 
 
+def _run_folder(name: str, path: Path, out: Path, quick: bool):
+    spec = importlib.util.spec_from_file_location(f"bench_{name.replace('-', '_')}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(out, quick)
+
+
 def main(argv: list[str] | None = None) -> int:
-    benches = discover()
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", action="append", choices=sorted(benches))
+    from tokensmith import Registry, Report, to_terminal, write_all
+
+    registry = Registry.from_environment()
+    registered = {r.name: r for r in registry.components("benchmark")}
+    local = {name: path for name, path in folders().items() if name not in registered}
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=sorted({*registered, *local}))
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {}
-    for name in args.only or sorted(benches):
-        spec = importlib.util.spec_from_file_location(f"bench_{name.replace('-', '_')}", benches[name])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    for name in args.only or sorted({*registered, *local}):
         print(f"== bench {name}", flush=True)
         start = time.perf_counter()
-        summary[name] = module.main(args.out, args.quick)
-        print(f"-- {name}: {time.perf_counter() - start:.1f} s -> {args.out / name}.json", flush=True)
+        if name in registered:
+            record = registered[name]
+            result = registry.build("benchmark", f"{record.distribution}:{name}").run(quick=args.quick)
+        else:
+            result = _run_folder(name, local[name], args.out, args.quick)
+        seconds = time.perf_counter() - start
+        if isinstance(result, Report):
+            paths = write_all(result, args.out)
+            to_terminal(result)
+            summary[name] = dict(result.metrics)
+            print(f"-- {name}: {seconds:.1f} s -> {', '.join(str(p) for p in paths.values())}", flush=True)
+        elif result is None:
+            summary[name] = "skipped"
+            print(f"-- {name}: skipped ({seconds:.1f} s); earlier results left as they are", flush=True)
+        else:
+            summary[name] = result
+            print(f"-- {name}: {seconds:.1f} s -> {args.out / name}.json", flush=True)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -2,8 +2,9 @@
 
 Optional: the peers (genlm-bytes 0.2.0, genlm-control 0.4.1, genlm-backend 0.3.1,
 llguidance 1.9.1) are not dependencies of any plugin. When they are not importable,
-``main`` prints the reason, returns ``{"skipped": ...}`` and leaves any earlier
-``peers.json`` (measured with the peers installed) as it is.
+``main`` prints the reason, returns ``None`` and leaves any earlier ``peers.json``
+(measured with the peers installed) as it is; otherwise it returns a ``tokensmith.Report``
+that bench/run.py writes with ``write_all``.
 See README.md in this folder for the install commands. Measured in one run:
 
 * next-byte distributions: genlm-bytes' beam (K=5) vs tokensmith-byteprob (canonical):
@@ -31,7 +32,6 @@ PEERS = {"genlm-bytes": "genlm.bytes", "genlm-control": "genlm.control", "genlm-
          "llguidance": "llguidance"}
 BYTE_PROMPTS = (b"def fibon", b"The capital of Fra", b"import num")
 BEAM_K = 5
-AWRS_BENCH = Path(__file__).resolve().parent.parent / "awrs" / "run.py"
 
 
 def _missing() -> list[str]:
@@ -47,12 +47,11 @@ def _missing() -> list[str]:
 
 
 def _awrs_bench() -> Any:
-    """The AWRS bench module: its regex, prompt and per-run timing are reused so both
-    comparisons measure tokensmith-awrs exactly as bench/awrs does."""
-    spec = importlib.util.spec_from_file_location("bench_awrs_for_peers", AWRS_BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tokensmith-awrs' registered benchmark module: its regex, prompt and per-run timing are
+    reused so both comparisons measure tokensmith-awrs exactly as ``tokensmith bench awrs`` does."""
+    from tokensmith_awrs import benchmark
+
+    return benchmark
 
 
 def _hf_tokenizer(lm: Any) -> Any:
@@ -139,7 +138,8 @@ def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
 
     seeds = [0] if quick else [0, 1, 2]
     max_tokens = 16
-    ours = bench._run(AWRSDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX), max_tokens, seeds)
+    ours = bench.timed_runs(AWRSDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX), max_tokens,
+                            seeds)
     ours_total = 1000 * sum(r["seconds"] for r in ours["runs"]) / sum(r["steps"] for r in ours["runs"])
 
     prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT, allow_special=True).ids)
@@ -186,7 +186,7 @@ def masks(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
     from tokensmith_awrs.decoders import MaskingDecoder
     from tokensmith_awrs.regex import RegexConstraint
 
-    masking = bench._run(MaskingDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX),
+    masking = bench.timed_runs(MaskingDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX),
                          2 if quick else 4, [0])
     lltok = llguidance.hf.from_tokenizer(hft, n_vocab=lm.vocab_size)
     path = lm.tokenizer.encode("1969-07-20").ids
@@ -220,65 +220,75 @@ def _part(results: dict, name: str, fn: Any, *args: Any) -> None:
     print(f"  {name}: {json.dumps(scalars)}", flush=True)
 
 
-def _plot(results: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    bars = [("next-byte dist.\n(ms)", "byte_distributions", "ours_median_ms_per_next_byte",
-             "theirs_median_ms_per_next_byte", "genlm-bytes K=5"),
-            ("AWRS regex\n(ms/token)", "awrs", ("ours", "ms_per_token"), ("theirs", "ms_per_token"),
-             "genlm-control AWRS"),
-            ("mask per step\n(ms)", "masks", "ours_masking_sampler_step_ms", "llguidance_median_ms_per_mask",
-             "llguidance")]
-
-    def get(d: dict, key: Any) -> float | None:
-        for k in key if isinstance(key, tuple) else (key,):
-            d = d.get(k, {}) if isinstance(d, dict) else {}
-        return d if isinstance(d, (int, float)) else None
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for i, (_label, part, ours_key, theirs_key, peer) in enumerate(bars):
-        ours, theirs = get(results.get(part, {}), ours_key), get(results.get(part, {}), theirs_key)
-        if ours is not None:
-            ax.bar(i - 0.2, ours, 0.4, color="tab:blue", label="tokensmith" if i == 0 else None)
-        if theirs is not None:
-            ax.bar(i + 0.2, theirs, 0.4, color="tab:orange", label="peer" if i == 0 else None)
-            ax.text(i + 0.2, theirs, peer, ha="center", va="bottom", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(bars)), [b[0] for b in bars])
-    ax.set_ylabel("ms (log)")
-    ax.legend()
-    kl = results.get("byte_distributions", {}).get("kl_max")
-    ax.set_title("tokensmith vs peers on SmolLM2-135M, 2 CPU threads"
-                 + (f" (max KL(ours||genlm-bytes) = {kl:.2e} nats)" if kl is not None else ""), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_dir / "peers.png", dpi=120)
-    plt.close(fig)
+BARS = (("next-byte distribution (ms)", "byte_distributions", ("ours_median_ms_per_next_byte",),
+         ("theirs_median_ms_per_next_byte",), "genlm-bytes K=5"),
+        ("AWRS regex (ms/token)", "awrs", ("ours", "ms_per_token"), ("theirs", "ms_per_token"),
+         "genlm-control AWRS"),
+        ("mask per step (ms)", "masks", ("ours_masking_sampler_step_ms",), ("llguidance_median_ms_per_mask",),
+         "llguidance"))
 
 
-def main(out_dir: Path, quick: bool) -> dict:
+def _get(d: Any, keys: tuple[str, ...]) -> float | None:
+    for k in keys:
+        d = d.get(k, {}) if isinstance(d, dict) else {}
+    return float(d) if isinstance(d, int | float) and math.isfinite(d) else None
+
+
+def to_report(results: dict[str, Any], provenance: Any = None) -> Any:
+    """The peer comparison as a Report: the scalar results of each part as metrics, one table
+    of tokensmith vs peer, and the bars (log scale) of the plot."""
+    from tokensmith import Provenance, Report, Series, Table
+
+    metrics: dict[str, float] = {}
+    notes = [f"{results['model']}, {results['threads']} CPU threads; peers: "
+             + ", ".join(f"{d} {v}" for d, v in results["versions"].items())]
+    for part in ("byte_distributions", "awrs", "masks"):
+        for k, v in results.get(part, {}).items():
+            if k == "error":
+                notes.append(f"{part}: {v}")
+            elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
+                    and k != "bench_seconds":
+                metrics[f"{part}.{k}"] = v
+    rows = [(label, peer, _get(results.get(part, {}), ours), _get(results.get(part, {}), theirs))
+            for label, part, ours, theirs, peer in BARS]
+    kl = _get(results, ("byte_distributions", "kl_max"))
+    if kl is not None:
+        notes.append(f"max KL(ours || genlm-bytes) = {kl:.2e} nats")
+    measured = [r for r in rows if r[2] is not None and r[3] is not None]
+    series = (Series("tokensmith", tuple(r[0] for r in measured), tuple(r[2] for r in measured), plot="bar",
+                     y_label="ms (log)", group="tokensmith vs peers", log_y=True),
+              Series("peer", tuple(r[0] for r in measured), tuple(r[3] for r in measured), plot="bar",
+                     y_label="ms (log)", group="tokensmith vs peers", log_y=True)) if measured else ()
+    prompts = results.get("byte_distributions", {}).get("prompts", {})
+    per_prompt = tuple((p, r["greedy_continuation"], max(r["kl_ours_theirs"]), max(r["max_abs_diff"]),
+                        max(r["theirs_eot_mass_dropped"])) for p, r in prompts.items())
+    tables = (Table("tokensmith vs peers", ("measure", "peer", "tokensmith", "peer value"), tuple(rows)),)
+    if per_prompt:
+        tables += (Table("next-byte distributions along tokensmith's greedy path, vs genlm-bytes",
+                         ("prompt", "greedy continuation", "max KL (nats)", "max |Δp|",
+                          "max EOT mass dropped"), per_prompt),)
+    return Report(name="peers", metrics=metrics, tables=tables,
+                  series=series, notes=tuple(notes), provenance=provenance or Provenance())
+
+
+def main(out_dir: Path, quick: bool) -> Any:
     missing = _missing()
     if missing:
-        reason = (f"peers not importable: {', '.join(missing)} (optional; install as in "
-                  "bench/peers/README.md)")
         # Results measured where the peers were installed stay in place; only the reason is reported.
-        print(reason)
-        return {"skipped": reason}
+        print(f"peers not importable: {', '.join(missing)} (optional; install as in bench/peers/README.md)")
+        return None
 
     from importlib.metadata import version
 
     import torch
 
-    from tokensmith.adapters.hf_lm import HFCausalLM
-    from tokensmith.adapters.models import load_smollm2
-    from tokensmith.core.runtime import Runtime
+    from tokensmith import PipelineSpec, Provenance, Registry
 
-    torch.set_num_threads(2)
-    runtime = Runtime(device="cpu", dtype="float32")
-    model, tok = load_smollm2(runtime, progress=False)
-    lm = HFCausalLM(model, tok, runtime, name="smollm2")
+    registry = Registry.from_environment()
+    pipeline = registry.build_pipeline(PipelineSpec(
+        model={"source": "smollm2", "progress": False},
+        runtime={"device": "cpu", "dtype": "fp32", "threads": 2, "seed": 0}))
+    lm = pipeline.lm
     hft = _hf_tokenizer(lm)
     bench = _awrs_bench()
     results: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "threads": 2, "quick": quick,
@@ -286,13 +296,4 @@ def main(out_dir: Path, quick: bool) -> dict:
     _part(results, "byte_distributions", byte_distributions, lm, hft, quick)
     _part(results, "awrs", awrs, lm, hft, bench, quick)
     _part(results, "masks", masks, lm, hft, bench, quick)
-    (out_dir / "peers.json").write_text(json.dumps(results, indent=2, default=float))
-    _plot(results, out_dir)
-    summary = {}
-    for part in ("byte_distributions", "awrs", "masks"):
-        for k, v in results[part].items():
-            if isinstance(v, float) and not math.isnan(v) and k != "bench_seconds":
-                summary[f"{part}.{k}"] = round(v, 6)
-            elif k == "error":
-                summary[f"{part}.error"] = v
-    return summary
+    return to_report(results, Provenance.collect(registry, pipeline.runtime, pipeline.spec.model))

@@ -182,16 +182,23 @@ def test_demo_builds_greedy_by_name_and_prints_plain_text(make_registry, install
     from types import SimpleNamespace
 
     import tokensmith_byteprob.plugin as plugin
+    from tokensmith_byteprob.demo import CASES
+
+    from tokensmith import Report
 
     reg = installed_registry if with_baselines else make_registry(plugin)
     if with_baselines and "greedy" not in {c.name for c in reg.components("decoder")}:
         pytest.skip("tokensmith-baselines is not installed")
     demo = reg.build("demo", "byteprob", BuildContext(runtime=Runtime(device="cpu"), lm=tiny_lm))
     out = io.StringIO()
-    results = demo.run(SimpleNamespace(lm=tiny_lm), out)
+    report = demo.run(SimpleNamespace(lm=tiny_lm), out)
     text = out.getvalue()
     assert "\033" not in text and ("not installed" in text) != with_baselines
-    for row in results.values():
-        assert (row["token_level"]["text"] is not None) == with_baselines
-        assert (row["token_healing"]["text"] is not None) == with_baselines
-        assert 0 <= row["byte_exact"]["p_expected"] <= 1 and row["byte_exact"]["text"]
+    rows = {(r[0], r[2]): r for r in report.tables[0].rows}
+    assert len(rows) == 3 * len(CASES)
+    for prompt, _ in CASES:
+        assert (rows[prompt, "token-level greedy"][3] is not None) == with_baselines
+        assert (rows[prompt, "token healing"][3] is not None) == with_baselines
+        exact = rows[prompt, "byte-exact greedy"]
+        assert 0 <= exact[4] <= 1 and exact[3] and exact[5] > 0
+    assert Report.from_json(report.to_json()) == report

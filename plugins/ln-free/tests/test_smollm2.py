@@ -37,10 +37,14 @@ def test_demo_leaves_the_pipeline_model_unchanged(smollm2_lm, smollm2):
     pipeline = SimpleNamespace(model=model, tokenizer=tok, lm=smollm2_lm)
     before = type(model.model.norm)
     out = io.StringIO()
-    numbers = LNFreeDemo().run(pipeline, out)
+    report = LNFreeDemo().run(pipeline, out)
     assert type(model.model.norm) is before and not fake_norms(model)
+    numbers = report.metrics
     assert numbers["fake_ablation_error"] < 1e-3 < numbers["live_ablation_error"]
-    assert "direct logit attribution" in out.getvalue()
+    assert numbers["loss_change"] == numbers["fake_loss"] - numbers["live_loss"]
+    live, frozen = report.tables[0].rows
+    assert live[3] == numbers["live_ablation_error"] and frozen[3] == numbers["fake_ablation_error"]
+    assert "direct logit attribution" in out.getvalue() and "\x1b" not in out.getvalue()
 
 
 @pytest.mark.smollm2

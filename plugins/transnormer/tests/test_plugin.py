@@ -29,7 +29,8 @@ def test_demo_runs_and_reports_constant_state(tiny_llama):
     model, tok = tiny_llama
     before = {k: v.clone() for k, v in model.state_dict().items()}
     out = io.StringIO()
-    results = TransNormerDemo().run(types.SimpleNamespace(model=model, tokenizer=tok, lm=None), out)
+    report = TransNormerDemo().run(types.SimpleNamespace(model=model, tokenizer=tok, lm=None), out)
+    results = report.metrics
     assert results["max_rel_diff_blockwise_vs_parallel"] < 1e-10
     assert results["max_rel_diff_recurrent_vs_parallel"] < 1e-10
     assert len({results[f"state_bytes_{n}"] for n in LENGTHS}) == 1
@@ -37,4 +38,8 @@ def test_demo_runs_and_reports_constant_state(tiny_llama):
     assert kv == sorted(kv) and kv[0] < kv[-1]
     assert results["norm_layers_srmsnorm_would_replace"] == 5
     assert all(v.equal(model.state_dict()[k]) for k, v in before.items())
-    assert "srmsnorm" in out.getvalue()
+    assert "srmsnorm" in out.getvalue() and "\x1b" not in out.getvalue()
+    memory = report.tables[0]
+    assert [row[0] for row in memory.rows] == list(LENGTHS)
+    assert [row[3] for row in memory.rows] == kv and len({row[2] for row in memory.rows}) == 1
+    assert {s.group for s in report.series} == {"decoding memory", "attention time"}

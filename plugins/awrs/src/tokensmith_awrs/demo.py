@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
-from tokensmith import Demo, TrustedText
+from tokensmith import Demo, Report, Series, Table, TrustedText, to_terminal
 
 from .decoders import AWRSDecoder, MaskingDecoder
 from .json_schema import JSONSchemaConstraint
@@ -19,20 +20,22 @@ PROMPT = TrustedText("<|im_start|>user\nDescribe a fictional person as a JSON ob
                      "<|im_end|>\n<|im_start|>assistant\n")
 #: full masking costs ~0.5 s per token on SmolLM2 (49k checks), so it only runs a few
 MASKING_TOKENS = 4
+AWRS_TOKENS = 48
 
 
 class AWRSDemo(Demo):
     name = "awrs"
 
-    def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
+    def run(self, pipeline: Any, out: Any) -> Report:
         lm = pipeline.lm
         if lm is None:
             print("  (needs a causal LM; skipped)", file=out)
-            return {}
+            return Report(name=self.name, notes=("skipped: the pipeline has no causal LM",))
         print("JSON Schema constraint; AWRS checks the constraint only on the tokens it visits,", file=out)
         print("masking checks every token of the vocabulary at every step.\n", file=out)
-        results: dict[str, Any] = {}
-        for label, decoder, n in (("awrs", AWRSDecoder(), 48), ("masking", MaskingDecoder(), MASKING_TOKENS)):
+        rows, checks = [], {}
+        for label, decoder, n in (("awrs", AWRSDecoder(), AWRS_TOKENS),
+                                  ("masking", MaskingDecoder(), MASKING_TOKENS)):
             constraint = JSONSchemaConstraint(SCHEMA)
             start = time.perf_counter()
             gen = decoder.generate(lm, PROMPT, max_new_tokens=n, constraint=constraint, seed=0)
@@ -43,14 +46,24 @@ class AWRSDemo(Demo):
                 valid = constraint.accepts(gen.bytes)
             except json.JSONDecodeError:
                 valid = False
-            results[label] = {"text": gen.text, "tokens": len(gen.ids), "valid": valid,
-                              "checks_per_token": gen.counters["constraint_checks"] / tokens,
-                              "ms_per_token": 1000 * seconds / tokens, "log_weight": gen.log_weight}
-            status = "complete, schema-valid" if valid else f"first {len(gen.ids)} tokens"
-            print(f"  {label:<8} {gen.text!r} ({status})", file=out)
-            print(f"           {results[label]['checks_per_token']:.1f} constraint checks/token, "
-                  f"{results[label]['ms_per_token']:.0f} ms/token, log weight {gen.log_weight:.3f}", file=out)
-        ratio = results["masking"]["checks_per_token"] / max(results["awrs"]["checks_per_token"], 1e-9)
-        results["check_ratio"] = ratio
+            checks[label] = gen.counters["constraint_checks"] / tokens
+            rows.append((label, gen.text, len(gen.ids), "complete, schema-valid" if valid else "unfinished",
+                         checks[label], 1000 * seconds / tokens,
+                         gen.log_weight if math.isfinite(gen.log_weight) else None))
+        ratio = checks["masking"] / max(checks["awrs"], 1e-9)
+        report = Report(
+            name=self.name,
+            metrics={"masking_checks_vs_awrs": ratio, "awrs_checks_per_token": checks["awrs"],
+                     "masking_checks_per_token": checks["masking"],
+                     "awrs_schema_valid": int(rows[0][3] == "complete, schema-valid")},
+            tables=(Table("JSON Schema constraint on the same prompt",
+                          ("decoder", "text", "tokens", "status", "checks/token", "ms/token", "log weight"),
+                          tuple(rows)),),
+            series=(Series("constraint checks per token", tuple(checks), tuple(checks.values()), plot="bar",
+                           log_y=all(v > 0 for v in checks.values())),),
+            notes=(f"masking runs only {MASKING_TOKENS} tokens (it checks the whole vocabulary at every "
+                   f"step); AWRS up to {AWRS_TOKENS}, seed 0",
+                   "an empty log weight is -inf: the sample reached a dead end (weight 0)"))
+        to_terminal(report, out)
         print(f"\n  masking needs {ratio:.0f}x more constraint checks per token than AWRS", file=out)
-        return results
+        return report

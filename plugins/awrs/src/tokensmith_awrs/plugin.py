@@ -34,3 +34,10 @@ def tokensmith_register_constraints():
 def tokensmith_register_demos():
     return [Component("awrs", f"{_M}.demo:AWRSDemo",
                       "SmolLM2 writes schema-valid JSON: constraint checks per token, AWRS vs full masking")]
+
+
+@hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("awrs", f"{_M}.benchmark:AWRSBenchmark",
+                      "AWRS vs full masking on SmolLM2: constraint checks and time per token, validity",
+                      requires=("causal_lm",))]

@@ -13,13 +13,14 @@ from typing import Any
 
 import attrs
 
-from tokensmith import BuildContext, Demo, UnknownComponentError, bold
+from tokensmith import BuildContext, Demo, Report, Series, Table, UnknownComponentError, to_terminal
 
 from .cover_set import ByteProbLM
 from .decoding import generate_bytes
 
 #: (prompt, the continuation a reader expects)
 CASES = (("def fibon", "acci"), ("The capital of Fra", "nce"), ("import num", "py"))
+METHODS = ("token-level greedy", "token healing", "byte-exact greedy")
 
 
 def token_level_probability(lm: Any, prompt: str, continuation: str) -> float:
@@ -68,31 +69,46 @@ class ByteProbDemo(Demo):
                   "continuations skipped)\n", file=out)
             return None, None
 
-    def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
+    def run(self, pipeline: Any, out: Any) -> Report:
         lm = pipeline.lm
         blm = ByteProbLM(lm)
         print("Prompts cut mid-word. P(expected) is the probability each method gives the expected", file=out)
         print("continuation; byte-exact sums every tokenization that covers the prompt's bytes.\n", file=out)
         greedy, healing = self._greedy(out)
-        results: dict[str, Any] = {}
+        rows = []
+        p_expected: dict[str, list[float]] = {label: [] for label in METHODS}
         for prompt, expected in CASES:
-            row: dict[str, Any] = {}
             start = time.perf_counter()
             calls = lm.counters["forward_calls"]
             exact, _ = generate_bytes(blm, prompt.encode(), 12)
-            row["byte_exact"] = {"text": exact.decode("utf-8", "replace"),
-                                 "p_expected": math.exp(blm.score_bytes(prompt.encode(), expected.encode())),
-                                 "seconds": time.perf_counter() - start,
-                                 "lm_calls": lm.counters["forward_calls"] - calls}
-            naive = greedy.generate(lm, prompt, max_new_tokens=4).text if greedy else None
-            healed = healing.generate(lm, prompt, max_new_tokens=4).text if healing else None
-            row["token_level"] = {"text": naive, "p_expected": token_level_probability(lm, prompt, expected)}
-            row["token_healing"] = {"text": healed, "p_expected": healed_probability(lm, prompt, expected)}
-            print(f"  prompt {prompt!r}, expected {expected!r}", file=out)
-            for label, key in (("token-level greedy", "token_level"), ("token healing", "token_healing"),
-                               ("byte-exact greedy", "byte_exact")):
-                text, p = row[key]["text"], row[key]["p_expected"]
-                shown = "" if text is None else f"  continues {bold(repr(text), out)}"
-                print(f"    {label:<19} P(expected)={p:.3g}{shown}", file=out)
-            results[prompt] = row
-        return results
+            seconds = time.perf_counter() - start
+            forwards = lm.counters["forward_calls"] - calls
+            found = {
+                "token-level greedy": (greedy.generate(lm, prompt, max_new_tokens=4).text if greedy else None,
+                                       token_level_probability(lm, prompt, expected)),
+                "token healing": (healing.generate(lm, prompt, max_new_tokens=4).text if healing else None,
+                                  healed_probability(lm, prompt, expected)),
+                "byte-exact greedy": (exact.decode("utf-8", "replace"),
+                                      math.exp(blm.score_bytes(prompt.encode(), expected.encode()))),
+            }
+            for label, (text, p) in found.items():
+                p_expected[label].append(p)
+                exact_row = label == "byte-exact greedy"
+                rows.append((prompt, expected, label, text, p, forwards if exact_row else None,
+                             seconds if exact_row else None))
+        notes = ["byte-exact continues 12 bytes, the token-level decoders 4 tokens; LM forwards and "
+                 "seconds are the byte-exact generation's"]
+        if greedy is None:
+            notes.append("no greedy decoder (tokensmith-baselines): token-level continuations left empty, "
+                         "their probabilities need no decoder")
+        report = Report(
+            name=self.name,
+            metrics={f"mean_p_expected[{label}]": sum(ps) / len(ps) for label, ps in p_expected.items()},
+            tables=(Table("prompts cut mid-word", ("prompt", "expected", "method", "continuation",
+                                                   "P(expected)", "LM forwards", "seconds"), tuple(rows)),),
+            series=tuple(Series(label, tuple(p for p, _ in CASES), tuple(ps), y_label="P(expected)",
+                                plot="bar", group="P(expected continuation)")
+                         for label, ps in p_expected.items()),
+            notes=tuple(notes))
+        to_terminal(report, out)
+        return report

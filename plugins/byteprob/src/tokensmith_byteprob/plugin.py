@@ -19,3 +19,10 @@ def tokensmith_register_decoders():
 def tokensmith_register_demos():
     return [Component("byteprob", f"{_M}.demo:ByteProbDemo",
                       "mid-word prompts: token-level vs token healing vs exact byte probabilities")]
+
+
+@hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("byteprob", f"{_M}.benchmark:ByteProbBenchmark",
+                      "exactness vs brute force, byte vs token step time, mid-word prompts, a two-vocabulary "
+                      "ensemble")]

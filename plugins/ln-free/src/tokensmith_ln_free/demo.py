@@ -9,7 +9,7 @@ import copy
 import time
 from typing import Any
 
-from tokensmith import Demo, find_norm_layers
+from tokensmith import Demo, Report, Table, find_norm_layers, to_terminal
 
 HELD_OUT = "The library lends books for three weeks, and readers may renew them online."
 
@@ -17,7 +17,7 @@ HELD_OUT = "The library lends books for three weeks, and readers may renew them 
 class LNFreeDemo(Demo):
     name = "ln-free"
 
-    def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
+    def run(self, pipeline: Any, out: Any) -> Report:
         import torch
 
         from .attribution import direct_logit_attribution
@@ -30,9 +30,9 @@ class LNFreeDemo(Demo):
         final = [layer.path for layer in find_norm_layers(model)[0] if norm_role(layer.path) == "final"]
         provider = LNFreeNormalization(layers=final, mode="live")
         provider.tokenizer = pipeline.tokenizer
-        model, report = provider.replace(model, inplace=True)
+        model, surgery = provider.replace(model, inplace=True)
         ids = torch.tensor([pipeline.tokenizer.encode(HELD_OUT).ids], device=next(model.parameters()).device)
-        print(f"Surgery on one copy of the model: {report.changes[0].path} -> FakeNorm (live).", file=out)
+        print(f"Surgery on one copy of the model: {surgery.changes[0].path} -> FakeNorm (live).", file=out)
         live_loss = evaluate(model, [ids])
         live = direct_logit_attribution(model, ids)
         calibrate(model, provider.calibration_batches(model))
@@ -45,16 +45,22 @@ class LNFreeDemo(Demo):
         print(f"  held-out loss: live norm {live_loss:.4f}, frozen norm {fake_loss:.4f} "
               f"(Δ {fake_loss - live_loss:+.4f} nats, no fine-tuning)", file=out)
         print(f"  direct logit attribution over {len(fake.components)} residual components:", file=out)
-        for label, result in (("live norm", live), ("frozen norm", fake)):
-            print(f"    {label:<12} |Σ contributions − logits| {result.sum_error:.2e}   "
-                  f"|contribution − direct effect| {result.ablation_error:.2e}", file=out)
         print("  With the norm live, contributions only add up because σ_t is held at its cached value;",
               file=out)
         print("  each differs from the component's actual direct effect. Frozen, they are equal.", file=out)
         seconds = time.perf_counter() - start
         del model
-        return {"live_loss": live_loss, "fake_loss": fake_loss, "sigma": norm.average_std.item(),
-                "live_sum_error": live.sum_error, "live_ablation_error": live.ablation_error,
-                "fake_sum_error": fake.sum_error, "fake_ablation_error": fake.ablation_error,
-                "seconds": seconds}
-
+        report = Report(
+            name=self.name,
+            metrics={"live_loss": live_loss, "fake_loss": fake_loss, "loss_change": fake_loss - live_loss,
+                     "sigma": norm.average_std.item(), "live_sum_error": live.sum_error,
+                     "live_ablation_error": live.ablation_error, "fake_sum_error": fake.sum_error,
+                     "fake_ablation_error": fake.ablation_error, "seconds": seconds},
+            tables=(Table(f"direct logit attribution over {len(fake.components)} residual components",
+                          ("final norm", "held-out loss", "|Σ contributions − logits|",
+                           "|contribution − direct effect|"),
+                          (("live", live_loss, live.sum_error, live.ablation_error),
+                           ("frozen σ̄", fake_loss, fake.sum_error, fake.ablation_error))),),
+            notes=(f"surgery on one copy of the model ({final[0]}); no fine-tuning",))
+        to_terminal(report, out)
+        return report

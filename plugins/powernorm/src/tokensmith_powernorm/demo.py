@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tokensmith import Demo, find_norm_layers
+from tokensmith import Demo, Report, Table, find_norm_layers, to_terminal
 
 from .surgery import PowerNormProvider
 
@@ -27,30 +27,49 @@ RESULTS = Path("bench") / "results" / "powernorm.json"
 class PowerNormDemo(Demo):
     name = "powernorm"
 
-    def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
+    def run(self, pipeline: Any, out: Any) -> Report:
         model = pipeline.model
         with torch.device("meta"):
             skeleton = type(model)(model.config)
-        _, report = PowerNormProvider().replace(skeleton)
-        kinds = sorted({c.before for c in report.changes})
+        _, surgery = PowerNormProvider().replace(skeleton)
+        kinds = sorted({c.before for c in surgery.changes})
         kept = len(find_norm_layers(model)[0])
         print(f"PowerNorm surgery on {type(model).__name__}'s structure (meta device, no weights):", file=out)
-        print(f"  {len(report)} norm layers replaced ({', '.join(kinds)} -> PowerNorm), e.g.", file=out)
-        for change in report.changes[:2] + report.changes[-1:]:
-            print(f"    {change.path}: {change.before} -> {change.after} ({change.detail})", file=out)
-        print(f"  the pipeline's own model still has its {kept} original norm layers", file=out)
-        results: dict[str, Any] = {"replaced_layers": len(report), "original_norm_layers_kept": kept}
+        print(f"  {len(surgery)} norm layers replaced ({', '.join(kinds)} -> PowerNorm); "
+              f"the pipeline's own model still has its {kept} original norm layers", file=out)
+        changes = surgery.changes[:2] + surgery.changes[-1:]
+        tables = [Table("replaced norm layers (first two, last)", ("path", "before", "after", "detail"),
+                        tuple((c.path, c.before, c.after, c.detail) for c in changes))]
+        metrics: dict[str, Any] = {"replaced_layers": len(surgery), "original_norm_layers_kept": kept}
+        notes = []
         path = Path(os.environ.get("TOKENSMITH_POWERNORM_RESULTS", RESULTS))
-        if path.exists():
-            bench = json.loads(path.read_text())
-            setup = bench["setup"]
-            print(f"\nTiny GPT-2 trained from scratch ({setup['steps']} steps, seeds {setup['seeds']}; "
-                  f"from {path}):", file=out)
-            for norm, value in bench["mean_final_valid_bits_per_byte"].items():
-                ratio = bench["valid_ratio_to_layernorm"][norm]
-                print(f"  {norm:<10} validation {value:.3f} bits/byte  ({ratio:.3f} x LayerNorm)", file=out)
-            results["valid_bits_per_byte"] = bench["mean_final_valid_bits_per_byte"]
+        experiment = _experiment(path)
+        if experiment is None:
+            notes.append(f"no experiment results at {path}: run `python bench/run.py --only powernorm`")
+        elif isinstance(experiment, str):
+            notes.append(experiment)
         else:
-            print(f"\n(no experiment results at {path}: run `python bench/run.py --only powernorm`)",
-                  file=out)
-        return results
+            setup, bits, ratios = experiment
+            print(f"\nTiny GPT-2 trained from scratch ({setup}; from {path}):", file=out)
+            tables.append(Table("validation bits/byte, tiny GPT-2 from scratch", ("norm", "bits/byte",
+                                                                                 "x LayerNorm"),
+                                tuple((norm, value, ratios[norm]) for norm, value in bits.items())))
+            metrics.update({f"valid_bits_per_byte[{norm}]": value for norm, value in bits.items()})
+        report = Report(name=self.name, metrics=metrics, tables=tuple(tables), notes=tuple(notes))
+        to_terminal(report, out)
+        return report
+
+
+def _experiment(path: Path) -> tuple[str, dict, dict] | str | None:
+    """(the setup in words, mean final validation bits/byte per norm, ratio to LayerNorm) from
+    the bench's JSON; a reason (str) when the file cannot be read that way; None when absent."""
+    if not path.exists():
+        return None
+    try:
+        bench = json.loads(path.read_text())
+        setup = f"{bench['setup']['steps']} steps, seeds {bench['setup']['seeds']}"
+        bits, ratios = bench["mean_final_valid_bits_per_byte"], bench["valid_ratio_to_layernorm"]
+        return (setup, {norm: float(v) for norm, v in bits.items()},
+                {norm: float(ratios[norm]) for norm in bits})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"experiment results at {path} not shown: {type(exc).__name__}: {exc}"

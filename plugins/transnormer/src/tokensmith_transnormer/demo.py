@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tokensmith import Demo, Runtime, find_norm_layers
+from tokensmith import Demo, Report, Runtime, Series, Table, find_norm_layers, to_terminal
 
 from .measure import attention_forms, best_seconds, random_qkv
 from .model import TransNormerArchitecture
@@ -39,8 +39,8 @@ def cache_sizes(model: Any) -> tuple[int, int] | None:
 class TransNormerDemo(Demo):
     name = "transnormer"
 
-    def run(self, pipeline: Any, out: Any) -> dict[str, Any]:
-        results: dict[str, Any] = {}
+    def run(self, pipeline: Any, out: Any) -> Report:
+        metrics: dict[str, Any] = {}
         architecture = TransNormerArchitecture(vocab_size=256, width=64, layers=2, heads=4, block_size=16,
                                                lrpe=True)
         model = architecture.build(Runtime(dtype="float64", seed=0))
@@ -49,45 +49,59 @@ class TransNormerDemo(Demo):
             logits = {form: model(ids, form=form)[0] for form in ("parallel", "blockwise", "recurrent")}
         scale = float(logits["parallel"].abs().max())
         for form in ("blockwise", "recurrent"):
-            rel = float((logits[form] - logits["parallel"]).abs().max()) / scale
-            results[f"max_rel_diff_{form}_vs_parallel"] = rel
-        print("Tiny random TransNormer LM (float64, 2 layers, LRPE on, 200 tokens):", file=out)
-        print(f"  blockwise (B=16) vs parallel: max rel. logit diff "
-              f"{results['max_rel_diff_blockwise_vs_parallel']:.1e}", file=out)
-        print(f"  recurrent        vs parallel: max rel. logit diff "
-              f"{results['max_rel_diff_recurrent_vs_parallel']:.1e}", file=out)
+            metrics[f"max_rel_diff_{form}_vs_parallel"] = \
+                float((logits[form] - logits["parallel"]).abs().max()) / scale
+        print("Tiny random TransNormer LM (float64, 2 layers, LRPE on, 200 tokens): the blockwise (B=16)",
+              file=out)
+        print("and recurrent forms give the parallel form's logits; its decoding state does not grow.",
+              file=out)
 
         sizes = cache_sizes(pipeline.model)
-        print("\nDecoding memory after n tokens (tiny model: measured; pipeline model's shape: computed):",
-              file=out)
+        memory_rows, state_series, kv_series = [], [], []
         with torch.inference_mode():
             for n in LENGTHS:
                 ids = torch.zeros(1, n, dtype=torch.long)
                 _, state = model(ids, form="blockwise")
                 _, state = model(ids[:, :1], form="recurrent", state=state)
-                results[f"state_bytes_{n}"] = state.nbytes
-                line = f"  n={n:>5}: tiny TransNormer state {state.nbytes / 1024:5.1f} KiB"
+                metrics[f"state_bytes_{n}"] = state.nbytes
+                state_series.append(state.nbytes)
                 if sizes is not None:
                     per_token, constant = sizes
-                    results[f"pipeline_kv_cache_bytes_{n}"] = per_token * (n + 1)
-                    kv_cache = per_token * (n + 1) / 2**20
-                    line += (f" | same shape as the pipeline model: TransNormer state "
-                             f"{constant / 2**20:.1f} MiB, softmax KV cache {kv_cache:6.1f} MiB")
-                print(line, file=out)
+                    metrics[f"pipeline_kv_cache_bytes_{n}"] = per_token * (n + 1)
+                    kv_series.append(per_token * (n + 1))
+                    memory_rows.append((n, state.nbytes, constant, per_token * (n + 1)))
+                else:
+                    memory_rows.append((n, state.nbytes, None, None))
+        columns = ("n", "tiny TransNormer state", "TransNormer state, pipeline shape",
+                   "softmax KV cache, pipeline model")
+        tables = [Table("decoding memory after n tokens, bytes (tiny model: measured; the pipeline model's "
+                        "shape: computed)", columns, tuple(memory_rows))]
+        series = [Series("tiny TransNormer state", LENGTHS, tuple(state_series), x_label="tokens",
+                         y_label="bytes", group="decoding memory", log_x=True, log_y=True)]
+        if kv_series:
+            series.append(Series("softmax KV cache (pipeline model)", LENGTHS, tuple(kv_series),
+                                 x_label="tokens", y_label="bytes", group="decoding memory", log_x=True,
+                                 log_y=True))
 
-        print("\nOne attention layer, width 256, 4 heads (fastest of 3 calls):", file=out)
         forms = attention_forms(heads=4, block_size=256)
+        timing_rows = []
         for n in TIMED_LENGTHS:
             q, k, v = random_qkv(n, 256, 4)
             times = {name: best_seconds(lambda fn=fn, q=q, k=k, v=v: fn(q, k, v))
                      for name, fn in forms.items()}
-            results[f"seconds_{n}"] = times
-            print(f"  n={n:>5}: " + ", ".join(f"{name} {t * 1000:.0f} ms" for name, t in times.items()),
-                  file=out)
+            timing_rows.append((n, *(1000 * t for t in times.values())))
+            metrics.update({f"seconds_{n}[{name}]": t for name, t in times.items()})
+        tables.append(Table("one attention layer, width 256, 4 heads: ms, fastest of 3 calls",
+                            ("n", *forms), tuple(timing_rows)))
+        for j, name in enumerate(forms, start=1):
+            series.append(Series(name, TIMED_LENGTHS, tuple(row[j] for row in timing_rows), x_label="tokens",
+                                 y_label="ms", group="attention time"))
 
         layers, _ = find_norm_layers(pipeline.model)
-        results["norm_layers_srmsnorm_would_replace"] = len(layers)
-        print(f"\nnormalization 'srmsnorm' would replace {len(layers)} norm layer(s) of the pipeline's "
-              f"model (dropping their gains; try it on a copy: provider.replace(model, inplace=False)).",
-              file=out)
-        return results
+        metrics["norm_layers_srmsnorm_would_replace"] = len(layers)
+        report = Report(name=self.name, metrics=metrics, tables=tuple(tables), series=tuple(series),
+                        notes=(f"normalization 'srmsnorm' would replace {len(layers)} norm layer(s) of the "
+                               "pipeline's model (dropping their gains; try it on a copy: "
+                               "provider.replace(model, inplace=False))",))
+        to_terminal(report, out)
+        return report

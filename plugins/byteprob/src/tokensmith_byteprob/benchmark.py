@@ -1,0 +1,306 @@
+"""The ``byteprob`` benchmark (``tokensmith bench byteprob``) of exact byte-level probabilities
+(Phan et al., arXiv 2410.09303), measured in one run:
+
+* exactness: max |error| of next-byte distributions against brute-force enumeration, on the
+  float64 toy Markov LM (both meanings) and on the benchmarked model;
+* speed: byte-by-byte greedy generation vs token-level greedy with KV cache in the same run
+  (median ms per next-byte distribution, LM forwards per byte, tensor bytes the decoding
+  states hold);
+* mid-word prompts: probability of the expected continuation under naive token prompting,
+  token healing and byte-exact;
+* ensemble: the model + a tiny LM with another vocabulary trained here on Python code, bits
+  per byte on held-out code (full mode only).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tokensmith import (
+    Benchmark,
+    BuildContext,
+    HFCausalLM,
+    PipelineSpec,
+    Provenance,
+    Report,
+    Runtime,
+    Series,
+    Table,
+    UnknownComponentError,
+    bits_per_byte,
+    positive_int,
+    ratio,
+    seeded_split,
+    tensor_bytes,
+    tiny_tokenizer,
+)
+
+from .brute_force import BruteForce, max_abs_error
+from .cover_set import ByteProbLM
+from .decoding import generate_bytes
+from .demo import CASES, healed_probability, token_level_probability
+from .ensemble import ByteEnsemble
+from .toy import MarkovLM, ToyTokenizer
+
+#: Python standard-library modules: the code corpus of the ensemble, split train/eval by name
+CODE_MODULES = ("textwrap.py", "string.py", "bisect.py", "heapq.py", "fnmatch.py", "colorsys.py", "shlex.py",
+                "glob.py")
+
+
+def exactness(quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    texts = [b"", b"a", b"ab a", b"b ab\xc3", b"aba\xc3\xa9b"] + ([] if quick else [b"abab a", b"bb ab"])
+    for prefix in (b"", b" "):
+        lm = MarkovLM(ToyTokenizer(prefix_bytes=prefix), seed=1)
+        for meaning in ("canonical", "marginal"):
+            blm, brute = ByteProbLM(lm, meaning=meaning), BruteForce(lm, meaning)
+            err = max(max_abs_error(blm.start(t).logprobs, brute.next_byte_probs(t)) for t in texts)
+            key = f"toy{'_prefixed' if prefix else ''}_{meaning}"
+            out[key] = {"max_abs_error": err, "strings": len(texts)}
+    return out
+
+
+def model_exactness(lm: Any, quick: bool) -> dict[str, Any]:
+    cases = [("canonical", b"def fibon")] + ([] if quick else [("canonical", b"The capital of Fra"),
+                                                                ("marginal", b"Fra")])
+    out = {}
+    for meaning, text in cases:
+        start = time.perf_counter()
+        got = ByteProbLM(lm, meaning=meaning).start(text).logprobs
+        err = max_abs_error(got, BruteForce(lm, meaning).next_byte_probs(text))
+        out[f"{meaning}:{text.decode()}"] = {"max_abs_error": err, "seconds": time.perf_counter() - start}
+    return out
+
+
+def speed(lm: Any, quick: bool) -> dict[str, Any]:
+    """Greedy bytes vs greedy tokens (KV cache) on the same prompts, same process.
+    ``state_memory_ratio`` compares what the decoding states hold (KV caches of live covers,
+    cover tensors); ``memory_ratio_with_model`` adds the model's weights, which both share."""
+    n_bytes = 16 if quick else 48
+    weights = tensor_bytes(lm.model, modules=True)
+    blm = ByteProbLM(lm)
+    blm.start(b"warm up")  # builds the per-tokenizer tables once
+    out: dict[str, Any] = {"bytes_per_prompt": n_bytes, "prompts": {}}
+    byte_times, token_times, forwards, nbytes = [], [], 0, 0
+    state_peak, token_peak = 0, 0
+    for prompt in ("def fibon", "The capital of Fra"):
+        state = blm.start(prompt.encode())
+        calls = lm.counters["forward_calls"]
+        text = b""
+        for _ in range(n_bytes):
+            b = int(state.logprobs.argmax())
+            if b == 256:
+                break
+            t0 = time.perf_counter()
+            state = blm.advance(state, b)
+            byte_times.append(time.perf_counter() - t0)
+            text += bytes([b])
+            state_peak = max(state_peak, tensor_bytes(state))
+        forwards += lm.counters["forward_calls"] - calls
+        nbytes += len(text)
+        # token-level greedy over the same text: cached single-token steps
+        ids = list(lm.start_ids) + list(lm.tokenizer.encode(prompt + text.decode("utf-8", "replace")).ids)
+        timed = min(12, len(ids) - 1)  # the last tokens, one cached step each
+        tstate = lm.start(ids[: len(ids) - timed])
+        for tok in ids[len(ids) - timed:]:
+            t0 = time.perf_counter()
+            tstate = lm.extend(tstate, [tok])
+            token_times.append(time.perf_counter() - t0)
+            token_peak = max(token_peak, tensor_bytes(tstate))
+        out["prompts"][prompt] = {"continuation": text.decode("utf-8", "replace")}
+    ms_byte = 1000 * statistics.median(byte_times)
+    ms_token = 1000 * statistics.median(token_times)
+    out.update({
+        "median_ms_per_next_byte_distribution": ms_byte,
+        "median_ms_per_cached_token_step": ms_token,
+        "ratio_byte_distribution_to_token_step": ratio(ms_byte, ms_token),
+        "lm_forwards_per_byte": forwards / max(1, nbytes),
+        "state_bytes_peak_byteprob": state_peak,
+        "state_bytes_peak_token_level": token_peak,
+        "state_memory_ratio": state_peak / max(1, token_peak),
+        "memory_ratio_with_model": ratio(weights + state_peak, weights + token_peak),
+    })
+    return out
+
+
+def mid_word(lm: Any, greedy: Any = None, healing: Any = None) -> dict[str, Any]:
+    blm = ByteProbLM(lm)
+    out = {}
+    for prompt, expected in CASES:
+        text, _ = generate_bytes(blm, prompt.encode(), len(expected) + 4)
+        out[prompt] = {
+            "expected": expected,
+            "p_token_level": token_level_probability(lm, prompt, expected),
+            "p_token_healing": healed_probability(lm, prompt, expected),
+            "p_byte_exact": math.exp(blm.score_bytes(prompt.encode(), expected.encode())),
+            "byte_exact_greedy": text.decode("utf-8", "replace"),
+        }
+        if greedy is not None:
+            out[prompt]["token_level_greedy"] = greedy.generate(lm, prompt, max_new_tokens=3).text
+            out[prompt]["token_healing_greedy"] = healing.generate(lm, prompt, max_new_tokens=3).text
+    return out
+
+
+def code_corpus() -> tuple[list[str], str]:
+    """Training texts and a held-out chunk of Python code: the modules of :data:`CODE_MODULES`
+    split by :func:`tokensmith.seeded_split` on their names (seed 0, a fifth held out)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    records = [(name, (stdlib / name).read_text()) for name in CODE_MODULES]
+    train = [text for _, text in seeded_split(records, "train", eval_fraction=0.2, seed=0)]
+    held = [text for _, text in seeded_split(records, "eval", eval_fraction=0.2, seed=0)]
+    return train, held[0][1000:1300]
+
+
+def ensemble(lm: Any, quick: bool) -> dict[str, Any]:
+    """Bits per byte on held-out Python code: the model, a tiny code LM with another vocabulary,
+    and their byte-level mixture (arithmetic mean of next-byte probabilities)."""
+    if quick:
+        return {"skipped": "quick mode (trains a tiny LM)"}
+    import torch
+
+    from tokensmith.testing import tiny_llama
+
+    train, held = code_corpus()
+    tok = tiny_tokenizer("byte_fallback", vocab_size=600, corpus=train)
+    model, _ = tiny_llama(tok, hidden_size=128, layers=3, heads=4, context=256, seed=0)
+    data = torch.tensor([i for text in train for i in tok.encode(text).ids])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    start = time.perf_counter()
+    steps = 300
+    for _ in range(steps):
+        offs = torch.randint(0, len(data) - 129, (16,), generator=gen)
+        batch = torch.stack([data[o: o + 129] for o in offs])
+        loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    train_s = time.perf_counter() - start
+    tiny = HFCausalLM(model, tok, Runtime(device="cpu", dtype="float32"), name="tiny-code")
+    mix = ByteEnsemble([ByteProbLM(lm), ByteProbLM(tiny)])
+    prompt, target = held[:40].encode(), held[40:].encode()
+    state = mix.start(prompt)
+    member_logp: list[tuple[float, float]] = []
+    nll_uniform = 0.0
+    for b in target:
+        nll_uniform -= float(state.logprobs[b])
+        member_logp.append(tuple(float(m.logprobs[b]) if m is not None else -math.inf for m in state.data))
+        state = mix.advance(state, b)
+    # the members advance independently of the weights, so other mixtures follow from the same pass
+    # (exactly, while no member gives a byte probability 0)
+    n = len(target)
+    by_weight = {str(w): bits_per_byte(-sum(math.log(w * math.exp(a) + (1 - w) * math.exp(b))
+                                            for a, b in member_logp), n)
+                 for w in (0.5, 0.8, 0.9, 0.95)}
+    return {"train_steps": steps, "train_seconds": train_s, "final_train_loss": loss.item(),
+            "held_out_bytes": n,
+            "bits_per_byte": {"model": bits_per_byte(-sum(a for a, _ in member_logp), n),
+                              "tiny_code_lm": bits_per_byte(-sum(b for _, b in member_logp), n),
+                              "ensemble_uniform": bits_per_byte(nll_uniform, n)},
+            "bits_per_byte_by_model_weight": by_weight}
+
+
+def measure(lm: Any, *, quick: bool, greedy: Any = None, healing: Any = None, model: str = "",
+            threads: int = 1) -> dict[str, Any]:
+    """Every number of the benchmark as one JSON-like mapping (see :func:`to_report`)."""
+    return {"quick": quick, "threads": threads, "model": model, "exactness_toy": exactness(quick),
+            "exactness_model": model_exactness(lm, quick), "speed": speed(lm, quick),
+            "mid_word": mid_word(lm, greedy, healing), "ensemble": ensemble(lm, quick)}
+
+
+def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> Report:
+    """The report of :func:`measure`'s results: the headline numbers as metrics, one table per
+    part, and the three plots (errors, speed, P(expected))."""
+    errors = {**result["exactness_toy"], **result["exactness_model"]}
+    sp, mid, ens = result["speed"], result["mid_word"], result["ensemble"]
+    metrics: dict[str, float] = {
+        "toy_max_error": max(v["max_abs_error"] for v in result["exactness_toy"].values()),
+        "model_max_error": max(v["max_abs_error"] for v in result["exactness_model"].values()),
+        "ms_per_next_byte_distribution": sp["median_ms_per_next_byte_distribution"],
+        "ms_per_cached_token_step": sp["median_ms_per_cached_token_step"],
+        "byte_distribution_vs_token_step": sp["ratio_byte_distribution_to_token_step"],
+        "lm_forwards_per_byte": sp["lm_forwards_per_byte"],
+        "state_memory_ratio": sp["state_memory_ratio"],
+        "memory_ratio_with_model": sp["memory_ratio_with_model"],
+    }
+    notes = [f"{result['model']}, {result['threads']} CPU thread(s); speed over {sp['bytes_per_prompt']} "
+             "bytes per prompt; memory = distinct tensor storages the decoding states hold"]
+    tables = [Table("max |error| of next-byte distributions vs brute force",
+                    ("case", "max |error|", "seconds"),
+                    tuple((k, v["max_abs_error"], v.get("seconds")) for k, v in errors.items())),
+              Table("speed: greedy bytes vs greedy tokens (KV cache)", ("measure", "value"),
+                    tuple((k, v) for k, v in sp.items() if isinstance(v, int | float))),
+              Table("mid-word prompts", ("prompt", "expected", "P token-level", "P token healing",
+                                         "P byte-exact", "byte-exact greedy", "token-level greedy",
+                                         "token-healing greedy"),
+                    tuple((p, r["expected"], r["p_token_level"], r["p_token_healing"], r["p_byte_exact"],
+                           r["byte_exact_greedy"], r.get("token_level_greedy"), r.get("token_healing_greedy"))
+                          for p, r in mid.items()))]
+    if "skipped" in ens:
+        notes.append(f"ensemble: skipped ({ens['skipped']})")
+    else:
+        bpb = ens["bits_per_byte"]
+        metrics.update({f"ensemble_bits_per_byte[{k}]": v for k, v in bpb.items()})
+        tables.append(Table(f"bits per byte on {ens['held_out_bytes']} held-out bytes of Python code",
+                            ("model", "bits/byte"), tuple(bpb.items())
+                            + tuple((f"mixture, weight {w} on the model", v)
+                                    for w, v in ens["bits_per_byte_by_model_weight"].items())))
+        notes.append(f"ensemble: tiny code LM trained {ens['train_steps']} steps "
+                     f"({ens['train_seconds']:.0f} s, final loss {ens['final_train_loss']:.3f})")
+    if not any("token_level_greedy" in r for r in mid.values()):
+        notes.append("no greedy decoder (tokensmith-baselines): token-level continuations left empty")
+    floored = tuple(max(v["max_abs_error"], 1e-18) for v in errors.values())
+    series = [Series("max |error|", tuple(errors), floored, y_label="max |error| (floor 1e-18)", plot="bar",
+                     log_y=True, group="exactness vs brute force"),
+              Series("median ms", ("cached token step", "next-byte distribution"),
+                     (sp["median_ms_per_cached_token_step"], sp["median_ms_per_next_byte_distribution"]),
+                     y_label="median ms", plot="bar", group="speed")]
+    for key, label in (("p_token_level", "token-level"), ("p_token_healing", "token healing"),
+                       ("p_byte_exact", "byte-exact")):
+        series.append(Series(label, tuple(mid), tuple(r[key] for r in mid.values()), y_label="P(expected)",
+                             plot="bar", group="P(expected continuation)"))
+    provenance = provenance or Provenance()
+    return Report(name="byteprob", metrics=metrics, tables=tuple(tables), series=tuple(series),
+                  notes=tuple(notes),
+                  provenance=attrs.evolve(provenance, extra={**provenance.extra, "quick": result["quick"],
+                                                             "threads": result["threads"]}))
+
+
+@attrs.define
+class ByteProbBenchmark(Benchmark):
+    """Exactness, speed, mid-word prompts and a two-vocabulary ensemble, in one run."""
+
+    name = "byteprob"
+
+    model: str = attrs.field(default="smollm2", metadata={"doc": "the model source measured"})
+    threads: int = attrs.field(default=1, validator=positive_int, metadata={"doc": "CPU threads"})
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
+
+    def run(self, *, quick: bool = False) -> Report:
+        from tokensmith import default_registry
+
+        registry = self.ctx.registry if self.ctx is not None and self.ctx.registry is not None \
+            else default_registry()
+        pipeline = registry.build_pipeline(PipelineSpec(
+            model={"source": self.model, "progress": False} if self.model == "smollm2" else self.model,
+            runtime={"device": "cpu", "dtype": "fp32", "threads": self.threads, "seed": 0}))
+        ctx = BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
+                           lm=pipeline.lm, source=pipeline.spec.model, registry=registry)
+        try:
+            greedy = registry.build("decoder", "greedy", ctx)
+            healing = registry.build("decoder", {"type": "greedy", "token_healing": True}, ctx)
+        except UnknownComponentError:
+            greedy = healing = None
+        model = "SmolLM2-135M-Instruct" if self.model == "smollm2" else self.model
+        result = measure(pipeline.lm, quick=quick, greedy=greedy, healing=healing, model=model,
+                         threads=self.threads)
+        return to_report(result, Provenance.collect(registry, pipeline.runtime, pipeline.spec.model))
