@@ -222,8 +222,8 @@ def token_cross_entropy(batch: Mapping[str, Any], outputs: Any, *, num_items: An
 
     The sum is divided by ``num_items`` when given (transformers' ``num_items_in_batch``, so
     gradient accumulation normalises like an unaccumulated batch), else by the number of
-    counted positions (at least 1: a batch with nothing to predict has loss 0, not NaN). With
-    all weights 1 this is exactly the model's own ``outputs.loss``.
+    counted positions — at least 1 either way, so a batch with nothing to predict has loss 0,
+    not NaN. With all weights 1 this is exactly the model's own ``outputs.loss``.
     """
     import torch
 
@@ -239,10 +239,13 @@ def token_cross_entropy(batch: Mapping[str, Any], outputs: Any, *, num_items: An
         per_token = torch.nn.functional.cross_entropy(flat, shift, ignore_index=IGNORE_INDEX,
                                                       reduction="none")
         total = (per_token * shift_weights.reshape(-1).to(per_token)).sum()
+    # at least 1: a batch (or accumulated batch) with nothing to predict has loss 0, not NaN
     if num_items is None:
         num_items = (shift != IGNORE_INDEX).sum().clamp(min=1)
-    if isinstance(num_items, torch.Tensor):
-        num_items = num_items.to(total.device)
+    elif isinstance(num_items, torch.Tensor):
+        num_items = num_items.to(total.device).clamp(min=1)
+    else:
+        num_items = max(num_items, 1)
     return total / num_items
 
 
@@ -332,6 +335,8 @@ class ComposedLoss(Loss):
         return combined
 
     def __call__(self, batch: Mapping[str, Any], outputs: Any, *, num_items: Any = None) -> Any:
+        import torch
+
         labels = batch["labels"]
         selected = self.selection(batch, outputs)
         weights = self.token_weights(batch, outputs, selected) if self.weights else None
@@ -341,7 +346,9 @@ class ComposedLoss(Loss):
             if num_items is not None:
                 before = (shifted_labels(labels) != IGNORE_INDEX).sum()
                 after = (shifted_labels(batch["labels"]) != IGNORE_INDEX).sum()
-                num_items = num_items * after / before.clamp(min=1)
+                scaled = num_items * after / before.clamp(min=1)
+                # nothing kept: the loss is 0, not 0 / 0
+                num_items = torch.where(after > 0, scaled, torch.ones_like(scaled))
         if weights is not None:
             batch[TOKEN_WEIGHTS_KEY] = weights.detach()
         if self._pass_num_items:
