@@ -19,6 +19,10 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-ln-free": {"normalization": ("ln-free",), "demo": ("ln-free",)},
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
                                "demo": ("transnormer",)},
+    "tokensmith-datasets": {"dataset": (
+        "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity", "licenses",
+        "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
+        "turkish-lexicon", "turkish-speeches", "turkish-treebank", "udhr", "unifont", "words", "wordsim353")},
 }
 
 
