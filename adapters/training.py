@@ -334,12 +334,18 @@ class RecipeTrainer(Trainer):
 
 
 class _History(TrainerCallback):
-    """Labels the evaluations as they are logged; triggers those of ``eval_at``."""
+    """Labels the evaluations as they are logged; runs those of ``eval_at`` (step 0 once the
+    trainer has prepared the model: evaluating before ``train()`` would leave it unwrapped
+    by DDP, and the ranks would train apart)."""
 
     def __init__(self, trainer: RecipeTrainer, eval_at: Iterable[int]) -> None:
         self.trainer = trainer
         self.eval_at = frozenset(eval_at)
         self.label = "step"
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0 and 0 in self.eval_at:
+            self.evaluate("start")
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step in self.eval_at and self.trainer.eval_dataset is not None:
@@ -695,8 +701,6 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
         checkpoint, manifest = _resolve_resume(resume, output_dir, tokenizer)
         trainer.evaluation_points.extend(EvalPoint(*e) for e in manifest.get("evaluations", []))
     start = time.perf_counter()
-    if checkpoint is None and 0 in train.eval_at:
-        history.evaluate("start")
     with blame(component, plugin, "training"):
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         if has_eval and (not trainer.evaluation_points

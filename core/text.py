@@ -15,5 +15,15 @@ def is_tty(out: Any) -> bool:
 
 
 def bold(text: str, out: Any) -> str:
-    """``text`` in bold when ``out`` is a terminal (and ``NO_COLOR`` is unset), else as is."""
-    return f"\033[1m{text}\033[0m" if is_tty(out) else text
+    """``text`` in bold when ``out`` is a terminal (and ``NO_COLOR`` is unset), else as is.
+    The escape codes come from rich (imported only for a terminal), not written by hand."""
+    if not is_tty(out):
+        return text
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(force_terminal=True, color_system="standard", highlight=False, emoji=False,
+                      markup=False, width=max(len(text), 1) + 1)
+    with console.capture() as captured:
+        console.print(Text(text, style="bold"), end="", soft_wrap=True)
+    return captured.get()

@@ -162,7 +162,7 @@ def test_checkpoints_reload_into_a_model(tiny_tokenizer, tmp_path, make_registry
     assert meta["config"]["tokenizer_sha256"] == manifest["tokenizer_sha256"]
     from tokensmith import ModelSource, Runtime
 
-    loaded, _ = make_registry(entry_points=True).load_model(ModelSource(str(result.final_dir)), Runtime())
+    loaded, _ = make_registry().load_model(ModelSource(str(result.final_dir)), Runtime())
     assert all(torch.equal(p, q) for p, q in zip(loaded.parameters(), model.parameters(), strict=True))
 
 
@@ -407,7 +407,7 @@ class Plugin:
 def test_a_recipe_spec_runs_by_name(make_registry, tmp_path):
     from tokensmith import train
 
-    registry = make_registry(Plugin(), entry_points=True)
+    registry = make_registry(Plugin())
     spec = {"model": {"source": "tiny-llama", "hidden_size": 16, "layers": 1, "heads": 2},
             "runtime": {"device": "cpu", "seed": 0},
             "dataset": {"type": "tiny-text", "repeat": 2, "eval_split": "test"},

@@ -34,7 +34,7 @@ def test_quick_run_reports_awrs_against_masking(report):
             m[f"{constraint}.masking_checks_per_token"] / m[f"{constraint}.awrs_checks_per_token"])
         rows = [r for r in runs.rows if r[0] == constraint and r[1] == "awrs"]
         checks, steps = sum(r[7] for r in rows), sum(r[5] for r in rows)
-        assert all(r[11] in (0, 1) for r in rows)
+        assert all(r[12] in (0, 1) for r in rows)
         assert m[f"{constraint}.awrs_checks_per_token"] == pytest.approx(checks / steps)
     assert report.provenance.model == "tiny-llama" and report.provenance.extra["quick"] is True
     assert {s.group for s in report.series} == {"constraint checks per token", "ms per token (median run)"}
