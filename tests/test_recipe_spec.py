@@ -84,7 +84,8 @@ train_tables = st.fixed_dictionaries(
               "frozen": globs, "eval_every": st.integers(0, 100), "eval_at": st.lists(st.integers(0, 20)),
               "save_every": st.integers(0, 100), "save_total_limit": st.integers(1, 5),
               "save_final": st.booleans(), "output_dir": st.sampled_from(["runs/a", "/tmp/x y"]),
-              "logging_steps": st.integers(1, 50), "progress": st.sampled_from(["auto", "bar", "plain", "off"]),
+              "logging_steps": st.integers(1, 50),
+              "progress": st.sampled_from(["auto", "bar", "plain", "off"]),
               "shuffle": st.booleans(), "schedule": st.sampled_from(["linear", "cosine", "constant"]),
               "arguments": st.dictionaries(st.sampled_from(["adam_beta2", "optim"]),
                                            st.one_of(st.floats(0, 1), st.text(max_size=5)), max_size=2)})
@@ -123,8 +124,9 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ValidationError) as err:
         RecipeSpec.from_config(config)
     text = str(err.value)
-    for expected in ("unknown recipe table [modle] (did you mean [model]?)", "the recipe has no [model] table",
-                     "[dataset] split must be a split name", "unknown parameter 'stpes' (did you mean 'steps'?)",
+    for expected in ("unknown recipe table [modle] (did you mean [model]?)",
+                     "the recipe has no [model] table", "[dataset] split must be a split name",
+                     "unknown parameter 'stpes' (did you mean 'steps'?)",
                      "'steps' (int) is required", "'lr' must be float", "eval_at", "'progress' must be",
                      "'trainable' must be tuple[str, ...]", "max_length", "unknown device 'tpu'"):
         assert expected in text, expected
