@@ -218,6 +218,7 @@ def _objective_sft_trainer() -> type:
                 raise ConfigError(f"ObjectiveSFTTrainer needs TRL, which cannot be imported ({missing})",
                                   component="ObjectiveSFTTrainer", hint=_INSTALL) from missing
 
+        ObjectiveSFTTrainer.__qualname__ = "ObjectiveSFTTrainer"
         return ObjectiveSFTTrainer
     return type("ObjectiveSFTTrainer", (_ObjectiveSFTMixin, SFTTrainer),
                 {"__doc__": _DOC, "__module__": __name__})
