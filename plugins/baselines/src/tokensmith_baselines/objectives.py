@@ -3,10 +3,10 @@
 - ``cross-entropy``: next-token cross-entropy (the core's :class:`tokensmith.TokenCrossEntropy`);
 - ``response-only`` / ``uniform``: every response token, selected / weighted 1;
 - ``random-fraction``: a seeded random share ρ of the response tokens — the random-selection
-  baseline of the token-selection papers (Rho-1, Lin et al. 2024, §3: a random k% against the
+  baseline of the token-selection papers (Rho-1, Lin et al. 2024: a random k% against the
   selected k%);
 - ``exact-match``: 1 when the completion's final answer equals ``info["answer"]``, else 0;
-- ``group-normalized``: GRPO's advantage (Shao et al. 2024, DeepSeekMath eq. 3),
+- ``group-normalized``: GRPO's advantage (Shao et al. 2024, DeepSeekMath: outcome supervision),
   ``(r - mean(group)) / (std(group) + eps)``, with TRL's ``scale_rewards`` options.
 """
 
