@@ -1,4 +1,4 @@
-"""The ``tokensmith`` command line: plugins, components, run, generate, demo, eval, bench.
+"""The ``tokensmith`` command line: plugins, components, run, train, generate, demo, eval, bench.
 
 Every subcommand's ``--help`` lists its options. Errors are one line naming the
 component (``--debug`` shows the traceback); output is plain text when it is
@@ -172,6 +172,12 @@ def cmd_run(args) -> int:
             result = pipeline.evaluation.run(pipeline)
         to_terminal(_as_report(result, record, _registry(), pipeline.runtime, spec.model))
     return 0
+
+
+def cmd_train(args) -> int:
+    from tokensmith.adapters.training import cmd_train as train
+
+    return train(args)
 
 
 def cmd_generate(args) -> int:
@@ -392,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=None, help="overrides [generate] max_new_tokens")
     s.add_argument("--allow-special", action="store_true", help=ALLOW_SPECIAL)
     s.set_defaults(func=cmd_run)
+    s = sub.add_parser("train", help="train on a recipe TOML (the same file under torchrun)",
+                       description="Run a training recipe (docs/training.md) on transformers' Trainer. Under "
+                       "`torchrun --nproc_per_node N -m tokensmith.cli train RECIPE.toml` each rank runs it.")
+    s.add_argument("recipe", help="a recipe TOML file (see examples/tiny-recipe.toml)")
+    s.add_argument("--output-dir", metavar="DIR", help="overrides [train] output_dir")
+    s.add_argument("--resume", metavar="PATH|latest",
+                   help="continue from a checkpoint directory, or the newest one in the output dir")
+    s.add_argument("--max-steps", type=int, metavar="N", help="overrides [train] steps")
+    s.set_defaults(func=cmd_train)
     for name, func, helptext in (("generate", cmd_generate, "generate text with one decoder"),
                                  ("demo", cmd_demo, "show what each installed plugin does vs the baseline")):
         s = sub.add_parser(name, help=helptext)
