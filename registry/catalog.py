@@ -23,8 +23,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
                                "demo": ("transnormer",)},
     "tokensmith-datasets": {"dataset": (
-        "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity", "licenses",
-        "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
+        "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
+        "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
         "turkish-lexicon", "turkish-speeches", "turkish-treebank", "udhr", "unifont", "words", "wordsim353")},
 }
 
