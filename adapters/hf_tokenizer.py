@@ -302,8 +302,13 @@ class HFTokenizer(Tokenizer):
     def _vocab(self) -> dict[str, int]:
         return self._backend.get_vocab(with_added_tokens=True)
 
-    def vocab(self) -> dict[str, int]:
-        return dict(self._vocab)
+    @cached_property
+    def _model_vocab(self) -> dict[str, int]:
+        return self._backend.get_vocab(with_added_tokens=False)
+
+    def vocab(self, *, added_tokens: bool = True) -> dict[str, int]:
+        return dict(self._vocab if require_flag(added_tokens, "added_tokens", f"tokenizer '{self.name}'")
+                    else self._model_vocab)
 
     def token_to_id(self, token: str) -> int | None:
         if not isinstance(token, str):
@@ -539,6 +544,13 @@ class HFTokenizer(Tokenizer):
             pretokenized.normalize(norm.normalize)
         if pre is not None:
             pre.pre_tokenize(pretokenized)
-        spans = [(start + s, start + e) for _, (s, e), _ in
-                 pretokenized.get_splits(offset_referential="original", offset_type="char")]
-        return [PreToken(text[s:e], (s, e)) for s, e in spans if e > s]
+        spans: list[list[int]] = []
+        for _, (s, e), _ in pretokenized.get_splits(offset_referential="original", offset_type="char"):
+            s, e = start + s, start + e
+            if e <= s:  # what the normalizer added ("▁" before the text): no character of its own
+                continue
+            if spans and s < spans[-1][1]:  # one character split in two ("¼" -> "1", "⁄4"): one unit
+                spans[-1][1] = max(spans[-1][1], e)
+            else:
+                spans.append([s, e])
+        return [PreToken(text[s:e], (s, e)) for s, e in spans]

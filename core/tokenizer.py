@@ -230,8 +230,9 @@ class Tokenizer(ABC):
             f"tokenizer '{self.name}' ({type(self).__name__}, model type {self.model_type!r}) has no {what}",
             component=f"tokenizer '{self.name}'", hint=hint)
 
-    def vocab(self) -> dict[str, int]:
-        """Token string -> id for every token, added and special tokens included. The
+    def vocab(self, *, added_tokens: bool = True) -> dict[str, int]:
+        """Token string -> id for every token, added and special tokens included (only the
+        model's own with ``added_tokens=False``: what its merges and pieces can produce). The
         strings are spelled in the model's own alphabet (``"Ġthe"`` in byte-level BPE,
         ``"▁the"`` in SentencePiece-style models, ``"##ing"`` in WordPiece); the bytes a
         token contributes to text are :meth:`token_bytes`."""

@@ -24,11 +24,14 @@ def representable_text(tokenizer, **kw) -> st.SearchStrategy[str]:
     """Unicode text whose UTF-8 bytes the tokenizer can all represent, often with one of its
     special-token strings inside: plain text is encoded as text, specials included."""
     bad = tokenizer.unrepresentable_bytes
-    specials = sorted(s for s in tokenizer.special_tokens.values() if s)
+    specials = sorted(s for s in tokenizer.special_tokens.values() if s and not set(s.encode("utf-8")) & bad)
     if bad >= set(range(0x80, 0x100)):  # a character vocabulary: only ASCII can be spelled alone
         text = st.text(alphabet=st.sampled_from([chr(b) for b in range(0x80) if b not in bad] or ["a"]), **kw)
     else:
         text = st.text(**kw)
+    normalize = getattr(tokenizer, "normalize", None)
+    if normalize is not None and "▁" in normalize(" "):  # spaces spelled "▁": the text's own "▁" is lost
+        text = text.map(lambda t: t.replace("▁", " "))
     if specials:
         text = st.one_of(text, st.tuples(text, st.sampled_from(specials), text).map("".join))
     return text.filter(lambda t: not set(t.encode("utf-8")) & bad)

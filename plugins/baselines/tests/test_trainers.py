@@ -11,12 +11,6 @@ class TestByteLevelBPE(TokenizerTrainerContract):
         return ByteLevelBPE(vocab_size=400, added_tokens=("    ",))
 
 
-class TestByteLevelBPENFKC(TokenizerTrainerContract):
-    @pytest.fixture
-    def trainer(self):
-        return ByteLevelBPE(vocab_size=350, normalizer="nfkc", min_frequency=1)
-
-
 class TestCharBPE(TokenizerTrainerContract):
     @pytest.fixture
     def trainer(self):
