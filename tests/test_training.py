@@ -424,3 +424,16 @@ def test_a_recipe_spec_runs_by_name(make_registry, tmp_path):
     assert manifest["recipe"]["objective"] == [{"type": "recorded"}]
     shorter = train(spec, registry=registry, output_dir=tmp_path / "short", max_steps=2)
     assert shorter.steps == 2
+
+
+def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "docs/training.md", "exec"), {"__name__": "docs_training"})
+    assert (tmp_path / "runs" / "doc-example" / "train.json").is_file()
