@@ -204,9 +204,19 @@ class HFTokenizer(Tokenizer):
         backend.encode_special_tokens = True
         self._normalized: dict[str, str] = {}
         if verify:
-            anchor = backend.token_to_id("a") if self.family == "wordpiece" else None
+            anchor = self._word_anchor() if self.family == "wordpiece" else None
             check_byte_view(self, samples=[t for t in (*VERIFY_SAMPLES, *samples) if self._encodes(t)],
                             anchor=anchor, decode=self._backend_decode)
+
+    def _word_anchor(self) -> int | None:
+        """A word-initial WordPiece token ("a" where there is one): a lone "##ing" decodes as
+        "##ing", so continuation tokens are checked after it."""
+        first = self._backend.token_to_id("a")
+        if first is None:
+            words = [i for t, i in self._backend.get_vocab().items()
+                     if not t.startswith(self._continuation) and i not in self._special]
+            first = min(words, default=None)
+        return first
 
     def _encodes(self, text: str) -> bool:
         """Whether ``text`` encodes (a vocabulary trained on a small corpus may lack characters)."""

@@ -126,3 +126,9 @@ def test_a_trained_tokenizer_loads_as_hf_file_from_its_directory(installed_regis
     loaded = installed_registry.build("tokenizer", {"type": "hf-file", "path": str(path.parent)})
     assert isinstance(loaded, HFTokenizer) and loaded.fingerprint() == trained.fingerprint()
     assert loaded.eos_id == trained.eos_id == 0 and loaded.encode("fox").ids == trained.encode("fox").ids
+
+
+def test_a_wordpiece_without_the_letter_a_still_verifies():
+    """Continuation tokens are checked after a word-initial token, whichever the vocabulary has."""
+    tok = WordPiece(vocab_size=60, min_frequency=1).train(["XYZ xyzzy Q"] * 3, progress=False)
+    assert tok.token_to_id("a") is None and tok.decode(tok.encode("xyzzy").ids) == "xyzzy"
