@@ -524,20 +524,24 @@ def apply_trainable(model: Any, train: TrainSettings) -> tuple[int, int]:
     return trainable, sum(p.numel() for _, p in named)
 
 
-def _weights_digest(model: Any) -> str:
+def _weights_digest(model: Any) -> str | None:
+    """sha256 of the state dict (names and bytes, in name order); ``None`` for sharded weights
+    (FSDP's DTensors), whose ranks hold different parts by design."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
+        if type(tensor) is not torch.Tensor:
+            return None
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
-def _rank_digests(model: Any, trainer: RecipeTrainer) -> list[str]:
+def _rank_digests(model: Any, trainer: RecipeTrainer) -> list[str] | None:
     """Every rank's sha256 of its weights (all-gathered), so one report shows they agree."""
     digest = _weights_digest(model)
     world = trainer.accelerator.num_processes
-    if world == 1:
-        return [digest]
+    if digest is None or world == 1:
+        return None if digest is None else [digest]
     import torch.distributed as dist
 
     mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8, device=trainer.args.device)
@@ -571,9 +575,12 @@ def _report(trainer: RecipeTrainer, *, losses, lrs, evals, digests, counts, seco
     if bad:
         notes.append(f"{len(bad)} non-finite training losses (left out of the series), first at step "
                      f"{bad[0]}")
-    if len(set(digests)) > 1:
+    world = trainer.accelerator.num_processes
+    if digests is None:
+        notes.append("no weights digest: the weights are sharded across ranks")
+    elif len(set(digests)) > 1:
         notes.append("the ranks' final weights differ: see the ranks table")
-    metrics: dict[str, Any] = {"steps": trainer.state.global_step, "world_size": len(digests),
+    metrics: dict[str, Any] = {"steps": trainer.state.global_step, "world_size": world,
                                "seconds": seconds, **counts}
     if good:
         metrics["final_train_loss"] = good[-1][1]
@@ -589,13 +596,14 @@ def _report(trainer: RecipeTrainer, *, losses, lrs, evals, digests, counts, seco
     if lrs:
         series.append(Series("learning rate", [s for s, _ in lrs], [v for _, v in lrs], "step", "lr",
                              group="learning rate"))
-    tables = [Table("ranks", ("rank", "weights sha256"), [(r, d) for r, d in enumerate(digests)])]
+    tables = [Table("ranks", ("rank", "weights sha256"), [(r, d) for r, d in enumerate(digests)])] \
+        if digests is not None else []
     if evals:
         tables.insert(0, Table("evaluation points", ("step", "label", "loss"),
                                [(e.step, e.label, e.loss if math.isfinite(e.loss) else None) for e in evals]))
     if resumed is not None:
         notes.append(f"resumed from {resumed}")
-    extra = {"world_size": len(digests), "recipe": spec.to_config() if spec is not None else None,
+    extra = {"world_size": world, "recipe": spec.to_config() if spec is not None else None,
              "checkpoints": [str(p) for p in trainer.saved]}
     return Report(REPORT_NAME, metrics, tuple(tables), tuple(series), tuple(notes),
                   Provenance.collect(registry, runtime, source, seed, extra=extra))
@@ -726,7 +734,8 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
     if trainer.args.should_save:
         report = _write_report(report, output_dir)
     return TrainResult(losses=losses, evaluations=list(trainer.evaluation_points), report=report,
-                       output_dir=output_dir, steps=trainer.state.global_step, world_size=len(digests),
+                       output_dir=output_dir, steps=trainer.state.global_step,
+                       world_size=trainer.accelerator.num_processes,
                        seconds=seconds, model=model, final_dir=final_dir, checkpoints=list(trainer.saved))
 
 

@@ -326,7 +326,7 @@ class FreezeEmbeddingsAndProbe(Recipe):
 def test_a_recipe_prepares_the_model_and_its_callbacks_evaluate(tiny_tokenizer, tmp_path):
     recipe = FreezeEmbeddingsAndProbe()
     result = _run(tiny_tokenizer, tmp_path, "recipe", recipe=recipe, eval_data=TEXTS[:2],
-                  arguments={"frozen": ["model.embed_tokens.*"]})
+                  arguments={"frozen": ["model.embed_tokens.*"], "progress": "bar"})
     assert [(e.step, e.label) for e in result.evaluations] == [(2, "probe"), (4, "end")]
     assert torch.equal(result.model.model.embed_tokens.weight, recipe.embeddings)
 
