@@ -215,9 +215,11 @@ def test_train_refuses_a_bad_recipe_before_loading_the_model(make_registry):
     assert loads == []
 
 
-def test_recipe_files(tmp_path):
+def test_recipe_files(tmp_path, installed_registry):
     example = RecipeSpec.from_toml(ROOT / "examples" / "tiny-recipe.toml")
     assert example.model.source == "tiny-llama" and example.train.steps > 0
+    if "stdlib-code" in {c.name for c in installed_registry.components("dataset")}:
+        assert example.problems(installed_registry) == []  # its dataset's parameters too
     path = tmp_path / "r.toml"
     path.write_text(attrs.evolve(example, train=attrs.evolve(example.train, steps=7)).to_toml())
     assert RecipeSpec.from_toml(path).train.steps == 7
