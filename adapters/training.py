@@ -509,14 +509,15 @@ def training_arguments(train: TrainSettings, runtime: Runtime, output_dir: Path,
 # -- the run -----------------------------------------------------------------------
 
 def apply_trainable(model: Any, train: TrainSettings) -> tuple[int, int]:
-    """Set ``requires_grad`` from the trainable/frozen globs; ``(trainable, total)`` parameter
-    counts. A glob that matches nothing, or nothing left to train, is a :class:`ConfigError`."""
+    """Freeze what the trainable/frozen globs do not train (a parameter the model or a recipe's
+    ``prepare`` already froze stays frozen); ``(trainable, total)`` parameter counts. A glob
+    that matches nothing, or nothing left to train, is a :class:`ConfigError`."""
     named = list(model.named_parameters())
     problems = train.unmatched(n for n, _ in named)
     if problems:
         raise problems[0] if len(problems) == 1 else ValidationError(problems)
     for name, param in named:
-        param.requires_grad_(train.trains(name))
+        param.requires_grad_(param.requires_grad and train.trains(name))
     trainable = sum(p.numel() for _, p in named if p.requires_grad)
     if trainable == 0:
         raise ConfigError("the trainable/frozen globs leave no parameter to train", component=COMPONENT,
@@ -654,11 +655,11 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
     a mapping, ``steps`` required). ``recipe``: a :class:`~tokensmith.Recipe` (its ``prepare``
     and ``callbacks``); ``callbacks``: more ``TrainerCallback`` objects. ``runtime`` defaults
     to the model's device. ``resume``: a checkpoint directory or ``"latest"`` (in
-    ``output_dir``)."""
-    train = _settings(arguments, TrainSettings, "train") if arguments is not None else None
-    if train is None:
+    ``output_dir``). The parameters' ``requires_grad`` flags are as they were afterwards."""
+    if arguments is None:
         raise ConfigError("run_recipe needs arguments (the [train] table, with steps)", component=COMPONENT,
                           hint="arguments={'steps': 100}")
+    train = _settings(arguments, TrainSettings, "train")
     data = _settings(data, DataSettings, "data")
     if runtime is None:
         device = next(iter(model.parameters())).device
@@ -666,77 +667,102 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
     elif not isinstance(runtime, Runtime):
         runtime = Runtime.from_config(runtime)
     output_dir = Path(output_dir) if output_dir is not None else train.output_dir
-    has_eval = eval_data is not None
-    args = training_arguments(train, runtime, output_dir, evaluates=has_eval)
-    component, plugin = recipe_component or (f"recipe '{getattr(recipe, 'name', 'recipe')}'", None)
-    ctx = TrainContext(runtime=runtime, model=model, tokenizer=tokenizer, registry=registry, settings=train,
-                       spec=spec, output_dir=output_dir)
-    if recipe is not None:
-        with blame(component, plugin, "prepare"):
-            model = recipe.prepare(model, ctx)
-        ctx.model = model
-    trainable, total = apply_trainable(model, train)
-    rows_in = getattr(model.get_input_embeddings(), "num_embeddings", None) \
-        if hasattr(model, "get_input_embeddings") else None
-    train_rows = build_sequences(train_data, tokenizer, data, split="train", vocab_rows=rows_in)
-    eval_rows = build_sequences(eval_data, tokenizer, data, split="eval", vocab_rows=rows_in) if has_eval \
-        else None
-    objective = compose(list(objectives))
-    info = {"model": str(getattr(source, "source", source) or type(model).__name__),
-            "recipe": spec.to_config() if spec is not None else None,
-            "plugins": Provenance.collect(registry).plugins,
-            "tokenizer_sha256": ckpt.tokenizer_hash(tokenizer) if tokenizer is not None else None,
-            "world_size": runtime.world_size}
-    trainer = RecipeTrainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
-                            data_collator=PadCollator(_pad_id(tokenizer)), objective=objective,
-                            recipe_tokenizer=tokenizer, checkpoint_info=info)
-    for default in (ProgressCallback, PrinterCallback):
-        trainer.remove_callback(default)
-    history = _History(trainer, train.eval_at)
-    trainer.add_callback(history)
-    trainer.add_callback(Progress(train.progress))
-    ctx.trainer = trainer
-    ctx._evaluate = history.evaluate
-    ctx.evaluations = trainer.evaluation_points
-    extra = list(callbacks)
-    if recipe is not None:
-        with blame(component, plugin, "callbacks"):
-            extra += list(recipe.callbacks(ctx))
-    for callback in extra:
-        trainer.add_callback(callback)
-    checkpoint = None
-    if resume is not None:
-        checkpoint, manifest = _resolve_resume(resume, output_dir, tokenizer)
-        trainer.evaluation_points.extend(EvalPoint(*e) for e in manifest.get("evaluations", []))
-    start = time.perf_counter()
-    with blame(component, plugin, "training"):
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-        if has_eval and (not trainer.evaluation_points
-                         or trainer.evaluation_points[-1].step != trainer.state.global_step):
-            history.evaluate("end")
-    seconds = time.perf_counter() - start
-    final_dir = None
-    if train.save_final:
-        final_dir = output_dir / "final"
-        trainer.save_model(str(final_dir))
-        trainer.finish_save(final_dir)
-    digests = _rank_digests(model, trainer)
-    log = trainer.state.log_history
-    losses = [(int(h["step"]), float(h["loss"])) for h in log if "loss" in h]
-    lrs = [(int(h["step"]), float(h["learning_rate"])) for h in log if "loss" in h and "learning_rate" in h]
-    counts = {"trainable_parameters": trainable, "parameters": total, "train_sequences": len(train_rows),
-              "train_tokens": sum(len(r["input_ids"]) for r in train_rows)}
-    if eval_rows is not None:
-        counts["eval_sequences"] = len(eval_rows)
-    report = _report(trainer, losses=losses, lrs=lrs, evals=trainer.evaluation_points, digests=digests,
-                     counts=counts, seconds=seconds, runtime=runtime, registry=registry, source=info["model"],
-                     spec=spec, seed=args.seed, notes=[], resumed=checkpoint)
-    if trainer.args.should_save:
-        report = _write_report(report, output_dir)
-    return TrainResult(losses=losses, evaluations=list(trainer.evaluation_points), report=report,
-                       output_dir=output_dir, steps=trainer.state.global_step,
-                       world_size=trainer.accelerator.num_processes,
-                       seconds=seconds, model=model, final_dir=final_dir, checkpoints=list(trainer.saved))
+    args = training_arguments(train, runtime, output_dir, evaluates=eval_data is not None)
+    run = _Run(ctx=TrainContext(runtime=runtime, model=model, tokenizer=tokenizer, registry=registry,
+                                settings=train, spec=spec, output_dir=output_dir),
+               component=recipe_component or (f"recipe '{getattr(recipe, 'name', 'recipe')}'", None),
+               source=str(getattr(source, "source", source) or type(model).__name__))
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        trainer = run.trainer(args, data, train_data, eval_data, objectives, recipe, callbacks)
+        checkpoint = None
+        if resume is not None:
+            checkpoint, manifest = _resolve_resume(resume, output_dir, tokenizer)
+            trainer.evaluation_points.extend(EvalPoint(*e) for e in manifest.get("evaluations", []))
+        return run.train(checkpoint)
+    finally:
+        for param, flag in flags:  # what trains is the run's choice, not left behind on the model
+            param.requires_grad_(flag)
+
+
+@attrs.define
+class _Run:
+    """One :func:`run_recipe`: building the trainer, training, and what comes out."""
+
+    ctx: TrainContext
+    component: tuple[str, str | None]
+    source: str
+    counts: dict[str, int] = attrs.field(factory=dict)
+    history: Any = None
+
+    def trainer(self, args: TrainingArguments, data: DataSettings, train_data: Any, eval_data: Any,
+                objectives: Sequence[Any], recipe: Any, callbacks: Sequence[Any]) -> RecipeTrainer:
+        ctx, (component, plugin) = self.ctx, self.component
+        if recipe is not None:
+            with blame(component, plugin, "prepare"):
+                ctx.model = recipe.prepare(ctx.model, ctx)
+        model, tokenizer, spec = ctx.model, ctx.tokenizer, ctx.spec
+        trainable, total = apply_trainable(model, ctx.settings)
+        rows = getattr(model.get_input_embeddings(), "num_embeddings", None) \
+            if hasattr(model, "get_input_embeddings") else None
+        train_rows = build_sequences(train_data, tokenizer, data, split="train", vocab_rows=rows)
+        eval_rows = None if eval_data is None else \
+            build_sequences(eval_data, tokenizer, data, split="eval", vocab_rows=rows)
+        self.counts = {"trainable_parameters": trainable, "parameters": total,
+                       "train_sequences": len(train_rows),
+                       "train_tokens": sum(len(r["input_ids"]) for r in train_rows)}
+        if eval_rows is not None:
+            self.counts["eval_sequences"] = len(eval_rows)
+        info = {"model": self.source, "recipe": spec.to_config() if spec is not None else None,
+                "plugins": Provenance.collect(ctx.registry).plugins,
+                "tokenizer_sha256": ckpt.tokenizer_hash(tokenizer) if tokenizer is not None else None,
+                "world_size": ctx.world_size}
+        trainer = RecipeTrainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
+                                data_collator=PadCollator(_pad_id(tokenizer)), recipe_tokenizer=tokenizer,
+                                objective=compose(list(objectives)), checkpoint_info=info)
+        for default in (ProgressCallback, PrinterCallback):
+            trainer.remove_callback(default)
+        self.history = _History(trainer, ctx.settings.eval_at)
+        trainer.add_callback(self.history)
+        trainer.add_callback(Progress(ctx.settings.progress))
+        ctx.trainer, ctx.evaluations = trainer, trainer.evaluation_points
+        ctx._evaluate = self.history.evaluate
+        extra = list(callbacks)
+        if recipe is not None:
+            with blame(component, plugin, "callbacks"):
+                extra += list(recipe.callbacks(ctx))
+        for callback in extra:
+            trainer.add_callback(callback)
+        return trainer
+
+    def train(self, checkpoint: Path | None) -> TrainResult:
+        ctx, trainer = self.ctx, self.ctx.trainer
+        start = time.perf_counter()
+        with blame(*self.component, "training"):
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+            points, step = trainer.evaluation_points, trainer.state.global_step
+            if trainer.eval_dataset is not None and (not points or points[-1].step != step):
+                self.history.evaluate("end")
+        seconds = time.perf_counter() - start
+        final_dir = None
+        if ctx.settings.save_final:
+            final_dir = ctx.output_dir / "final"
+            trainer.save_model(str(final_dir))
+            trainer.finish_save(final_dir)
+        log = trainer.state.log_history
+        losses = [(int(h["step"]), float(h["loss"])) for h in log if "loss" in h]
+        lrs = [(int(h["step"]), float(h["learning_rate"])) for h in log
+               if "loss" in h and "learning_rate" in h]
+        report = _report(trainer, losses=losses, lrs=lrs, evals=trainer.evaluation_points,
+                         digests=_rank_digests(ctx.model, trainer), counts=self.counts, seconds=seconds,
+                         runtime=ctx.runtime, registry=ctx.registry, source=self.source, spec=ctx.spec,
+                         seed=trainer.args.seed, notes=[], resumed=checkpoint)
+        if trainer.args.should_save:
+            report = _write_report(report, ctx.output_dir)
+        return TrainResult(losses=losses, evaluations=list(trainer.evaluation_points), report=report,
+                           output_dir=ctx.output_dir, steps=trainer.state.global_step,
+                           world_size=trainer.accelerator.num_processes, seconds=seconds, model=ctx.model,
+                           final_dir=final_dir, checkpoints=list(trainer.saved))
 
 
 # -- recipes by name ---------------------------------------------------------------

@@ -214,6 +214,7 @@ def test_frozen_globs_keep_weights_and_unmatched_globs_name_close_parameters(tin
     for name in before:
         frozen = name.startswith("model.embed_tokens") or ".mlp." in name or name.startswith("lm_head")
         assert torch.equal(before[name], after[name]) == frozen, name
+    assert all(p.requires_grad for p in model.parameters())
     assert result.report.metrics["trainable_parameters"] < result.report.metrics["parameters"]
     with pytest.raises(ConfigError, match="'model.layer.*'") as err:
         _run(tiny_tokenizer, tmp_path, "bad", arguments={"trainable": ["model.layer.*"]})
@@ -326,9 +327,11 @@ class FreezeEmbeddingsAndProbe(Recipe):
 def test_a_recipe_prepares_the_model_and_its_callbacks_evaluate(tiny_tokenizer, tmp_path):
     recipe = FreezeEmbeddingsAndProbe()
     result = _run(tiny_tokenizer, tmp_path, "recipe", recipe=recipe, eval_data=TEXTS[:2],
-                  arguments={"frozen": ["model.embed_tokens.*"], "progress": "bar"})
+                  arguments={"progress": "bar"})
     assert [(e.step, e.label) for e in result.evaluations] == [(2, "probe"), (4, "end")]
-    assert torch.equal(result.model.model.embed_tokens.weight, recipe.embeddings)
+    assert torch.equal(result.model.model.embed_tokens.weight, recipe.embeddings)  # prepare's freeze held
+    assert result.report.metrics["trainable_parameters"] < result.report.metrics["parameters"]
+    assert all(p.requires_grad for p in result.model.parameters())  # the flags are as they came
 
 
 def test_training_arguments_refuse_what_would_crash_or_conflict(tiny_tokenizer, tmp_path):
