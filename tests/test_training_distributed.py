@@ -92,7 +92,7 @@ def test_tokensmith_train_runs_resumes_and_explains_a_bad_recipe(project, tmp_pa
 def test_the_same_recipe_runs_under_torchrun_on_two_ranks(project, tmp_path):
     recipe, env = project
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "tokensmith.cli", "train", str(recipe), "--output-dir", "out"]
+           "-m", "tokensmith", "train", str(recipe), "--output-dir", "out"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert done.stdout.count("trained 4 steps") == 1  # rank 0 reports
