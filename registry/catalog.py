@@ -19,7 +19,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-awrs": {"decoder": ("awrs", "masking"), "constraint": ("json-schema", "python", "regex"),
                         "benchmark": ("awrs",), "demo": ("awrs",)},
     "tokensmith-powernorm": {"normalization": ("batchnorm", "powernorm"), "demo": ("powernorm",)},
-    "tokensmith-ln-free": {"normalization": ("ln-free",), "demo": ("ln-free",)},
+    "tokensmith-ln-free": {"normalization": ("ln-free",), "recipe": ("ln-free",), "benchmark": ("ln-free",),
+                           "demo": ("ln-free",)},
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
                                "demo": ("transnormer",)},
     "tokensmith-datasets": {"dataset": (

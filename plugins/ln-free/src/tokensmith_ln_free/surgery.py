@@ -6,7 +6,8 @@ Baroni et al. (2025), "Transformers Don't Need LayerNorm at Inference Time", arX
 ``LNFreeNormalization.replace`` swaps every selected LayerNorm / RMSNorm for a
 :class:`~tokensmith_ln_free.fake_norm.FakeNorm` (in place, or on exactly one deep copy).
 Mode ``"live"`` stops there: the model computes bit-identically what it computed before,
-ready for the removal schedule while fine-tuning (:mod:`tokensmith_ln_free.finetune`).
+ready for the removal schedule while fine-tuning (the ``ln-free`` recipe,
+:mod:`tokensmith_ln_free.finetune`).
 Mode ``"fake"`` also measures σ̄ on calibration texts and freezes every selected norm;
 mode ``"removed"`` further turns the special-position treatment off and exports each norm
 as a :class:`~tokensmith_ln_free.fake_norm.FixedLinearMap`.
@@ -418,6 +419,7 @@ class LNFreeNormalization(NormalizationProvider):
                 f"text {found.batch + 1} of {len(batches)} is not finite (NaN or inf); the first module "
                 f"with a non-finite output is {found.describe()}", component=COMPONENT,
                 hint="freeze fewer norms (`layers = [...]`), or remove them one at a time while "
-                     "fine-tuning (mode \"live\" with tokensmith_ln_free.finetune and its removal schedule)"
+                     "fine-tuning (the ln-free recipe: [recipe] type = \"ln-free\", or "
+                     "tokensmith_ln_free.finetune.finetune)"
                      + ("; the model was given its original norms back" if inplace else ""))
         return notes
