@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
+
 from tokensmith.core.errors import ConfigError
 from tokensmith.core.report import Report, Series
 from tokensmith.core.text import is_tty
@@ -279,16 +281,28 @@ def write_png(report: Report, path: str | Path, *, dpi: int = 100) -> Path | Non
     return Path(path)
 
 
-def write_all(report: Report, out_dir: str | Path) -> dict[str, Path]:
+def write_all(report: Report, out_dir: str | Path, *, png: bool | None = None) -> dict[str, Path]:
     """Write ``<name>.json``, ``<name>.md`` and, when the report has series, ``<name>.png``
     into ``out_dir`` (created if needed); returns ``{"json": ..., "md": ..., "png": ...}``.
-    The PNG is drawn before anything is written, so a missing matplotlib leaves no files."""
+
+    ``png=None`` (default): the PNG is drawn when matplotlib is installed; without it the
+    JSON and Markdown get a note saying so (matplotlib is the optional ``bench`` extra).
+    ``png=True``: the PNG is required (ConfigError without matplotlib); ``png=False``: none.
+    The PNG is drawn before anything is written, so a failure leaves no files."""
+    import importlib.util
+
     out = Path(out_dir)
-    png = render_png(report)
+    image = None
+    if report.series and png is not False:
+        if png is None and importlib.util.find_spec("matplotlib") is None:
+            report = attrs.evolve(report, notes=(*report.notes, "no PNG: matplotlib is not installed "
+                                                 "(pip install 'tokensmith[bench]')"))
+        else:
+            image = render_png(report)
     paths = {"json": write_json(report, out / f"{report.name}.json")}
-    if png is not None:
+    if image is not None:
         paths["png"] = out / f"{report.name}.png"
-        atomic_write_bytes(paths["png"], png)
+        atomic_write_bytes(paths["png"], image)
     paths["md"] = write_markdown(report, out / f"{report.name}.md",
                                  image=paths["png"].name if "png" in paths else None)
     return paths

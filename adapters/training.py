@@ -611,15 +611,13 @@ def _report(trainer: RecipeTrainer, *, losses, lrs, evals, digests, counts, seco
 
 
 def _write_report(report: Report, output_dir: Path) -> Report:
-    from .report import write_all, write_json, write_markdown
+    from .report import write_all
 
-    if report.series and importlib.util.find_spec("matplotlib") is None:
+    missing = report.series and importlib.util.find_spec("matplotlib") is None
+    if missing:  # the note goes into the returned report too, not only the files
         report = attrs.evolve(report, notes=(*report.notes, "no loss-curve PNG: matplotlib is not installed "
                                              "(pip install 'tokensmith[bench]')"))
-        write_json(report, output_dir / f"{report.name}.json")
-        write_markdown(report, output_dir / f"{report.name}.md")
-    else:
-        write_all(report, output_dir)
+    write_all(report, output_dir, png=False if missing else None)
     return report
 
 

@@ -363,9 +363,23 @@ def test_missing_matplotlib_is_a_typed_error_naming_the_extra(monkeypatch, tmp_p
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match="matplotlib") as err:
-        write_all(sample(), tmp_path)
+        write_all(sample(), tmp_path, png=True)
     assert "tokensmith[bench]" in err.value.hint
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_without_matplotlib_write_all_writes_json_and_markdown_with_a_note(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    paths = write_all(sample(), tmp_path)
+    assert set(paths) == {"json", "md"}
+    written = Report.from_json(paths["json"].read_text())
+    assert written.notes[-1].startswith("no PNG: matplotlib is not installed")
+    assert attrs.evolve(written, notes=written.notes[:-1]) == sample()
+    assert set(write_all(sample(), tmp_path / "none", png=False)) == {"json", "md"}
 
 
 def test_write_json_is_atomic_and_leaves_the_old_file_on_failure(tmp_path, monkeypatch):
