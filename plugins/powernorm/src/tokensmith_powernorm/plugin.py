@@ -18,6 +18,13 @@ def tokensmith_register_normalizations():
 
 
 @hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("powernorm", f"{_M}.benchmark:PowerNormBenchmark",
+                      "LayerNorm vs masked BatchNorm vs PowerNorm, a tiny GPT-2 trained from scratch through "
+                      "the recipe runner: validation bits/byte and training-time ratios")]
+
+
+@hookimpl
 def tokensmith_register_demos():
     return [Component("powernorm", f"{_M}.demo:PowerNormDemo",
                       "PowerNorm surgery report on SmolLM2's structure + tiny-model LN/BN/PN results")]
