@@ -23,7 +23,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-ln-free": {"normalization": ("ln-free",), "recipe": ("ln-free",), "benchmark": ("ln-free",),
                            "demo": ("ln-free",)},
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
-                               "demo": ("transnormer",)},
+                               "benchmark": ("transnormer",), "demo": ("transnormer",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",

@@ -23,6 +23,13 @@ def tokensmith_register_architectures():
 
 
 @hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("transnormer", f"{_M}.benchmark:TransNormerBenchmark",
+                      "Lightning Attention vs softmax (time, memory vs length), SRMSNorm speed, a tiny "
+                      "TransNormer LM vs an equally sized Llama through the recipe runner")]
+
+
+@hookimpl
 def tokensmith_register_demos():
     return [Component("transnormer", f"{_M}.demo:TransNormerDemo",
                       "recurrent = blockwise linear attention, constant state size, time vs softmax")]
