@@ -7,11 +7,22 @@
 * ``tiny_tokenizer`` / ``tiny_byte_fallback_tokenizer`` — small trained tokenizers;
 * ``tiny_llama`` / ``tiny_gpt2`` — ``(model, tokenizer)`` randomly initialised;
 * ``tiny_lm`` — a :class:`LanguageModel` over ``tiny_llama``.
+
+It also registers the hypothesis profile ``tokensmith-quick`` (12 examples, no deadline).
 """
 
 from __future__ import annotations
 
 import pytest
+
+try:  # a profile for quick runs: ``pytest --hypothesis-profile=tokensmith-quick``
+    from hypothesis import settings as _settings
+except ImportError:  # pytest runs without hypothesis; only the contracts need it
+    pass
+else:
+    #: fewer examples, no deadline: for runs that check installation and wiring (CI's
+    #: isolation env), not the depth of the properties (the full run uses the defaults)
+    _settings.register_profile("tokensmith-quick", max_examples=12, deadline=None)
 
 
 @pytest.fixture
