@@ -153,6 +153,69 @@ def verify_checkpoint(directory: str | Path, *, resume: bool = False) -> dict[st
     return manifest
 
 
+def evaluation_points(manifest: Mapping[str, Any], directory: str | Path) -> list[Any]:
+    """The manifest's evaluation points so far, as :class:`~tokensmith.EvalPoint` records."""
+    import math
+
+    from tokensmith.core.recipe import EvalPoint
+
+    points = manifest.get("evaluations", [])
+    out = []
+    for point in points if isinstance(points, list) else [points]:
+        if not (isinstance(point, list) and len(point) == 3 and type(point[0]) is int
+                and isinstance(point[1], (int, float)) and not isinstance(point[1], bool)
+                and isinstance(point[2], str)):
+            raise CorruptArtifactError(f"{MANIFEST} of {str(directory)!r} has an evaluation point "
+                                       f"{point!r:.60}, not [step, loss, label]", component=_COMPONENT,
+                                       hint="the checkpoint is damaged: resume from another one")
+        out.append(EvalPoint(point[0], float(point[1]) if math.isfinite(point[1]) else math.nan, point[2]))
+    return out
+
+
+def _weight_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in sorted(directory.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                for key in fh.keys():  # noqa: SIM118 - safe_open has keys(), no iteration
+                    shapes[key] = tuple(fh.get_slice(key).get_shape())
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise CorruptArtifactError(f"{path.name} in {str(directory)!r} is not a readable safetensors "
+                                       f"file: {exc}", component=_COMPONENT,
+                                       hint="the checkpoint is damaged: use another one") from None
+    return shapes
+
+
+def check_fits(directory: str | Path, model: Any) -> None:
+    """That the checkpoint's weights are the model's: the same names (a tied weight stored
+    once aside) and shapes. Anything else is an :class:`ArtifactError` naming the first
+    differences, before any weight is loaded."""
+    directory = Path(directory)
+    saved = _weight_shapes(directory)
+    if not saved:
+        raise ArtifactError(f"checkpoint {str(directory)!r} holds no *.safetensors weights",
+                            component=_COMPONENT, hint="the checkpoint is incomplete: use another one")
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    tied: dict[int, list[str]] = {}  # a tied weight is saved once, under any one of its names
+    for name, param in model.named_parameters(remove_duplicate=False):
+        tied.setdefault(id(param), []).append(name)
+    stored_as = {n: names for names in tied.values() for n in names}
+    missing = sorted(n for n in set(expected) - set(saved)
+                     if not any(alias in saved for alias in stored_as.get(n, ())))
+    unexpected = sorted(set(saved) - set(expected))
+    shapes = [f"{n} {list(saved[n])} (the model's: {list(expected[n])})" for n in sorted(saved)
+              if n in expected and saved[n] != expected[n]]
+    if missing or unexpected or shapes:
+        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected
+                 else "", f"other shapes: {', '.join(shapes[:3])}" if shapes else ""]
+        raise ArtifactError(f"checkpoint {str(directory)!r} does not fit the model: "
+                            + "; ".join(p for p in parts if p), component=_COMPONENT,
+                            hint="use the model (source and [model] parameters) the checkpoint was "
+                            "trained from")
+
+
 def checkpoints(output_dir: str | Path) -> list[Path]:
     """The finished checkpoints (with a manifest) in ``output_dir``, oldest step first."""
     root = Path(output_dir)
@@ -193,17 +256,17 @@ def load_checkpoint(directory: str | Path, runtime: Any = None, *, model: Any = 
 
     from tokensmith.core.errors import ModelLoadError
 
+    try:
+        check_fits(directory, model)
+    except ArtifactError as exc:
+        if isinstance(exc, CorruptArtifactError):
+            raise
+        raise ModelLoadError(exc.message, component=_COMPONENT,
+                             hint="load it into the model it was trained from") from None
     state = {}
     for path in sorted(directory.glob("*.safetensors")):
         state.update(load_file(str(path), device=str(runtime.device)))
-    result = model.load_state_dict(state, strict=False)
-    shared = {n for n, p in model.named_parameters(remove_duplicate=False)} - \
-        {n for n, p in model.named_parameters()}
-    missing = sorted(set(result.missing_keys) - shared)
-    if missing or result.unexpected_keys:
-        raise ModelLoadError(f"checkpoint {str(directory)!r} does not fit the model: missing "
-                             f"{missing[:3]}, unexpected {list(result.unexpected_keys)[:3]}",
-                             component=_COMPONENT, hint="load it into the model it was trained from")
+    model.load_state_dict(state, strict=False)
     tokenizer = None
     if (directory / "tokenizer.json").is_file():
         tokenizer = models.load_tokenizer(directory, name=directory.name)

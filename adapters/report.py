@@ -288,7 +288,8 @@ def write_all(report: Report, out_dir: str | Path, *, png: bool | None = None) -
     ``png=None`` (default): the PNG is drawn when matplotlib is installed; without it the
     JSON and Markdown get a note saying so (matplotlib is the optional ``bench`` extra).
     ``png=True``: the PNG is required (ConfigError without matplotlib); ``png=False``: none.
-    The PNG is drawn before anything is written, so a failure leaves no files."""
+    The PNG is drawn before anything is written, so a failure leaves no files; a ``<name>.png``
+    left by an earlier report of that name is removed when this one has none."""
     import importlib.util
 
     out = Path(out_dir)
@@ -305,4 +306,6 @@ def write_all(report: Report, out_dir: str | Path, *, png: bool | None = None) -
         atomic_write_bytes(paths["png"], image)
     paths["md"] = write_markdown(report, out / f"{report.name}.md",
                                  image=paths["png"].name if "png" in paths else None)
+    if "png" not in paths:  # an earlier run's plot would sit next to this run's numbers
+        (out / f"{report.name}.png").unlink(missing_ok=True)
     return paths

@@ -46,8 +46,8 @@ def train_tokenizer(backend: Any, trainer: Any, texts: Iterable[str], *, progres
     (``bos_token``, ``eos_token``, ``pad_token``, ``unk_token``) name the special tokens.
 
     A text that is not ``str`` (or a lone ``str`` in place of the corpus) is an
-    :class:`InputError`, an empty corpus too; what ``tokenizers`` refuses (a vocabulary too
-    small for the corpus's characters) a :class:`ConfigError`.
+    :class:`InputError`, an empty corpus (or one of empty texts only) too; what ``tokenizers``
+    refuses (a vocabulary too small for the corpus's characters) a :class:`ConfigError`.
     """
     show = require_flag(progress, "progress", component) and sys.stderr.isatty()
     if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable) \
@@ -70,6 +70,9 @@ def train_tokenizer(backend: Any, trainer: Any, texts: Iterable[str], *, progres
                                "vocab_size (or limit the alphabet)") from err
     if not count[0]:
         raise InputError("no texts to train on", component=component, hint="pass a non-empty corpus")
+    if not samples:  # every text was "": the trainer saw no character
+        raise InputError(f"all {count[0]} texts are empty: nothing to train on", component=component,
+                         hint="pass a corpus with text in it")
     if finish is not None:
         backend = finish(backend)
     tokenizer = HFTokenizer(backend, name=name, samples=samples, **token_names)

@@ -77,6 +77,7 @@ RESERVED: dict[str, str] = {
     "[train] shuffle", "disable_tqdm": "[train] progress", "use_cpu": "[runtime] device",
     "remove_unused_columns": "the runner (objectives read every batch key)",
     "label_names": "the runner (labels)", "prediction_loss_only": "the runner (evaluation loss)",
+    "logging_nan_inf_filter": "the runner (a non-finite training loss stops the run)",
 }
 #: batch keys the model is never given: the objectives read them
 OBJECTIVE_KEYS = frozenset({"labels", "response_mask", "token_weights"})
@@ -133,6 +134,10 @@ def _sequence(example: Any, index: int, tokenizer: Any, data: DataSettings, spli
     if data.sft:
         prompt = bos + list(encode(_text(example, data.prompt, where)).ids)
         response = list(encode(_text(example, data.response, where)).ids) + eos
+        if not response:
+            raise InputError(f"{where} has an empty response {data.response!r}: nothing to learn from it",
+                             component=COMPONENT, hint="leave the example out of the dataset, or train "
+                             "with [data] eos = true (the response is then the end of text)")
         ids = prompt + response
         return {"input_ids": ids, "labels": [IGNORE_INDEX] * len(prompt) + response,
                 "response_mask": [0] * len(prompt) + [1] * len(response)}
@@ -179,6 +184,10 @@ def build_sequences(examples: Iterable[Any], tokenizer: Any, data: DataSettings,
                                      f"[data] max_length = {data.max_length}", component=COMPONENT,
                                      hint="raise max_length, or set packing = true or truncate = true")
                 rows[i] = {k: v[:data.max_length] for k, v in row.items()}
+                if any(row.get("response_mask", ())) and not any(rows[i]["response_mask"]):
+                    raise InputError(f"{split} example {i}: its prompt fills max_length = {data.max_length}, "
+                                     "so truncating it leaves no response token", component=COMPONENT,
+                                     hint="raise max_length, or shorten the prompt")
     if vocab_rows is not None:
         top = max(max(r["input_ids"]) for r in rows)
         low = min(min(r["input_ids"]) for r in rows)
@@ -355,6 +364,14 @@ class _History(TrainerCallback):
         if logs and "eval_loss" in logs:
             self.trainer.evaluation_points.append(EvalPoint(state.global_step, float(logs["eval_loss"]),
                                                             self.label))
+        if logs and "loss" in logs and not math.isfinite(logs["loss"]):
+            # the logged loss is the mean over the ranks, so every rank stops here together
+            raise ComponentError(
+                f"the training loss is {logs['loss']} at step {state.global_step}: the run stops before "
+                "non-finite gradients reach more weights or a checkpoint",
+                component=f"objective '{getattr(self.trainer.objective, 'name', 'objective')}'",
+                hint="check the objectives (a loss, weight or logit that is NaN or infinite), or lower "
+                "[train] lr if the training diverged; earlier checkpoints are intact")
 
     def evaluate(self, label: str) -> float | None:
         if self.trainer.eval_dataset is None:
@@ -466,7 +483,7 @@ def training_kwargs(train: TrainSettings, runtime: Runtime, output_dir: Path, *,
     ``ddp_backend="gloo"`` under torchrun, no pinned memory), ``[train.arguments]`` last."""
     problems = argument_problems(train, runtime)
     if problems:
-        raise problems[0] if len(problems) == 1 else ValidationError(problems)
+        raise problems[0] if len(problems) == 1 else ValidationError(problems, what="recipe")
     cpu = runtime.device_type == "cpu"
     kwargs: dict[str, Any] = dict(
         output_dir=str(output_dir), max_steps=train.steps, per_device_train_batch_size=train.batch_size,
@@ -479,7 +496,10 @@ def training_kwargs(train: TrainSettings, runtime: Runtime, output_dir: Path, *,
         save_strategy="steps" if train.save_every else "no", save_total_limit=train.save_total_limit,
         train_sampling_strategy="random" if train.shuffle else "sequential",
         report_to="none", remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True,
-        disable_tqdm=True, use_cpu=cpu, bf16=False, fp16=False)
+        disable_tqdm=True, use_cpu=cpu, bf16=False, fp16=False,
+        # transformers' default logs a NaN/inf loss as the mean of the earlier ones (0.0 at the
+        # first step): the run's report must show what happened instead
+        logging_nan_inf_filter=False)
     if train.eval_every and evaluates:
         kwargs["eval_steps"] = train.eval_every
     if train.save_every:
@@ -515,7 +535,7 @@ def apply_trainable(model: Any, train: TrainSettings) -> tuple[int, int]:
     named = list(model.named_parameters())
     problems = train.unmatched(n for n, _ in named)
     if problems:
-        raise problems[0] if len(problems) == 1 else ValidationError(problems)
+        raise problems[0] if len(problems) == 1 else ValidationError(problems, what="recipe")
     for name, param in named:
         param.requires_grad_(param.requires_grad and train.trains(name))
     trainable = sum(p.numel() for _, p in named if p.requires_grad)
@@ -583,10 +603,12 @@ def _report(trainer: RecipeTrainer, *, losses, lrs, evals, digests, counts, seco
         notes.append("the ranks' final weights differ: see the ranks table")
     metrics: dict[str, Any] = {"steps": trainer.state.global_step, "world_size": world,
                                "seconds": seconds, **counts}
-    if good:
-        metrics["final_train_loss"] = good[-1][1]
-    if good_evals:
-        metrics["final_eval_loss"] = good_evals[-1].loss
+    if losses and math.isfinite(losses[-1][1]):
+        metrics["final_train_loss"] = losses[-1][1]
+    if evals and math.isfinite(evals[-1].loss):
+        metrics["final_eval_loss"] = evals[-1].loss
+    elif evals:
+        notes.append(f"the final evaluation loss (step {evals[-1].step}) is not finite")
     series = []
     if good:
         series.append(Series("train loss", [s for s, _ in good], [v for _, v in good], "step", "loss",
@@ -631,8 +653,33 @@ def _settings(value: Any, cls: type, name: str) -> Any:
                           component=COMPONENT)
     record, problems = settings(cls, value, name)
     if problems:
-        raise problems[0] if len(problems) == 1 else ValidationError(problems)
+        raise problems[0] if len(problems) == 1 else ValidationError(problems, what="recipe")
     return record
+
+
+def _objectives(objectives: Any, registry: Any) -> list[Any]:
+    """Objectives as given to :func:`run_recipe`: objects, names or tables (built through
+    ``registry``, default the installed plugins)."""
+    if isinstance(objectives, (str, Mapping)) or hasattr(objectives, "role"):
+        objectives = [objectives]
+    if not isinstance(objectives, Iterable):
+        raise ConfigError(f"objectives must be a list of objectives, names or tables, got "
+                          f"{type(objectives).__name__}", component=COMPONENT,
+                          hint="e.g. objectives=['response-only']")
+    built = []
+    for item in objectives:
+        if isinstance(item, (str, Mapping)):
+            if registry is None:
+                from tokensmith import default_registry
+
+                registry = default_registry()
+            item = registry.build("objective", item)
+        elif not hasattr(item, "role"):
+            raise ConfigError(f"{type(item).__name__} {item!r:.60} is not an objective", component=COMPONENT,
+                              hint="an objective subclasses tokensmith.Loss, TokenWeights or TokenMask; "
+                              "or give its registered name")
+        built.append(item)
+    return built
 
 
 def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
@@ -665,10 +712,19 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
     elif not isinstance(runtime, Runtime):
         runtime = Runtime.from_config(runtime)
     output_dir = Path(output_dir) if output_dir is not None else train.output_dir
+    if eval_data is None and (train.eval_every or train.eval_at):
+        key = "eval_every" if train.eval_every else "eval_at"
+        raise ConfigError(f"[train] {key} asks for evaluations, but the run has no evaluation data",
+                          component=COMPONENT,
+                          hint="give eval_data (in a recipe file: [dataset] eval_split = \"eval\"), or "
+                          "drop eval_every/eval_at")
+    objectives = _objectives(objectives, registry)
     args = training_arguments(train, runtime, output_dir, evaluates=eval_data is not None)
+    default_component = (f"recipe '{getattr(recipe, 'name', 'recipe')}'", None) if recipe is not None \
+        else (COMPONENT, None)
     run = _Run(ctx=TrainContext(runtime=runtime, model=model, tokenizer=tokenizer, registry=registry,
                                 settings=train, spec=spec, output_dir=output_dir),
-               component=recipe_component or (f"recipe '{getattr(recipe, 'name', 'recipe')}'", None),
+               component=recipe_component or default_component,
                source=str(getattr(source, "source", source) or type(model).__name__))
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
@@ -676,7 +732,13 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
         checkpoint = None
         if resume is not None:
             checkpoint, manifest = _resolve_resume(resume, output_dir, tokenizer)
-            trainer.evaluation_points.extend(EvalPoint(*e) for e in manifest.get("evaluations", []))
+            ckpt.check_fits(checkpoint, run.ctx.model)
+            done = manifest.get("step")
+            if isinstance(done, int) and done >= train.steps:
+                raise ConfigError(f"checkpoint {str(checkpoint)!r} is at step {done}, and the run has "
+                                  f"{train.steps} steps: nothing is left to train", component=COMPONENT,
+                                  hint=f"raise [train] steps (or --max-steps) above {done}")
+            trainer.evaluation_points.extend(ckpt.evaluation_points(manifest, checkpoint))
         return run.train(checkpoint)
     finally:
         for param, flag in flags:  # what trains is the run's choice, not left behind on the model
@@ -699,6 +761,10 @@ class _Run:
         if recipe is not None:
             with blame(component, plugin, "prepare"):
                 ctx.model = recipe.prepare(ctx.model, ctx)
+            if not isinstance(ctx.model, torch.nn.Module):
+                raise ComponentError(f"prepare returned {type(ctx.model).__name__}, not the model",
+                                     component=component, plugin=plugin,
+                                     hint="prepare(model, ctx) returns the (changed) model")
         model, tokenizer, spec = ctx.model, ctx.tokenizer, ctx.spec
         trainable, total = apply_trainable(model, ctx.settings)
         rows = getattr(model.get_input_embeddings(), "num_embeddings", None) \
@@ -725,11 +791,16 @@ class _Run:
         trainer.add_callback(Progress(ctx.settings.progress))
         ctx.trainer, ctx.evaluations = trainer, trainer.evaluation_points
         ctx._evaluate = self.history.evaluate
-        extra = list(callbacks)
+        extra = [(c, COMPONENT, None, "callbacks=") for c in callbacks]
         if recipe is not None:
             with blame(component, plugin, "callbacks"):
-                extra += list(recipe.callbacks(ctx))
-        for callback in extra:
+                extra += [(c, component, plugin, "callbacks(ctx)") for c in recipe.callbacks(ctx)]
+        for callback, owner, distribution, where in extra:
+            if not (isinstance(callback, TrainerCallback)
+                    or (isinstance(callback, type) and issubclass(callback, TrainerCallback))):
+                raise ComponentError(f"{where} holds {type(callback).__name__} {callback!r:.60}, not a "
+                                     "transformers.TrainerCallback", component=owner, plugin=distribution,
+                                     hint="subclass transformers.TrainerCallback and return instances")
             trainer.add_callback(callback)
         return trainer
 
@@ -805,7 +876,7 @@ def train(spec: RecipeSpec | Mapping[str, Any] | str | Path, *, output_dir: str 
         registry = default_registry()
     problems = validate_recipe(spec, registry)
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError(problems, what="recipe")
     runtime = Runtime.from_config(spec.runtime)
     runtime.apply()
     output_dir = Path(output_dir) if output_dir is not None else spec.train.output_dir
@@ -848,6 +919,8 @@ def cmd_train(args: Any) -> int:
         print(f"trained {result.steps} steps in {result.seconds:.1f} s on {result.world_size} process(es)"
               + (f"; final loss {loss:.4f}" if loss is not None else "")
               + (f", eval loss {evaluation:.4f}" if evaluation is not None else ""))
+        for note in result.report.notes:
+            print(f"note: {note}")
         print(f"report: {result.output_dir / (REPORT_NAME + '.json')}")
         if result.final_dir is not None:
             print(f"model: {result.final_dir} (a model source: [model] source = \"{result.final_dir}\")")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tokensmith.core.errors import ComponentError, ConfigError, InputError
+from tokensmith.core.errors import ComponentError, ConfigError, InputError, blame
 from tokensmith.core.objectives import Reward, role_of
 
 from .trainer_bridge import BATCH_KEYS, composed, model_inputs, scaled_for_devices
@@ -96,6 +96,32 @@ def as_text(item: Any, what: str = "completion") -> str:
                      component="reward_funcs", hint="TRL passes either; anything else is not a completion")
 
 
+def checked_rewards(rewards: Any, n: int, component: str) -> list[float]:
+    """What a reward returned, checked: a list (or tuple, or 1-D array) of ``n`` finite real
+    numbers (``bool``, strings and ``None`` are not rewards), as Python floats."""
+    import math
+    import numbers
+
+    hint = "a reward returns one finite float per completion"
+    if hasattr(rewards, "tolist") and getattr(rewards, "ndim", 1) == 1:
+        rewards = rewards.tolist()
+    if not isinstance(rewards, (list, tuple)):
+        raise ComponentError(f"returned {type(rewards).__name__} {rewards!r:.60}, not a list of floats",
+                             component=component, hint=hint)
+    if len(rewards) != n:
+        raise ComponentError(f"returned {len(rewards)} rewards for {n} completions", component=component,
+                             hint=hint)
+    for i, r in enumerate(rewards):
+        if isinstance(r, bool) or not isinstance(r, numbers.Real):
+            raise ComponentError(f"reward {i} is {type(r).__name__} {r!r:.40}, not a number",
+                                 component=component, hint=hint)
+        if not math.isfinite(r):
+            raise ComponentError(f"reward {i} is {r}: rewards are finite numbers", component=component,
+                                 hint="a completion the reward does not apply to gets a chosen value "
+                                 "(e.g. 0.0), not NaN")
+    return [float(r) for r in rewards]
+
+
 class RewardFunction:
     """A tokensmith :class:`Reward` in TRL's reward-function form,
     ``f(prompts, completions, completion_ids=..., **columns) -> list[float]``: chat messages
@@ -111,13 +137,12 @@ class RewardFunction:
         info = {k: v for k, v in columns.items() if k not in TRL_MACHINERY}
         if completion_ids is not None:
             info["completion_ids"] = completion_ids
-        rewards = self.reward([as_text(p, "prompt") for p in prompts],
-                              [as_text(c) for c in completions], **info)
-        if len(rewards) != len(completions):
-            raise ComponentError(f"returned {len(rewards)} rewards for {len(completions)} completions",
-                                 component=getattr(self.reward, "component", self.__name__),
-                                 hint="a reward returns one float per completion")
-        return [float(r) for r in rewards]
+        component = getattr(self.reward, "component", self.__name__)
+        prompts = [as_text(p, "prompt") for p in prompts]
+        completions = [as_text(c) for c in completions]
+        with blame(component, None, "computing the rewards"):
+            rewards = self.reward(prompts, completions, **info)
+        return checked_rewards(rewards, len(completions), component)
 
     def __repr__(self) -> str:
         return f"RewardFunction({self.__name__})"

@@ -56,12 +56,13 @@ class ParameterTypeError(ConfigError, TypeError):
 class ValidationError(ConfigError):
     """Several problems found while validating a pipeline; all are listed at once."""
 
-    def __init__(self, problems: list[TokensmithError]) -> None:
+    def __init__(self, problems: list[TokensmithError], *, what: str = "pipeline") -> None:
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the pipeline")
+        self.what = what
+        super().__init__(f"{len(self.problems)} problem(s) in the {what}")
 
     def _render(self) -> str:
-        lines = [f"{len(self.problems)} problem(s) in the pipeline:"]
+        lines = [f"{len(self.problems)} problem(s) in the {self.what}:"]
         lines += [f"  - {str(p)}".replace("\n", "\n    ") for p in self.problems]
         return "\n".join(lines)
 

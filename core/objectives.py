@@ -183,6 +183,7 @@ def role_of(obj: Any) -> str:
         from .errors import ConfigError
 
         raise ConfigError(f"objective {_name(obj)!r} has role {role!r}; one of {sorted(ROLES)} expected",
+                          component="objectives",
                           hint="subclass tokensmith.Loss, TokenWeights, TokenMask, Reward or Advantage")
     return role
 
@@ -282,6 +283,44 @@ def _checked(value: Any, labels: Any, objective: Any, *, boolean: bool) -> Any:
     if not boolean and not getattr(value, "is_floating_point", lambda: False)():
         raise ComponentError(f"token weights must be a float tensor, not {dtype}", component=component,
                              hint="return weights as float32")
+    if not boolean:
+        import torch
+
+        if not bool(torch.isfinite(value).all()):
+            raise ComponentError("returned non-finite token weights (NaN or infinity)", component=component,
+                                 hint="token weights are finite numbers >= 0")
+        if bool((value < 0).any()):
+            raise ComponentError(f"returned a negative token weight ({float(value.min())})",
+                                 component=component, hint="token weights are finite numbers >= 0")
+    return value
+
+
+def _call(objective: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call one objective; an exception that is not a tokensmith error names it."""
+    from .errors import blame
+
+    component = getattr(objective, "component", f"objective '{_name(objective)}'")
+    with blame(component, None, "computing it"):
+        return objective(*args, **kwargs)
+
+
+def _checked_loss(value: Any, loss: Any, outputs: Any) -> Any:
+    """A loss's value: a floating-point scalar tensor, with a gradient when the logits have one."""
+    from .errors import ComponentError
+
+    component = getattr(loss, "component", f"loss '{_name(loss)}'")
+    is_float = getattr(value, "is_floating_point", None)
+    if is_float is None or not is_float() or getattr(value, "numel", lambda: 0)() != 1:
+        what = f"a {value.dtype} tensor of shape {tuple(value.shape)}" if hasattr(value, "shape") \
+            and hasattr(value, "dtype") else f"{type(value).__name__} {value!r:.40}"
+        raise ComponentError(f"returned {what}, not a floating-point scalar tensor", component=component,
+                             hint="a loss returns one number as a tensor (e.g. a mean over tokens)")
+    logits = _logits(outputs)
+    if getattr(logits, "requires_grad", False) and not value.requires_grad:
+        raise ComponentError("returned a value that does not depend on the model's outputs (no gradient)",
+                             component=component,
+                             hint="compute the loss from outputs.logits with torch operations "
+                             "(no .item(), .detach() or new tensors)")
     return value
 
 
@@ -315,7 +354,8 @@ class ComposedLoss(Loss):
             return None
         selected = labels != IGNORE_INDEX
         for mask in self.masks:
-            selected = selected & _checked(mask(batch, outputs), labels, mask, boolean=True).to(labels.device)
+            selected = selected & _checked(_call(mask, batch, outputs), labels, mask,
+                                           boolean=True).to(labels.device)
         return selected
 
     def token_weights(self, batch: Mapping[str, Any], outputs: Any, selected: Any = None) -> Any:
@@ -330,7 +370,7 @@ class ComposedLoss(Loss):
             selected = self.selection(batch, outputs)
         combined = (labels != IGNORE_INDEX if selected is None else selected).to(torch.float32)
         for weight in self.weights:
-            w = _checked(weight(batch, outputs), labels, weight, boolean=False)
+            w = _checked(_call(weight, batch, outputs), labels, weight, boolean=False)
             combined = combined * w.to(combined)
         return combined
 
@@ -352,8 +392,10 @@ class ComposedLoss(Loss):
         if weights is not None:
             batch[TOKEN_WEIGHTS_KEY] = weights.detach()
         if self._pass_num_items:
-            return self.loss(batch, outputs, num_items=num_items)
-        return self.loss(batch, outputs)
+            value = _call(self.loss, batch, outputs, num_items=num_items)
+        else:
+            value = _call(self.loss, batch, outputs)
+        return _checked_loss(value, self.loss, outputs)
 
 
 def compose(objectives: Sequence[Objective] | Objective) -> ComposedLoss:
@@ -369,11 +411,12 @@ def compose(objectives: Sequence[Objective] | Objective) -> ComposedLoss:
         by_role[role_of(objective)].append(objective)
     if len(by_role["loss"]) > 1:
         raise ConfigError(f"{len(by_role['loss'])} losses given ({[_name(o) for o in by_role['loss']]}); "
-                          "a recipe has one", hint="combine token weights and masks with one loss instead")
+                          "a recipe has one", component="compose",
+                          hint="combine token weights and masks with one loss instead")
     rl = by_role["reward"] + by_role["advantage"]
     if rl:
         raise ConfigError(f"{[_name(o) for o in rl]} are rewards/advantages, which a supervised loss "
-                          "cannot use", hint="use rewards in an RL trainer (tokensmith.reward_funcs for "
-                          "TRL's GRPOTrainer)")
+                          "cannot use", component="compose",
+                          hint="use rewards in an RL trainer (tokensmith.reward_funcs for TRL's GRPOTrainer)")
     return ComposedLoss(by_role["loss"][0] if by_role["loss"] else None,
                         weights=by_role["weights"], masks=by_role["mask"])

@@ -297,7 +297,9 @@ def check_parameters(signature: Signature, params: cabc.Mapping[str, Any]
                 continue
         ok, value = check_type(value, param.annotation)
         if not ok:
-            problems.append(f"parameter {name!r} must be {param.type_name}, got {_describe(params[name])}")
+            finite = " (a finite number)" if isinstance(value, float) and not math.isfinite(value) else ""
+            problems.append(f"parameter {name!r} must be {param.type_name}{finite}, got "
+                            f"{_describe(params[name])}")
             continue
         bad = False
         for validator in param.validators:

@@ -286,6 +286,10 @@ def _objectives(value: Any) -> tuple[ComponentRef, ...]:
         return ()
     if isinstance(value, (str, Mapping, ComponentRef)):
         value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"[[objective]] must be tables (or names), got {type(value).__name__} "
+                          f"{value!r:.40}", component=COMPONENT,
+                          hint='[[objective]] type = "<registered objective>"')
     return tuple(ComponentRef.from_config(v) for v in value)
 
 
@@ -306,7 +310,7 @@ def _checked(cls: type, table: Any, name: str) -> Any:
         raise ConfigError(f"[{name}] must be a table, got {type(table).__name__}", component=COMPONENT)
     record, problems = settings(cls, table, name)
     if problems:
-        raise problems[0] if len(problems) == 1 else ValidationError(problems)
+        raise problems[0] if len(problems) == 1 else ValidationError(problems, what="recipe")
     return record
 
 
@@ -387,7 +391,7 @@ class RecipeSpec:
             if not runtime_problems:
                 kwargs["runtime"] = dict(config["runtime"])
         if problems:
-            raise problems[0] if len(problems) == 1 else ValidationError(problems)
+            raise problems[0] if len(problems) == 1 else ValidationError(problems, what="recipe")
         return cls(**kwargs)
 
     @classmethod
@@ -456,6 +460,15 @@ class RecipeSpec:
                 except TokensmithError as exc:
                     problems.append(exc)
             if kind == "dataset":
+                splits = getattr(factory, "splits", None)
+                if isinstance(splits, (tuple, list)) and all(isinstance(x, str) for x in splits):
+                    for key in DATASET_KEYS:
+                        split = getattr(self.dataset, key)
+                        if split is not None and split not in splits:
+                            problems.append(ConfigError(
+                                f"[dataset] {key} = {split!r} is not a split of this dataset",
+                                component=record.qualname, plugin=record.distribution,
+                                hint=f"use one of {', '.join(repr(x) for x in splits)}"))
                 clash = sorted(set(DATASET_KEYS) & set(signature.names()))
                 if clash:
                     problems.append(ConfigError(
@@ -472,6 +485,11 @@ class RecipeSpec:
                 elif role is not None and role not in ROLES:
                     problems.append(ConfigError(f"has role {role!r}; one of {sorted(ROLES)} expected",
                                                 component=record.qualname, plugin=record.distribution))
+        if self.dataset.eval_split is None and (self.train.eval_every or self.train.eval_at):
+            key = "eval_every" if self.train.eval_every else "eval_at"
+            problems.append(ConfigError(f"[train] {key} asks for evaluations, but [dataset] has no "
+                                        "eval_split", component=COMPONENT,
+                                        hint='add [dataset] eval_split = "eval", or drop ' + key))
         losses = []
         for ref in self.objectives:
             try:

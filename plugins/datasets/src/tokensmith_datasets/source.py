@@ -3,6 +3,7 @@ and shuffle come from :class:`tokensmith.SplitDataset`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +16,13 @@ from .locate import PACKAGES, malformed
 
 
 def optional_path(value: Any) -> Path | None:
-    return None if value is None else Path(value)
+    if value is None or isinstance(value, Path):
+        return value
+    if isinstance(value, os.PathLike):
+        return Path(value)
+    if not isinstance(value, str) or not value:
+        raise ParameterTypeError(f"path must be a file or folder name (a non-empty string), got {value!r}")
+    return Path(value)
 
 
 def path_field(doc: str) -> Any:

@@ -46,7 +46,8 @@ class StdlibCode(Source):
         root = self.path or Path(sysconfig.get_paths()["stdlib"])
         if not root.is_dir():
             raise unavailable(
-                f"the standard library folder {str(root)!r} does not exist",
+                f"the standard library folder {str(root)!r} "
+                + ("is not a folder" if root.exists() else "does not exist"),
                 "",
                 self.component,
                 fix="pass path = the folder of the standard library's .py files",
@@ -63,10 +64,15 @@ class StdlibCode(Source):
             try:
                 encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
                 text = data.decode(encoding)
-            except (SyntaxError, UnicodeDecodeError, LookupError):
-                # CPython ships a few files that are not decodable on purpose (test fixtures of
-                # the decoder, e.g. test/tokenizedata/bad_coding.py): they are not source text
-                continue
+            except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+                # CPython ships a few files under test/ that are not decodable on purpose (fixtures
+                # of its decoder, e.g. test/tokenizedata/bad_coding.py): they are not source text.
+                # Anywhere else an undecodable file is an error, not a silently missing example.
+                if _TEST_FOLDERS & set(rel.split("/")[:-1]):
+                    continue
+                raise malformed(
+                    file, "encoding", f"not decodable as Python source ({exc})", "", self.component
+                ) from None
             yield rel, {"path": rel, "text": text}
 
 
@@ -94,7 +100,10 @@ class Licenses(Source):
         if self.path is not None:
             if not self.path.is_dir():
                 raise unavailable(
-                    f"the licence folder {str(self.path)!r} does not exist", self.package, self.component
+                    f"the licence folder {str(self.path)!r} "
+                    + ("is not a folder" if self.path.exists() else "does not exist"),
+                    self.package,
+                    self.component,
                 )
             return self.path
         return module_file("licensedcode", "data/licenses/mit.LICENSE", self.package, self.component).parent
