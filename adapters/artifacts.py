@@ -48,8 +48,21 @@ _UMASK = _process_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``. A
+    path that cannot be written (its folder is a file, no permission, a full disk) is an
+    :class:`ArtifactError` naming it; no temporary file is left behind."""
     path = Path(path)
+    try:
+        _write(path, data)
+    except OSError as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"cannot write {str(path)!r}: {exc.strerror or exc}", component="files",
+                            hint="write into a folder that exists or can be created (not a file), with "
+                            "permission and space to write") from exc
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

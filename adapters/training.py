@@ -657,6 +657,13 @@ def _settings(value: Any, cls: type, name: str) -> Any:
     return record
 
 
+def _output_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"the output directory {str(path)!r} is a file", component=COMPONENT,
+                          hint="set [train] output_dir (or --output-dir) to a folder")
+    return path
+
+
 def _objectives(objectives: Any, registry: Any) -> list[Any]:
     """Objectives as given to :func:`run_recipe`: objects, names or tables (built through
     ``registry``, default the installed plugins)."""
@@ -711,7 +718,7 @@ def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,
         runtime = Runtime.parse(device=device.type if device.type != "cuda" else str(device))
     elif not isinstance(runtime, Runtime):
         runtime = Runtime.from_config(runtime)
-    output_dir = Path(output_dir) if output_dir is not None else train.output_dir
+    output_dir = _output_dir(Path(output_dir) if output_dir is not None else train.output_dir)
     if eval_data is None and (train.eval_every or train.eval_at):
         key = "eval_every" if train.eval_every else "eval_at"
         raise ConfigError(f"[train] {key} asks for evaluations, but the run has no evaluation data",
@@ -879,7 +886,7 @@ def train(spec: RecipeSpec | Mapping[str, Any] | str | Path, *, output_dir: str 
         raise ValidationError(problems, what="recipe")
     runtime = Runtime.from_config(spec.runtime)
     runtime.apply()
-    output_dir = Path(output_dir) if output_dir is not None else spec.train.output_dir
+    output_dir = _output_dir(Path(output_dir) if output_dir is not None else spec.train.output_dir)
     model, tokenizer = registry.load_model(spec.model, runtime)
     ctx = BuildContext(runtime=runtime, model=model, tokenizer=tokenizer, model_tokenizer=tokenizer,
                        source=spec.model, registry=registry)

@@ -149,6 +149,26 @@ def _boolean(instance: Any, attribute: Any, value: Any) -> None:
         raise ParameterTypeError(f"{attribute.name} must be true or false, got {value!r}")
 
 
+def _checked_records(records: Iterable[Any], component: str) -> Iterator[tuple[str, Any]]:
+    """``records()`` as it streams, each checked: a ``(key, example)`` pair, the key a ``str``
+    (the split hashes it), the example a mapping."""
+    from .errors import ComponentError
+
+    hint = "records() yields (key, example) pairs: a str key (e.g. str(id)) and a dict"
+    for i, record in enumerate(records):
+        if not isinstance(record, tuple) or len(record) != 2:
+            raise ComponentError(f"records() yielded {type(record).__name__} {record!r:.60} at {i}, not a "
+                                 "(key, example) pair", component=component, hint=hint)
+        key, example = record
+        if not isinstance(key, str):
+            raise ComponentError(f"records() yielded the key {key!r:.60} ({type(key).__name__}) at {i}; keys "
+                                 "are str", component=component, hint=hint)
+        if not isinstance(example, Mapping):
+            raise ComponentError(f"records() yielded {type(example).__name__} as the example of key "
+                                 f"{key!r:.60}, not a mapping", component=component, hint=hint)
+        yield key, example
+
+
 @attrs.define(kw_only=True)
 class SplitDataset(Dataset):
     """A dataset read as ``(key, example)`` records (:meth:`records`, in the source's order,
@@ -171,7 +191,8 @@ class SplitDataset(Dataset):
 
     def keyed(self, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
         _check_split(split, tuple(self.splits), f"dataset '{self.name}'")
-        chosen = seeded_split(self.records(), split, eval_fraction=self.eval_fraction, seed=self.seed)
+        records = _checked_records(self.records(), f"dataset '{self.name}'")
+        chosen = seeded_split(records, split, eval_fraction=self.eval_fraction, seed=self.seed)
         if self.shuffle:
             return iter(seeded_sample(chosen, self.limit, seed=self.seed))
         return take(chosen, self.limit)

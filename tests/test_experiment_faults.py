@@ -358,3 +358,43 @@ def test_a_report_without_series_leaves_no_stale_png(tmp_path):
     assert (tmp_path / "r.png") == write_all(with_plot, tmp_path)["png"]
     paths = write_all(Report("r", {"a": 2}), tmp_path)
     assert sorted(paths) == ["json", "md"] and not (tmp_path / "r.png").exists()
+
+
+# -- files, datasets, the model's tokenizer --------------------------------------------------------
+
+def test_writing_into_a_file_as_a_folder_is_an_artifact_error(tmp_path, tiny_tokenizer):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    with pytest.raises(ArtifactError, match="cannot write .*taken/r.json") as err:
+        write_all(Report("r", {"a": 1}), blocker)
+    assert err.value.component == "files" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    with pytest.raises(ConfigError, match="the output directory .* is a file"):
+        run_recipe(model=_model(tiny_tokenizer), tokenizer=tiny_tokenizer, train_data=TEXTS, data=PACKED,
+                   arguments={"steps": 1, "progress": "off"}, output_dir=blocker)
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ((3, {"text": "a"}), "the key 3 \\(int\\) at 0; keys are str"),
+    (("k", "a"), "str as the example of key 'k'"), ("k", "str 'k' at 0, not a \\(key, example\\) pair"),
+    (("k", {}, 1), "not a \\(key, example\\) pair")])
+def test_what_records_yields_is_checked(record, message):
+    import attrs
+
+    @attrs.define(kw_only=True)
+    class OneRecord(tokensmith.SplitDataset):
+        name = "one-record"
+
+        def records(self):
+            yield record
+
+    with pytest.raises(ComponentError, match=message) as err:
+        list(OneRecord().examples("all"))
+    assert err.value.component == "dataset 'one-record'" and "str key" in err.value.hint
+
+
+def test_the_model_tokenizer_without_a_model_says_so(installed_registry):
+    from tokensmith import BuildContext, IncompatibleComponentsError, Runtime
+
+    with pytest.raises(IncompatibleComponentsError, match="no loaded model"):
+        ctx = BuildContext(runtime=Runtime(), registry=installed_registry)
+        installed_registry.build("tokenizer", "model", ctx)

@@ -9,6 +9,7 @@ from tokensmith import (
     BuildContext,
     EmbeddingProvider,
     HFTokenizer,
+    IncompatibleComponentsError,
     ModelReport,
     NormalizationProvider,
     NormLayer,
@@ -18,6 +19,11 @@ from tokensmith import (
 
 def model_tokenizer(ctx: BuildContext):
     """The loaded model's own tokenizer (its byte view was checked when it loaded)."""
+    if ctx.tokenizer is None:
+        raise IncompatibleComponentsError(
+            "there is no loaded model whose tokenizer this could be", component="tokenizer 'model'",
+            hint="give a model (--model SOURCE, --pipeline TOML), or a tokenizer file: "
+            '{"type": "hf-file", "path": "tokenizer.json"}')
     return ctx.tokenizer
 
 
