@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from functools import cached_property
@@ -339,6 +340,10 @@ class Tokenizer(ABC):
 
 def tokenizer_file(path: str | Path) -> Path:
     """``path`` if it names a ``.json`` file, else ``path / "tokenizer.json"`` (a directory)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InputError(f"a tokenizer is saved to a path (a .json file or a folder), not "
+                         f"{type(path).__name__} {path!r:.40}", component="tokenizer",
+                         hint="e.g. tokenizer.save('my-tokenizer')")
     path = Path(path)
     return path if path.suffix == ".json" and not path.is_dir() else path / "tokenizer.json"
 

@@ -398,3 +398,16 @@ def test_the_model_tokenizer_without_a_model_says_so(installed_registry):
     with pytest.raises(IncompatibleComponentsError, match="no loaded model"):
         ctx = BuildContext(runtime=Runtime(), registry=installed_registry)
         installed_registry.build("tokenizer", "model", ctx)
+
+
+def test_a_vocab_size_too_large_to_reserve_is_refused_not_a_crash(installed_registry):
+    # tokenizers reserves ~70 bytes per id up front: vocab_size 10**9 aborted the process (Rust OOM)
+    for kind in ("byte-level-bpe", "bpe", "unigram", "wordpiece"):
+        with pytest.raises(ConfigError, match="is above the 16,777,216 ids a trainer accepts"):
+            installed_registry.build("tokenizer_trainer", {"type": kind, "vocab_size": 10**9})
+
+
+def test_saving_a_tokenizer_to_what_is_not_a_path(tiny_tokenizer):
+    for path in (3, None, ""):
+        with pytest.raises(InputError, match="saved to a path"):
+            tiny_tokenizer.save(path)

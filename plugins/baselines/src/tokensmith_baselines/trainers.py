@@ -26,6 +26,7 @@ from tokensmith import (
     ConfigError,
     HFTokenizer,
     ParameterTypeError,
+    ResourceLimitError,
     TokenizerTrainer,
     non_negative_int,
     positive,
@@ -49,6 +50,20 @@ def _token_list(instance: Any, attribute: Any, value: Any) -> None:
     repeated = sorted({v for v in value if value.count(v) > 1})
     if repeated:
         raise ConfigError(f"{attribute.name} lists {', '.join(map(repr, repeated))} more than once")
+
+
+#: the largest vocab_size a trainer accepts: 64 times the largest published LM vocabulary
+#: (262,144). tokenizers reserves its tables for vocab_size up front (about 70 bytes an id),
+#: so vocab_size = 10**9 asks for 70 GB and aborts the process instead of raising.
+MAX_VOCAB_SIZE = 2**24
+
+
+def _vocab_size(instance: Any, attribute: Any, value: Any) -> None:
+    positive_int(instance, attribute, value)
+    if value > MAX_VOCAB_SIZE:
+        raise ResourceLimitError(f"{attribute.name} {value} is above the {MAX_VOCAB_SIZE:,} ids a trainer "
+                                 "accepts (tokenizers reserves memory for every id before training)",
+                                 hint=f"set vocab_size <= {MAX_VOCAB_SIZE}")
 
 
 def _optional_positive_int(instance: Any, attribute: Any, value: Any) -> None:
@@ -89,7 +104,7 @@ class _HFTrainer(TokenizerTrainer):
     #: the number of ids the trainer itself adds besides the learned tokens
     reserved = 0
 
-    vocab_size: int = attrs.field(default=32000, validator=positive_int, metadata=_doc(
+    vocab_size: int = attrs.field(default=32000, validator=_vocab_size, metadata=_doc(
         "the trained vocabulary's size at most (special, byte and added tokens included)"))
     special_tokens: tuple[str, ...] = _specials()
     bos_token: str | None = attrs.field(default=None, metadata=_doc("the special token that begins a text"))
