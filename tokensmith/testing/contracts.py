@@ -363,7 +363,7 @@ class TokenizerTrainerContract(TokenizerContract):
         assert streamed.fingerprint() == tokenizer.fingerprint()
 
     @pytest.mark.parametrize("corpus", ["one text, not a corpus", ["fine", b"bytes"], ["caf\udce9"], [],
-                                        None])
+                                        None, ["", ""]])
     def test_refuses_what_is_not_a_corpus(self, trainer, corpus):
         with pytest.raises(InputError):
             trainer.train(corpus, progress=False)
