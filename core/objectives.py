@@ -111,7 +111,7 @@ class Reward(Objective):
                      info: Mapping[str, Any] | None = None, *, require: Sequence[str] = ()
                      ) -> tuple[list[str], list[str]]:
         """The prologue every reward shares: prompts and completions are sequences of ``str``
-        of one length, every list in ``info`` has that length, the ``require``d columns are
+        of one length, every list (or tuple) in ``info`` has that length, the ``require``d columns are
         there. Returns them as lists; any problem is an :class:`InputError`."""
         from .errors import InputError
 
@@ -134,7 +134,7 @@ class Reward(Objective):
                                  component=self.component,
                                  hint=f"pass {key}=[...] (a dataset column of that name, in TRL)")
         for key, value in info.items():
-            if isinstance(value, list) and len(value) != len(completions):
+            if isinstance(value, (list, tuple)) and len(value) != len(completions):
                 raise InputError(f"column {key!r} has {len(value)} values for {len(completions)} "
                                  "completions", component=self.component,
                                  hint="per-completion columns are as long as completions")

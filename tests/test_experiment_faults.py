@@ -411,3 +411,11 @@ def test_saving_a_tokenizer_to_what_is_not_a_path(tiny_tokenizer):
     for path in (3, None, ""):
         with pytest.raises(InputError, match="saved to a path"):
             tiny_tokenizer.save(path)
+
+
+def test_a_tuple_column_of_the_wrong_length_is_an_input_error(installed_registry):
+    # only lists were checked: exact-match zipped a short tuple and returned 1 reward for 2
+    exact = installed_registry.build("objective", "exact-match")
+    with pytest.raises(InputError, match="column 'answer' has 1 values for 2 completions"):
+        exact(["a", "b"], ["4", "5"], answer=("4",))
+    assert exact(["a", "b"], ["4", "5"], answer=("4", "6")) == [1.0, 0.0]
