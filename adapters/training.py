@@ -902,7 +902,13 @@ def train(spec: RecipeSpec | Mapping[str, Any] | str | Path, *, output_dir: str 
         with blame(dataset_record.qualname, dataset_record.distribution, f"reading split {split!r}"):
             examples = dataset.examples(split)
             limit = spec.data.max_examples
-            return list(itertools.islice(examples, limit) if limit else examples)
+            read = list(itertools.islice(examples, limit) if limit else examples)
+        if not read:
+            raise ConfigError(f"split {split!r} has no examples with these parameters "
+                              f"({dict(spec.dataset.params)})", component=dataset_record.qualname,
+                              plugin=dataset_record.distribution,
+                              hint="check [dataset] split / eval_split, eval_fraction and limit")
+        return read
 
     return run_recipe(model=model, tokenizer=tokenizer, train_data=read(spec.dataset.split),
                       eval_data=read(spec.dataset.eval_split) if spec.dataset.eval_split else None,

@@ -263,10 +263,17 @@ class Pairs:
         return iter([{"text": "a b c"}])
 
 
+class Nothing(Pairs):
+    name = "nothing"
+
+    def examples(self, split="train"):
+        return iter([])
+
+
 class Plugin:
     @hookimpl
     def tokensmith_register_datasets(self):
-        return [Component("pairs", Pairs, "one line")]
+        return [Component("pairs", Pairs, "one line"), Component("nothing", Nothing, "no examples")]
 
 
 BASE = {"model": {"source": "tiny-llama", "layers": 1}, "dataset": {"type": "pairs"}, "train": {"steps": 2}}
@@ -288,6 +295,13 @@ def test_recipe_spec_problems_found_before_loading(make_registry):
     with pytest.raises(ValidationError, match=r"problem\(s\) in the recipe") as err:
         tokensmith.train({**BASE, "train": {"steps": 2, "eval_at": [0]}}, registry=registry)
     assert "pipeline" not in str(err.value).splitlines()[0]
+
+
+def test_a_dataset_that_yields_nothing_is_named(make_registry, tmp_path):
+    registry = make_registry(Plugin())
+    with pytest.raises(ConfigError, match="split 'train' has no examples") as err:
+        tokensmith.train({**BASE, "dataset": {"type": "nothing"}}, registry=registry, output_dir=tmp_path)
+    assert err.value.component == "dataset 'nothing'"
 
 
 def test_a_non_finite_float_parameter_says_so():
