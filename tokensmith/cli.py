@@ -103,10 +103,12 @@ def cmd_plugins(args) -> int:
             print(f"  error: {row['error']}")
         if row["status"] != "failed":
             print(f"  hooks: {', '.join(row['hooks']) or '-'}")
+        width = max([len(c["name"]) for c in row["components"]] + [16])
+        kind_width = max([len(c["kind"]) for c in row["components"]] + [14])
         for c in row["components"]:
             clash = f"  (also registered by {', '.join(c['collides_with'])}: use {c['qualified_name']!r})" \
                 if c["collides_with"] else ""
-            print(f"  {c['kind']:<14} {c['name']:<16} {c['summary']}{clash}")
+            print(f"  {c['kind']:<{kind_width}} {c['name']:<{width}} {c['summary']}{clash}")
     for col in _collisions(reg):
         print(f"collision: {col['kind']} '{col['name']}' is registered by {', '.join(col['providers'])}; "
               f"pipelines must name one of {', '.join(col['qualified'])}")
@@ -123,8 +125,11 @@ def cmd_components(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    widths = [max([len(row[key]) for row in rows] + [least]) for key, least in
+              (("kind", 14), ("name", 18), ("distribution", 24))]
     for row in rows:
-        print(f"{row['kind']:<14} {row['name']:<18} {row['distribution']:<24} {row['summary']}")
+        print(f"{row['kind']:<{widths[0]}} {row['name']:<{widths[1]}} {row['distribution']:<{widths[2]}} "
+              f"{row['summary']}")
         extra = []
         if row.get("accepts_constraint"):
             extra.append("accepts a constraint")
@@ -400,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
     s = sub.add_parser("train", help="train on a recipe TOML (the same file under torchrun)",
                        description="Run a training recipe (docs/training.md) on transformers' Trainer. Under "
-                       "`torchrun --nproc_per_node N -m tokensmith.cli train RECIPE.toml` each rank runs it.")
+                       "`torchrun --nproc_per_node N -m tokensmith train RECIPE.toml` each rank runs it.")
     s.add_argument("recipe", help="a recipe TOML file (see examples/tiny-recipe.toml)")
     s.add_argument("--output-dir", metavar="DIR", help="overrides [train] output_dir")
     s.add_argument("--resume", metavar="PATH|latest",
