@@ -19,7 +19,14 @@ from typing import Any
 from transformers import Trainer
 
 from tokensmith.core.errors import ConfigError, IncompatibleComponentsError
-from tokensmith.core.objectives import RESPONSE_MASK_KEY, TOKEN_WEIGHTS_KEY, ComposedLoss, Objective, compose
+from tokensmith.core.objectives import (
+    RESPONSE_MASK_KEY,
+    TOKEN_WEIGHTS_KEY,
+    ComposedLoss,
+    Objective,
+    build_objectives,
+    compose,
+)
 
 #: Batch keys objectives may read that are not inputs of the model's forward: kept in the batch
 #: (not removed as unused columns) and not passed to the model.
@@ -35,17 +42,7 @@ def composed(objectives: ComposedLoss | ObjectiveSpec | Sequence[ObjectiveSpec],
     (default: the installed plugins)."""
     if isinstance(objectives, ComposedLoss):
         return objectives
-    if isinstance(objectives, (Objective, str, Mapping)):
-        objectives = [objectives]
-    built = []
-    for item in objectives:
-        if isinstance(item, (str, Mapping)):
-            if registry is None:
-                from tokensmith import default_registry
-
-                registry = default_registry()
-            item = registry.build("objective", item)
-        built.append(item)
+    built = build_objectives(objectives, registry=registry, component="objectives")
     if not built:
         raise ConfigError("no objectives given", hint="e.g. objectives=['cross-entropy']")
     return compose(built)

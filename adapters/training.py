@@ -665,28 +665,10 @@ def _output_dir(path: Path) -> Path:
 
 
 def _objectives(objectives: Any, registry: Any) -> list[Any]:
-    """Objectives as given to :func:`run_recipe`: objects, names or tables (built through
-    ``registry``, default the installed plugins)."""
-    if isinstance(objectives, (str, Mapping)) or hasattr(objectives, "role"):
-        objectives = [objectives]
-    if not isinstance(objectives, Iterable):
-        raise ConfigError(f"objectives must be a list of objectives, names or tables, got "
-                          f"{type(objectives).__name__}", component=COMPONENT,
-                          hint="e.g. objectives=['response-only']")
-    built = []
-    for item in objectives:
-        if isinstance(item, (str, Mapping)):
-            if registry is None:
-                from tokensmith import default_registry
+    """Objectives as given to :func:`run_recipe` (objects, names or tables)."""
+    from tokensmith.core.objectives import build_objectives
 
-                registry = default_registry()
-            item = registry.build("objective", item)
-        elif not hasattr(item, "role"):
-            raise ConfigError(f"{type(item).__name__} {item!r:.60} is not an objective", component=COMPONENT,
-                              hint="an objective subclasses tokensmith.Loss, TokenWeights or TokenMask; "
-                              "or give its registered name")
-        built.append(item)
-    return built
+    return build_objectives(objectives, registry=registry, component=COMPONENT)
 
 
 def run_recipe(*, model: Any, train_data: Iterable[Any], tokenizer: Any = None,

@@ -420,3 +420,34 @@ def compose(objectives: Sequence[Objective] | Objective) -> ComposedLoss:
                           hint="use rewards in an RL trainer (tokensmith.reward_funcs for TRL's GRPOTrainer)")
     return ComposedLoss(by_role["loss"][0] if by_role["loss"] else None,
                         weights=by_role["weights"], masks=by_role["mask"])
+
+
+def build_objectives(objectives: Any, *, registry: Any = None, component: str = "objectives") -> list[Any]:
+    """Objectives as users give them — objects, registered names (``"response-only"``) or
+    tables (``{"type": "random-fraction", "fraction": 0.3}``), one or a list — as built
+    objectives; names and tables are built through ``registry`` (default: the installed
+    plugins). Anything else is a ConfigError naming ``component``."""
+    from collections.abc import Iterable
+
+    from .errors import ConfigError
+
+    if isinstance(objectives, (str, Mapping)) or hasattr(objectives, "role"):
+        objectives = [objectives]
+    if not isinstance(objectives, Iterable):
+        raise ConfigError(f"objectives must be a list of objectives, names or tables, got "
+                          f"{type(objectives).__name__}", component=component,
+                          hint="e.g. objectives=['response-only']")
+    built = []
+    for item in objectives:
+        if isinstance(item, (str, Mapping)):
+            if registry is None:
+                from tokensmith import default_registry
+
+                registry = default_registry()
+            item = registry.build("objective", item)
+        elif not hasattr(item, "role"):
+            raise ConfigError(f"{type(item).__name__} {item!r:.60} is not an objective", component=component,
+                              hint="an objective subclasses tokensmith.Loss, TokenWeights, TokenMask, Reward "
+                              "or Advantage; or give its registered name")
+        built.append(item)
+    return built
