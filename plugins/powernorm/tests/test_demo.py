@@ -7,7 +7,7 @@ import types
 import pytest
 from tokensmith_powernorm.demo import PowerNormDemo
 
-from tokensmith import find_norm_layers
+from tokensmith import Provenance, Report, find_norm_layers
 
 
 def _run(model, tok, env_path, monkeypatch):
@@ -23,9 +23,11 @@ def _run(model, tok, env_path, monkeypatch):
 def test_demo_on_tiny_llama_with_bench_results(tiny_llama, tmp_path, monkeypatch):
     model, tok = tiny_llama
     results = tmp_path / "powernorm.json"
-    results.write_text(json.dumps({"setup": {"steps": 3, "seeds": [0]},
-                                   "mean_final_valid_bits_per_byte": {"layernorm": 4.0, "powernorm": 3.0},
-                                   "valid_ratio_to_layernorm": {"layernorm": 1.0, "powernorm": 0.75}}))
+    # the layout `tokensmith bench powernorm` writes: a Report
+    results.write_text(Report("powernorm", metrics={
+        "steps": 3, "valid_bits_per_byte[layernorm]": 4.0, "valid_ratio_to_layernorm[layernorm]": 1.0,
+        "valid_bits_per_byte[powernorm]": 3.0, "valid_ratio_to_layernorm[powernorm]": 0.75},
+        provenance=Provenance(extra={"seeds": [0]})).to_json())
     report, text = _run(model, tok, results, monkeypatch)
     assert report.metrics["replaced_layers"] == report.metrics["original_norm_layers_kept"] == 5
     assert report.metrics["valid_bits_per_byte[powernorm]"] == 3.0
@@ -37,9 +39,12 @@ def test_demo_on_tiny_llama_with_bench_results(tiny_llama, tmp_path, monkeypatch
 def test_results_in_another_format_are_a_note_not_a_crash(tiny_llama, tmp_path, monkeypatch):
     model, tok = tiny_llama
     results = tmp_path / "powernorm.json"
-    results.write_text(json.dumps({"format": 1, "name": "powernorm", "metrics": {}}))
+    results.write_text(json.dumps({"setup": {"steps": 3}, "mean_final_valid_bits_per_byte": {}}))
     report, text = _run(model, tok, results, monkeypatch)
-    assert len(report.tables) == 1 and "not shown: KeyError" in report.notes[0] and "not shown" in text
+    assert len(report.tables) == 1 and "not shown:" in report.notes[0] and "not shown" in text
+    results.write_text(Report("powernorm", metrics={"steps": 3}).to_json())
+    report, text = _run(model, tok, results, monkeypatch)
+    assert len(report.tables) == 1 and "not shown: KeyError" in report.notes[0]
 
 
 @pytest.mark.smollm2
@@ -47,4 +52,4 @@ def test_demo_on_smollm2_counts_every_norm_layer(smollm2, tmp_path, monkeypatch)
     model, tok = smollm2
     report, text = _run(model, tok, tmp_path / "absent.json", monkeypatch)
     assert report.metrics == {"replaced_layers": 61, "original_norm_layers_kept": 61}
-    assert "bench/run.py --only powernorm" in text
+    assert "tokensmith bench powernorm" in text

@@ -10,14 +10,13 @@ one a real surgery would produce, and ``pipeline.model`` is never touched.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tokensmith import Demo, Report, Table, find_norm_layers, to_terminal
+from tokensmith import Demo, Report, Table, TokensmithError, find_norm_layers, to_terminal
 
 from .surgery import PowerNormProvider
 
@@ -45,7 +44,7 @@ class PowerNormDemo(Demo):
         path = Path(os.environ.get("TOKENSMITH_POWERNORM_RESULTS", RESULTS))
         experiment = _experiment(path)
         if experiment is None:
-            notes.append(f"no experiment results at {path}: run `python bench/run.py --only powernorm`")
+            notes.append(f"no experiment results at {path}: run `tokensmith bench powernorm`")
         elif isinstance(experiment, str):
             notes.append(experiment)
         else:
@@ -66,10 +65,14 @@ def _experiment(path: Path) -> tuple[str, dict, dict] | str | None:
     if not path.exists():
         return None
     try:
-        bench = json.loads(path.read_text())
-        setup = f"{bench['setup']['steps']} steps, seeds {bench['setup']['seeds']}"
-        bits, ratios = bench["mean_final_valid_bits_per_byte"], bench["valid_ratio_to_layernorm"]
-        return (setup, {norm: float(v) for norm, v in bits.items()},
-                {norm: float(ratios[norm]) for norm in bits})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        report = Report.from_json(path.read_text())  # the benchmark's Report (tokensmith bench powernorm)
+        metrics, extra = report.metrics, report.provenance.extra
+        setup = f"{metrics['steps']} steps, seeds {extra['seeds']}"
+        prefix = "valid_bits_per_byte["
+        norms = [key[len(prefix):-1] for key in metrics if key.startswith(prefix)]
+        if not norms:
+            raise KeyError("valid_bits_per_byte[<norm>]")
+        return (setup, {norm: float(metrics[f"valid_bits_per_byte[{norm}]"]) for norm in norms},
+                {norm: float(metrics[f"valid_ratio_to_layernorm[{norm}]"]) for norm in norms})
+    except (OSError, ValueError, KeyError, TypeError, TokensmithError) as exc:
         return f"experiment results at {path} not shown: {type(exc).__name__}: {exc}"
