@@ -377,10 +377,17 @@ class _History(TrainerCallback):
         if self.trainer.eval_dataset is None:
             return None
         self.label = label
+        # Trainer.evaluate() logs, which clears the control flags a callback's step may have
+        # raised (this step's training-loss log, its own scheduled evaluation or save): keep them
+        control = self.trainer.control
+        pending = (control.should_log, control.should_evaluate, control.should_save)
         try:
             return float(self.trainer.evaluate()["eval_loss"])
         finally:
             self.label = "step"
+            control.should_log = control.should_log or pending[0]
+            control.should_evaluate = control.should_evaluate or pending[1]
+            control.should_save = control.should_save or pending[2]
 
 
 class Progress(TrainerCallback):
