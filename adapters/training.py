@@ -20,6 +20,7 @@ Markdown and PNG by rank 0.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -247,6 +248,33 @@ def _as_outputs(raw: Any) -> Any:
                          "or a tuple whose first element is the logits")
 
 
+@contextlib.contextmanager
+def _config_hidden_if_frozen(model: Any) -> Any:
+    """transformers' Trainer sets ``model.config.use_cache`` on any model with a ``config``;
+    a model of our own whose config is a frozen record (not a transformers PretrainedConfig)
+    would crash there, so its config is hidden while the Trainer is built."""
+    config = getattr(model, "config", None)
+    frozen = False
+    if config is not None:
+        try:
+            config.use_cache = getattr(config, "use_cache", False)
+        except (AttributeError, TypeError):
+            frozen = True
+    if not frozen:
+        yield
+        return
+    own = vars(model)
+    had = "config" in own
+    own["config"] = None  # an instance attribute shadows a class-level one too
+    try:
+        yield
+    finally:
+        if had:
+            own["config"] = config
+        else:
+            del own["config"]
+
+
 class RecipeTrainer(Trainer):
     """A ``Trainer`` whose loss is a tokensmith objective.
 
@@ -263,7 +291,9 @@ class RecipeTrainer(Trainer):
 
     def __init__(self, *args: Any, objective: Any, recipe_tokenizer: Any = None,
                  checkpoint_info: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        model = kwargs.get("model", args[0] if args else None)
+        with _config_hidden_if_frozen(model):
+            super().__init__(*args, **kwargs)
         self.objective = objective
         self.recipe_tokenizer = recipe_tokenizer
         self.checkpoint_info = dict(checkpoint_info or {})

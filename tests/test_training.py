@@ -449,3 +449,30 @@ def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "docs/training.md", "exec"), {"__name__": "docs_training"})
     assert (tmp_path / "runs" / "doc-example" / "train.json").is_file()
+
+
+def test_a_model_whose_config_is_a_frozen_record_trains(tiny_tokenizer, tmp_path):
+    # transformers' Trainer writes model.config.use_cache; a technique's own model may keep its
+    # config as a frozen record (the TransNormer does): the runner must not crash on it
+    import math
+
+    import attrs
+
+    @attrs.frozen
+    class Frozen:
+        vocab_size: int
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.config = Frozen(vocab)
+            self.embed = torch.nn.Embedding(vocab, 8)
+            self.head = torch.nn.Linear(8, vocab)
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.head(self.embed(input_ids))
+
+    model = Tiny(tiny_tokenizer.vocab_size)
+    result = _run(tiny_tokenizer, tmp_path, "frozen", model=model)
+    assert len(result.losses) == 4 and all(math.isfinite(loss) for _, loss in result.losses)
+    assert isinstance(model.config, Frozen)  # given back as it was
