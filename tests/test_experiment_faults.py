@@ -139,6 +139,7 @@ def test_a_nan_loss_stops_the_run_instead_of_being_logged_as_zero(tiny_tokenizer
         _run(tiny_tokenizer, tmp_path, arguments={"logging_nan_inf_filter": True})
 
 
+@pytest.mark.needs_baselines
 def test_run_recipe_takes_objectives_by_name_and_refuses_what_is_not_one(tiny_tokenizer, tmp_path):
     by_name = _run(tiny_tokenizer, tmp_path, objectives=["cross-entropy"])
     plain = _run(tiny_tokenizer, tmp_path)
@@ -359,6 +360,7 @@ def test_rewards_as_numbers_of_any_kind_and_a_raising_reward():
 
 # -- tokenizer trainers and reports ---------------------------------------------------------------
 
+@pytest.mark.needs_baselines
 @pytest.mark.parametrize("kind", ["byte-level-bpe", "bpe", "unigram", "wordpiece"])
 def test_a_corpus_of_empty_texts_is_an_input_error(installed_registry, kind):
     trainer = installed_registry.build("tokenizer_trainer", {"type": kind, "vocab_size": 300})
@@ -406,6 +408,7 @@ def test_what_records_yields_is_checked(record, message):
     assert err.value.component == "dataset 'one-record'" and "str key" in err.value.hint
 
 
+@pytest.mark.needs_baselines
 def test_the_model_tokenizer_without_a_model_says_so(installed_registry):
     from tokensmith import BuildContext, IncompatibleComponentsError, Runtime
 
@@ -414,6 +417,7 @@ def test_the_model_tokenizer_without_a_model_says_so(installed_registry):
         installed_registry.build("tokenizer", "model", ctx)
 
 
+@pytest.mark.needs_baselines
 def test_a_vocab_size_too_large_to_reserve_is_refused_not_a_crash(installed_registry):
     # tokenizers reserves ~70 bytes per id up front: vocab_size 10**9 aborted the process (Rust OOM)
     for kind in ("byte-level-bpe", "bpe", "unigram", "wordpiece"):
@@ -427,6 +431,7 @@ def test_saving_a_tokenizer_to_what_is_not_a_path(tiny_tokenizer):
             tiny_tokenizer.save(path)
 
 
+@pytest.mark.needs_baselines
 def test_a_tuple_column_of_the_wrong_length_is_an_input_error(installed_registry):
     # only lists were checked: exact-match zipped a short tuple and returned 1 reward for 2
     exact = installed_registry.build("objective", "exact-match")

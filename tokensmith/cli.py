@@ -312,8 +312,8 @@ def _emit(report, args) -> None:
 
     paths = write_all(report, args.out)
     written = f"written: {', '.join(str(p) for p in paths.values())}"
-    if args.json:
-        sys.stdout.write(report.to_json())
+    if args.json:  # what was written (with its notes, e.g. a PNG left out), byte for byte
+        sys.stdout.write(paths["json"].read_text(encoding="utf-8"))
         print(written, file=sys.stderr)
     else:
         to_terminal(report)
