@@ -89,6 +89,25 @@ class Benchmark(ABC):
     @abstractmethod
     def run(self, *, quick: bool = False) -> Report: ...
 
+    def registry(self) -> Any:
+        """The registry that built this benchmark (a ``ctx`` parameter's ``ctx.registry``), else
+        the installed plugins' (``tokensmith.default_registry()``)."""
+        ctx = getattr(self, "ctx", None)
+        if ctx is not None and getattr(ctx, "registry", None) is not None:
+            return ctx.registry
+        from tokensmith import default_registry
+
+        return default_registry()
+
+    def cpu_pipeline(self, model: Any, *, threads: int, seed: int = 0) -> Any:
+        """The pipeline a CPU measurement runs on: ``model`` (a model source; SmolLM2 without
+        its progress bar) on the CPU in float32 with ``threads`` threads, built by :meth:`registry`."""
+        from .pipeline import PipelineSpec
+
+        source = {"source": model, "progress": False} if model == "smollm2" else model
+        return self.registry().build_pipeline(PipelineSpec(
+            model=source, runtime={"device": "cpu", "dtype": "fp32", "threads": threads, "seed": seed}))
+
 
 class Attribution(ABC):
     """Assigns importance to input tokens for a model's prediction."""

@@ -245,3 +245,21 @@ def test_eval_and_bench_help(capsys):
         assert info.value.code == 0
         text = capsys.readouterr().out
         assert "--out" in text and "--quick" in text and "--param" in text
+
+
+def test_a_benchmark_measures_on_the_registry_that_built_it(make_registry):
+    import types
+
+    from tokensmith import Benchmark, default_registry
+
+    class Plain(Benchmark):
+        def run(self, *, quick=False):
+            return Report("plain")
+
+    mine = make_registry()
+    bench = Plain()
+    assert bench.registry() is default_registry()
+    bench.ctx = types.SimpleNamespace(registry=mine)
+    assert bench.registry() is mine
+    pipeline = bench.cpu_pipeline("tiny-llama", threads=1)
+    assert pipeline.runtime.device == "cpu" and pipeline.runtime.threads == 1 and pipeline.lm is not None

@@ -24,7 +24,6 @@ from tokensmith import (
     Benchmark,
     BuildContext,
     ComponentError,
-    PipelineSpec,
     Provenance,
     Report,
     Series,
@@ -215,13 +214,8 @@ class AWRSBenchmark(Benchmark):
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
     def run(self, *, quick: bool = False) -> Report:
-        from tokensmith import default_registry
-
-        registry = self.ctx.registry if self.ctx is not None and self.ctx.registry is not None \
-            else default_registry()
-        pipeline = registry.build_pipeline(PipelineSpec(
-            model={"source": self.model, "progress": False} if self.model == "smollm2" else self.model,
-            runtime={"device": "cpu", "dtype": "fp32", "threads": self.threads, "seed": 0}))
+        registry = self.registry()
+        pipeline = self.cpu_pipeline(self.model, threads=self.threads)
         model = "SmolLM2-135M-Instruct" if self.model == "smollm2" else self.model
         results = measure(pipeline.lm, quick=quick, model=model, threads=self.threads)
         return to_report(results, Provenance.collect(registry, pipeline.runtime, pipeline.spec.model))

@@ -27,7 +27,6 @@ from tokensmith import (
     Benchmark,
     BuildContext,
     HFCausalLM,
-    PipelineSpec,
     Provenance,
     Report,
     Runtime,
@@ -293,13 +292,8 @@ class ByteProbBenchmark(Benchmark):
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
     def run(self, *, quick: bool = False) -> Report:
-        from tokensmith import default_registry
-
-        registry = self.ctx.registry if self.ctx is not None and self.ctx.registry is not None \
-            else default_registry()
-        pipeline = registry.build_pipeline(PipelineSpec(
-            model={"source": self.model, "progress": False} if self.model == "smollm2" else self.model,
-            runtime={"device": "cpu", "dtype": "fp32", "threads": self.threads, "seed": 0}))
+        registry = self.registry()
+        pipeline = self.cpu_pipeline(self.model, threads=self.threads)
         ctx = BuildContext(runtime=pipeline.runtime, model=pipeline.model, tokenizer=pipeline.tokenizer,
                            lm=pipeline.lm, source=pipeline.spec.model, registry=registry)
         try:

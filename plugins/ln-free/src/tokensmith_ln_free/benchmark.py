@@ -329,10 +329,7 @@ class LNFreeBenchmark(Benchmark):
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
     def run(self, *, quick: bool = False) -> Report:
-        from tokensmith import default_registry
-
-        registry = self.ctx.registry if self.ctx is not None and self.ctx.registry is not None \
-            else default_registry()
+        registry = self.registry()
         runtime = Runtime(device="cpu", dtype="float32", seed=0, threads=self.threads)
         runtime.apply()
         source = ModelSource.from_config({"source": self.model, "progress": False} if self.model == "smollm2"
