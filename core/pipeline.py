@@ -65,6 +65,27 @@ class ModelSource:
                           hint='e.g. [model] source = "smollm2"')
 
 
+def read_toml(path: str | Path, what: str, *, example: str) -> dict[str, Any]:
+    """A ``what`` ("pipeline", "recipe") TOML file as a dict; anything that keeps it from being
+    read — absent, a directory, not UTF-8 TOML, nested too deep, unreadable — is a
+    ConfigError naming the file (``example`` is where the hint points)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {str(path)!r} does not exist", component=what) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{str(path)!r} is a directory, not a {what} TOML file", component=what) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: tables nested too deeply to read", component=what) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", component=what,
+                          hint=f"a {what} file is UTF-8 TOML; see {example}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(path)!r}: {exc}", component=what) from None
+
+
 @attrs.frozen
 class PipelineSpec:
     """Everything a pipeline is made of, by name. Vary it with ``attrs.evolve``.
@@ -143,23 +164,7 @@ class PipelineSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineSpec:
-        path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"pipeline file {str(path)!r} does not exist", component="pipeline") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{str(path)!r} is a directory, not a pipeline TOML file",
-                              component="pipeline") from None
-        except RecursionError:
-            raise ConfigError(f"{path}: tables nested too deeply to read", component="pipeline") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}", component="pipeline",
-                              hint="a pipeline file is UTF-8 TOML; see examples/*.toml") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {str(path)!r}: {exc}", component="pipeline") from None
-        return cls.from_config(data)
+        return cls.from_config(read_toml(path, "pipeline", example="examples/*.toml"))
 
     def to_toml(self) -> str:
         import tomli_w

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -396,23 +395,9 @@ class RecipeSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RecipeSpec:
-        path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"recipe file {str(path)!r} does not exist", component=COMPONENT) from None
-        except IsADirectoryError:
-            raise ConfigError(f"{str(path)!r} is a directory, not a recipe TOML file",
-                              component=COMPONENT) from None
-        except RecursionError:
-            raise ConfigError(f"{path}: tables nested too deeply to read", component=COMPONENT) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}", component=COMPONENT,
-                              hint="a recipe file is UTF-8 TOML; see examples/tiny-recipe.toml") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {str(path)!r}: {exc}", component=COMPONENT) from None
-        return cls.from_config(data)
+        from .pipeline import read_toml
+
+        return cls.from_config(read_toml(path, COMPONENT, example="examples/tiny-recipe.toml"))
 
     def refs(self) -> list[tuple[str, str, ComponentRef]]:
         """Every component the recipe names, as ``(table, kind, ref)``."""
