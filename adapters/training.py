@@ -407,17 +407,17 @@ class _History(TrainerCallback):
         if self.trainer.eval_dataset is None:
             return None
         self.label = label
-        # Trainer.evaluate() logs, which clears the control flags a callback's step may have
-        # raised (this step's training-loss log, its own scheduled evaluation or save): keep them
+        # Trainer.evaluate() logs, which clears the control flags the step has raised: keep
+        # this step's training-loss log and save; its scheduled evaluation is this one (same
+        # step, same weights), so that one is not run again
         control = self.trainer.control
-        pending = (control.should_log, control.should_evaluate, control.should_save)
+        pending = (control.should_log, control.should_save)
         try:
             return float(self.trainer.evaluate()["eval_loss"])
         finally:
             self.label = "step"
             control.should_log = control.should_log or pending[0]
-            control.should_evaluate = control.should_evaluate or pending[1]
-            control.should_save = control.should_save or pending[2]
+            control.should_save = control.should_save or pending[1]
 
 
 class Progress(TrainerCallback):
