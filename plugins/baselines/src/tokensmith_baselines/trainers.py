@@ -66,9 +66,8 @@ def _vocab_size(instance: Any, attribute: Any, value: Any) -> None:
                                  hint=f"set vocab_size <= {MAX_VOCAB_SIZE}")
 
 
-def _optional_positive_int(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None:
-        positive_int(instance, attribute, value)
+#: a positive int, or None (the default)
+_OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 
 
 def _flag(instance: Any, attribute: Any, value: Any) -> None:
@@ -197,7 +196,7 @@ class ByteLevelBPE(_HFTrainer):
         metadata=_doc("plain-text tokens matched in text before the model (not control tokens)"))
     min_frequency: int = attrs.field(default=2, validator=non_negative_int, metadata=_doc(
         "a pair seen fewer times is never merged"))
-    max_token_length: int | None = attrs.field(default=None, validator=_optional_positive_int, metadata=_doc(
+    max_token_length: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata=_doc(
         "no token longer than this many characters (of the byte alphabet)"))
     normalizer: Literal["none", "nfc", "nfkc"] = _normalizer_field()
     lowercase: bool = attrs.field(default=False, validator=_flag,
@@ -292,9 +291,9 @@ class CharBPE(_HFTrainer):
         "add the 256 byte tokens <0x00>..<0xFF>: unseen characters are spelled in bytes"))
     min_frequency: int = attrs.field(default=2, validator=non_negative_int, metadata=_doc(
         "a pair seen fewer times is never merged"))
-    limit_alphabet: int | None = attrs.field(default=None, validator=_optional_positive_int, metadata=_doc(
+    limit_alphabet: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata=_doc(
         "keep at most this many characters, the most frequent (default: as many as vocab_size allows)"))
-    max_token_length: int | None = attrs.field(default=None, validator=_optional_positive_int, metadata=_doc(
+    max_token_length: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata=_doc(
         "no token longer than this many characters"))
     normalizer: Literal["none", "nfc", "nfkc"] = _normalizer_field()
     lowercase: bool = attrs.field(default=False, validator=_flag,
@@ -383,7 +382,7 @@ class WordPiece(_HFTrainer):
     unk_token: str = attrs.field(default="[UNK]", metadata=_doc("the special token for unseen characters"))
     min_frequency: int = attrs.field(default=2, validator=non_negative_int, metadata=_doc(
         "a pair seen fewer times is never merged"))
-    limit_alphabet: int | None = attrs.field(default=None, validator=_optional_positive_int, metadata=_doc(
+    limit_alphabet: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata=_doc(
         "keep at most this many characters, the most frequent (default: as many as vocab_size allows)"))
     lowercase: bool = attrs.field(default=False, validator=_flag, metadata=_doc(
         "lower-case and strip accents (BERT uncased)"))

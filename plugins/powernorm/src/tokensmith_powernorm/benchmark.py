@@ -34,6 +34,9 @@ from tokensmith import (
     ratio,
 )
 
+#: a positive int, or None (the default)
+_OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
+
 PAD = 256
 NORMS = ("layernorm", "batchnorm", "powernorm")
 TRAIN_FILES = ("argparse", "typing", "inspect", "dataclasses", "pathlib", "functools", "enum",
@@ -219,18 +222,13 @@ def _seeds(instance: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"seeds must be a non-empty list of ints >= 0, got {value!r}")
 
 
-def _optional_positive(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None:
-        positive_int(instance, attribute, value)
-
-
 @attrs.define
 class PowerNormBenchmark(Benchmark):
     """LayerNorm, masked BatchNorm and PowerNorm trained the same way, in one run."""
 
     name = "powernorm"
 
-    steps: int | None = attrs.field(default=None, validator=_optional_positive, metadata={
+    steps: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata={
         "doc": "optimizer steps per run (default 300; quick 60)"})
     seeds: tuple[int, ...] | None = attrs.field(
         default=None, converter=lambda v: tuple(v) if isinstance(v, list) else v, validator=_seeds,

@@ -42,6 +42,9 @@ from tokensmith import (
 )
 
 WIDTH, HEADS = 256, 4
+#: a positive int, or None (the default)
+_OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
+
 FULL = {"lengths": (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
         "limits": {"softmax (materialised)": 4096, "softmax (fused SDPA)": 16384}, "norm_repeats": 10,
         "text": (2_000_000, 200_000), "steps": 250, "seq": 128, "batch": 16, "llama_lrs": (3e-3, 1e-3)}
@@ -365,18 +368,13 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
                       **provenance.extra, "quick": results["quick"], "threads": results["threads"]}))
 
 
-def _optional_positive(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None:
-        positive_int(instance, attribute, value)
-
-
 @attrs.define
 class TransNormerBenchmark(Benchmark):
     """Lightning Attention, SRMSNorm and a tiny TransNormer LM against softmax baselines."""
 
     name = "transnormer"
 
-    steps: int | None = attrs.field(default=None, validator=_optional_positive, metadata={
+    steps: int | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata={
         "doc": "training steps of each language model (default 250; quick 60)"})
     threads: int = attrs.field(default=1, validator=positive_int, metadata={"doc": "CPU threads"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
