@@ -168,6 +168,8 @@ _LAZY = {
     "tensor_bytes": "tokensmith.adapters.bench",
     "live_tensor_bytes": "tokensmith.adapters.bench",
     "tensor_peak": "tokensmith.adapters.bench",
+    "progress": "tokensmith.adapters.progress",
+    "progress_enabled": "tokensmith.adapters.progress",
 }
 
 
@@ -200,7 +202,7 @@ __all__ = [
     "DataSettings", "DatasetSpec", "EvalPoint", "RecipeSpec", "TrainContext", "TrainResult", "TrainSettings",
     "load_checkpoint", "run_recipe", "train",
     "RESPONSE_MASK_KEY", "response_tokens", "compute_loss_func", "ObjectiveTrainer", "ObjectiveSFTTrainer",
-    "reward_funcs", "sft_config", "grpo_config",
+    "reward_funcs", "sft_config", "grpo_config", "progress", "progress_enabled",
     "BYTE_EOS", "KINDS", "KIND_TABLE", "REPORT_FORMAT", "REQUIREMENTS", "AllOf", "AnyOf", "Architecture",
     "ArtifactDeviceError", "ArtifactError", "ArtifactVersionError", "Attribution", "BuildContext",
     "ByteLanguageModel", "ByteState", "ByteViewError", "Change", "Component", "ComponentCollisionError",
