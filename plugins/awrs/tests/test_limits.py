@@ -336,6 +336,7 @@ def test_generated_numbers_are_never_nan_or_infinity(schema):
 
 # -- item 15: a byte LM whose token context is full ends the particle ----------------------
 
+@pytest.mark.cross_plugin
 def test_awrs_over_a_byte_lm_stops_at_its_context():
     """The byte LM's ContextLengthError ends a particle with finish "length", as the token
     space's full context does, instead of escaping the decoder."""

@@ -163,6 +163,7 @@ def test_seed_none_draws_fresh_samples_from_a_byte_lm_without_runtime(toy_byte_l
         assert seeded[0] == seeded[1]
 
 
+@pytest.mark.cross_plugin
 def test_awrs_over_tokensmith_byteprob(tiny_lm):
     """AWRS over 256 bytes + EOS of an exact byte-level LM derived from a token LM."""
     byteprob = pytest.importorskip("tokensmith_byteprob")
