@@ -29,6 +29,7 @@ from tokensmith.core.bench import (
     rss_bytes,
     score_texts,
 )
+from tokensmith.core.chat import CHATML_MARKERS, chatml_prompt, has_chatml
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
 from tokensmith.core.dataset import Dataset, DatasetInfo, SplitDataset, seeded_sample, seeded_split, split_of
 from tokensmith.core.decoding import Decoder, DecodeRequest
@@ -226,4 +227,5 @@ __all__ = [
     "Comparison", "PeakRSS", "TextScore", "Timing", "best_of", "bits_per_byte", "compare",
     "live_tensor_bytes", "peak_rss", "peak_rss_bytes", "perplexity", "ratio", "rss_bytes", "score_texts",
     "tensor_bytes", "tensor_peak",
+    "CHATML_MARKERS", "chatml_prompt", "has_chatml",
 ]
