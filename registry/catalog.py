@@ -27,7 +27,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
-        "turkish-lexicon", "turkish-speeches", "turkish-treebank", "udhr", "unifont", "words", "wordsim353")},
+        "text-files", "turkish-lexicon", "turkish-speeches", "turkish-treebank", "udhr", "unifont", "words",
+        "wordsim353")},
 }
 
 

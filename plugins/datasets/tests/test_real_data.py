@@ -68,7 +68,8 @@ def installed(registry, config):
 
 def test_every_catalogued_dataset_is_registered(registry):
     ours = {c.name for c in registry.components() if c.distribution == "tokensmith-datasets"}
-    assert ours == set(NAMES)
+    # text-files reads the user's own files: it has no real data of its own (test_text_files.py)
+    assert ours == set(NAMES) | {"text-files"}
 
 
 @pytest.mark.parametrize("name", sorted(set(NAMES) - set(COUNTS)))

