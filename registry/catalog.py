@@ -14,7 +14,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
                              "tokenizer_trainer": ("bpe", "byte-level-bpe", "unigram", "wordpiece"),
                              "objective": ("cross-entropy", "exact-match", "group-normalized",
                                            "random-fraction", "response-only", "uniform"),
-                             "demo": ("baselines",)},
+                             "evaluation": ("tokenizer-metrics",), "demo": ("baselines",)},
     "tokensmith-byteprob": {"decoder": ("byteprob",), "benchmark": ("byteprob",), "demo": ("byteprob",)},
     "tokensmith-awrs": {"decoder": ("awrs", "masking"), "constraint": ("json-schema", "python", "regex"),
                         "benchmark": ("awrs",), "demo": ("awrs",)},

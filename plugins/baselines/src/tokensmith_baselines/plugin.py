@@ -72,3 +72,9 @@ def tokensmith_register_objectives():
 def tokensmith_register_demos():
     return [Component("baselines", f"{_M}.demo:BaselineDemo",
                       "greedy vs sampling vs token healing on prompts cut mid-word")]
+
+
+@hookimpl
+def tokensmith_register_evaluations():
+    return [Component("tokenizer-metrics", f"{_M}.tokenizer_metrics:TokenizerMetrics",
+                      "bytes/token, fertility, parity, Rényi/Shannon efficiency, coverage of any tokenizer")]
