@@ -127,14 +127,17 @@ class MergeCurve:
         return None
 
     @classmethod
-    def average(cls, lengths_per_batch: Sequence[Sequence[int]], texts_per_batch: Sequence[int]) -> MergeCurve:
+    def average(
+        cls, lengths_per_batch: Sequence[Sequence[int]], texts_per_batch: Sequence[int]
+    ) -> MergeCurve:
         """From each batch's total length after 0, 1, 2, ... merges and its number of texts."""
         if not lengths_per_batch:
             raise InputError("no batch to average", component="dynamic-bpe merge curve")
         longest = max(len(curve) for curve in lengths_per_batch)
         texts = sum(texts_per_batch)
-        mean = tuple(sum(curve[min(m, len(curve) - 1)] for curve in lengths_per_batch) / texts
-                     for m in range(longest))
+        mean = tuple(
+            sum(curve[min(m, len(curve) - 1)] for curve in lengths_per_batch) / texts for m in range(longest)
+        )
         return cls(mean)
 
 
@@ -147,11 +150,19 @@ class BatchMerger:
     first), so the merges depend on the batch's texts alone, not on their order.
     """
 
-    def __init__(self, tokenizer: Any, texts: Sequence[str], *, boundary: str = "pretokens",
-                 component: str = "dynamic-bpe", ids: Sequence[Sequence[int]] | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        texts: Sequence[str],
+        *,
+        boundary: str = "pretokens",
+        component: str = "dynamic-bpe",
+        ids: Sequence[Sequence[int]] | None = None,
+    ) -> None:
         if boundary not in BOUNDARIES:
-            raise ConfigError(f"unknown boundary {boundary!r}", component=component,
-                              hint="one of " + ", ".join(BOUNDARIES))
+            raise ConfigError(
+                f"unknown boundary {boundary!r}", component=component, hint="one of " + ", ".join(BOUNDARIES)
+            )
         texts = require_texts(texts, component)
         if not texts:
             raise InputError("the batch holds no text", component=component, hint="pass at least one text")
@@ -175,7 +186,7 @@ class BatchMerger:
         self._row_first: list[int] = []
         self._forbidden: list[frozenset[int]] = []
         self._space_starts: list[list[int]] = []  # prefix sums: whitespace characters starting before q
-        self._space_bytes: list[list[int]] = []   # prefix sums: bytes belonging to whitespace characters
+        self._space_bytes: list[list[int]] = []  # prefix sums: bytes belonging to whitespace characters
         self.base_lengths: list[int] = []
         for r, text in enumerate(texts):
             row_ids = list(tokenizer.encode(text).ids) if ids is None else list(ids[r])
@@ -206,24 +217,31 @@ class BatchMerger:
     def _add_row(self, r: int, text: str, ids: list[int]) -> None:
         data = text.encode("utf-8")
         if not ids:
-            raise InputError(f"text {r} has no tokens (an empty text)", component=self.component,
-                             hint="leave empty texts out of the batch")
+            raise InputError(
+                f"text {r} has no tokens (an empty text)",
+                component=self.component,
+                hint="leave empty texts out of the batch",
+            )
         pieces_bytes = []
         for pos, i in enumerate(ids):
             b = self.tokenizer.token_bytes(i)
             if b is None:
-                raise InputError(f"text {r} holds the special token {i} at position {pos}",
-                                 component=self.component,
-                                 hint="dynamic tokenization merges text tokens only; keep control tokens "
-                                      "out of the texts (they are added around them)")
+                raise InputError(
+                    f"text {r} holds the special token {i} at position {pos}",
+                    component=self.component,
+                    hint="dynamic tokenization merges text tokens only; keep control tokens "
+                    "out of the texts (they are added around them)",
+                )
             pieces_bytes.append(b)
         if b"".join(pieces_bytes) != data:
             raise IncompatibleComponentsError(
                 f"the tokens of text {r} do not concatenate to its bytes under tokenizer "
                 f"'{getattr(self.tokenizer, 'name', '?')}' (a normalizer changed it, or it holds a byte "
-                "the vocabulary cannot represent)", component=self.component,
+                "the vocabulary cannot represent)",
+                component=self.component,
                 hint="dynamic tokenization needs a lossless tokenizer (e.g. a byte-level BPE) and text "
-                     "it can represent; see tokenizer.unrepresentable_bytes")
+                "it can represent; see tokenizer.unrepresentable_bytes",
+            )
         self._forbidden.append(self._boundaries(text, data))
         starts, spaces = [0], [0]
         is_space = [False] * len(data)
@@ -344,8 +362,13 @@ class BatchMerger:
         for i in sorted(self.where[pair]):
             j = self.next[i]
             # an occurrence consumed by the previous one ("a a a" merging "a a") is gone
-            if not self.alive[i] or j < 0 or self.sym[i] != a or self.sym[j] != b or i not in \
-                    self.where.get(pair, ()):
+            if (
+                not self.alive[i]
+                or j < 0
+                or self.sym[i] != a
+                or self.sym[j] != b
+                or i not in self.where.get(pair, ())
+            ):
                 continue
             self._remove_pair(self.prev[i])
             self._remove_pair(j)
@@ -389,14 +412,23 @@ class BatchMerger:
             row, node = [], first
             while node >= 0:
                 data = self._sym_bytes[self.sym[node]]
-                row.append(DynamicToken(data, (self.start[node], self.end[node]), self.pieces[node],
-                                        self._vocab_ids.get(data)))
+                row.append(
+                    DynamicToken(
+                        data, (self.start[node], self.end[node]), self.pieces[node], self._vocab_ids.get(data)
+                    )
+                )
                 node = self.next[node]
             rows.append(tuple(row))
         used = {t.bytes for row in rows for t in row if t.id is None}
         new = tuple(t for t in self._new if t in used)
-        return DynamicBatch(tuple(rows), tuple(self.base_lengths), tuple(self.merges), new,
-                            {t: self._pieces_of[t] for t in new}, self.boundary)
+        return DynamicBatch(
+            tuple(rows),
+            tuple(self.base_lengths),
+            tuple(self.merges),
+            new,
+            {t: self._pieces_of[t] for t in new},
+            self.boundary,
+        )
 
 
 def _vocabulary_ids(tokenizer: Any) -> dict[bytes, int]:
@@ -432,21 +464,36 @@ class DynamicBPE:
 
     name = "dynamic-bpe"
     boundary: Boundary = attrs.field(
-        default="pretokens", validator=attrs.validators.in_(BOUNDARIES),
-        metadata={"doc": "where merges stop: pretokens (the model's pre-tokenizer), word, word_hyphen, sentence"})
+        default="pretokens",
+        validator=attrs.validators.in_(BOUNDARIES),
+        metadata={
+            "doc": "where merges stop: pretokens (the model's pre-tokenizer), word, word_hyphen, sentence"
+        },
+    )
     merges: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.and_(
-            attrs.validators.instance_of(int), attrs.validators.ge(0))),
-        metadata={"doc": "merges per batch (at most, with target_reduction); None: until the target"})
+        default=None,
+        validator=attrs.validators.optional(
+            attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0))
+        ),
+        metadata={"doc": "merges per batch (at most, with target_reduction); None: until the target"},
+    )
     target_reduction: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.and_(
-            attrs.validators.instance_of((int, float)), attrs.validators.ge(0), attrs.validators.lt(1))),
-        metadata={"doc": "stop once the batch's total length fell by this fraction, in [0, 1)"})
+        default=None,
+        validator=attrs.validators.optional(
+            attrs.validators.and_(
+                attrs.validators.instance_of((int, float)), attrs.validators.ge(0), attrs.validators.lt(1)
+            )
+        ),
+        metadata={"doc": "stop once the batch's total length fell by this fraction, in [0, 1)"},
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.merges is None and self.target_reduction is None:
-            raise ConfigError("give merges, target_reduction or both", component=self.name,
-                              hint="e.g. merges = 100, or target_reduction = 0.1 (10% shorter sequences)")
+            raise ConfigError(
+                "give merges, target_reduction or both",
+                component=self.name,
+                hint="e.g. merges = 100, or target_reduction = 0.1 (10% shorter sequences)",
+            )
 
     def tokenize_batch(self, tokenizer: Any, texts: Sequence[str]) -> DynamicBatch:
         merger = BatchMerger(tokenizer, texts, boundary=self.boundary, component=self.name)

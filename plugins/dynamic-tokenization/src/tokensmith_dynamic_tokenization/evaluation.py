@@ -21,8 +21,18 @@ from typing import Any, Literal
 
 import attrs
 
-from tokensmith import (BuildContext, Evaluation, InputError, Report, Series, Table, bits_per_byte, non_negative_int,
-                        positive_int, progress)
+from tokensmith import (
+    BuildContext,
+    Evaluation,
+    InputError,
+    Report,
+    Series,
+    Table,
+    bits_per_byte,
+    non_negative_int,
+    positive_int,
+    progress,
+)
 
 from .dynamic_bpe import BOUNDARIES, BatchMerger, Boundary, MergeCurve
 from .initializers import resolve_initializer
@@ -49,40 +59,75 @@ class DynamicTokenizationEval(Evaluation):
 
     name = NAME
     dataset: str | dict[str, Any] = attrs.field(
-        default="licenses", metadata={"doc": "a registered dataset (name, or table with type and options)"})
+        default="licenses", metadata={"doc": "a registered dataset (name, or table with type and options)"}
+    )
     field: str = attrs.field(default="text", metadata={"doc": "the dataset field holding the text"})
     split: Literal["train", "eval", "all"] = attrs.field(
-        default="eval", validator=attrs.validators.in_(("train", "eval", "all")),
-        metadata={"doc": "the dataset split read (held out: eval)"})
+        default="eval",
+        validator=attrs.validators.in_(("train", "eval", "all")),
+        metadata={"doc": "the dataset split read (held out: eval)"},
+    )
     sample: int | None = attrs.field(
-        default=64, validator=attrs.validators.optional(positive_int),
-        metadata={"doc": "passages scored (documents are read in order until this many; None: all)"})
+        default=32,
+        validator=attrs.validators.optional(positive_int),
+        metadata={"doc": "passages scored (documents are read in order until this many; None: all)"},
+    )
     passage_chars: int = attrs.field(
-        default=800, validator=positive_int,
-        metadata={"doc": "a document is cut at pre-token boundaries into passages of about this many characters"})
+        default=600,
+        validator=positive_int,
+        metadata={
+            "doc": "a document is cut at pre-token boundaries into passages of about this many characters"
+        },
+    )
     passages_per_document: int | None = attrs.field(
-        default=2, validator=attrs.validators.optional(positive_int),
-        metadata={"doc": "passages taken from each document, its first ones (None: all)"})
+        default=2,
+        validator=attrs.validators.optional(positive_int),
+        metadata={"doc": "passages taken from each document, its first ones (None: all)"},
+    )
     batch_size: int = attrs.field(
-        default=16, validator=positive_int, metadata={"doc": "passages per batch: the merges are the batch's"})
+        default=32, validator=positive_int, metadata={"doc": "passages per batch: the merges are the batch's"}
+    )
     merges: tuple[int, ...] = attrs.field(
-        default=(0, 16, 32, 64, 128, 256, 512), validator=_merge_grid,
-        metadata={"doc": "the merge counts per batch measured (increasing; 0 is the model's own tokenization)"})
-    boundary: Boundary = attrs.field(default="pretokens", validator=attrs.validators.in_(BOUNDARIES),
-                                     metadata={"doc": "merge boundary: " + ", ".join(BOUNDARIES)})
+        default=(0, 64, 128, 256, 512),
+        validator=_merge_grid,
+        metadata={
+            "doc": "the merge counts per batch measured (increasing; 0 is the model's own tokenization)"
+        },
+    )
+    boundary: Boundary = attrs.field(
+        default="pretokens",
+        validator=attrs.validators.in_(BOUNDARIES),
+        metadata={"doc": "merge boundary: " + ", ".join(BOUNDARIES)},
+    )
     initializer: str | dict[str, Any] = attrs.field(
-        default="subtoken-mean", metadata={"doc": "the embedding component that embeds new tokens (embed_tokens)"})
-    prefill: bool = attrs.field(default=True, metadata={"doc": "also score continuations after a dynamic context"})
+        default="subtoken-mean",
+        metadata={"doc": "the embedding component that embeds new tokens (embed_tokens)"},
+    )
+    prefill: bool = attrs.field(
+        default=True, metadata={"doc": "also score continuations after a dynamic context"}
+    )
     context_fraction: float = attrs.field(
-        default=0.5, validator=[attrs.validators.gt(0), attrs.validators.lt(1)],
-        metadata={"doc": "prefill: the share of a passage's characters (to a pre-token boundary) in the context"})
+        default=0.5,
+        validator=[attrs.validators.gt(0), attrs.validators.lt(1)],
+        metadata={
+            "doc": "prefill: the share of a passage's characters (to a pre-token boundary) in the context"
+        },
+    )
     target_reductions: tuple[float, ...] = attrs.field(
-        default=(0.05, 0.1, 0.17, 0.25), validator=_fractions,
-        metadata={"doc": "sequence-length reductions whose merge counts the curve reports"})
-    micro_batch: int = attrs.field(default=4, validator=positive_int,
-                                   metadata={"doc": "rows per forward pass (memory; results do not depend on it)"})
-    cache_size: int = attrs.field(default=4096, validator=non_negative_int,
-                                  metadata={"doc": "new-token embeddings kept in the LRU cache"})
+        default=(0.05, 0.1, 0.17, 0.25),
+        validator=_fractions,
+        metadata={"doc": "sequence-length reductions whose merge counts the curve reports"},
+    )
+    micro_batch: int = attrs.field(
+        default=4,
+        validator=positive_int,
+        metadata={"doc": "rows per forward pass (memory; results do not depend on it)"},
+    )
+    cache_size: int = attrs.field(
+        default=4096,
+        validator=non_negative_int,
+        metadata={"doc": "new-token embeddings kept in the LRU cache"},
+    )
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
     def _registry(self) -> Any:
@@ -94,7 +139,9 @@ class DynamicTokenizationEval(Evaluation):
 
     # -- the corpus, streamed ------------------------------------------------------------
 
-    def passages(self, tokenizer: Any, *, sample: int | None, counts: dict[str, int]) -> Iterator[tuple[str, int]]:
+    def passages(
+        self, tokenizer: Any, *, sample: int | None, counts: dict[str, int]
+    ) -> Iterator[tuple[str, int]]:
         """``(passage, cut)`` pairs, read lazily: each document cut at pre-token boundaries into
         passages of about ``passage_chars`` characters (a last short piece joins the one before,
         so every character of a passage taken is scored); ``cut`` is the pre-token boundary
@@ -104,12 +151,17 @@ class DynamicTokenizationEval(Evaluation):
         for example in dataset.examples(self.split):
             counts["documents"] += 1
             if self.field not in example:
-                raise InputError(f"dataset {self.dataset!r} has no field {self.field!r}", component=COMPONENT,
-                                 hint="its fields: " + ", ".join(sorted(example)))
+                raise InputError(
+                    f"dataset {self.dataset!r} has no field {self.field!r}",
+                    component=COMPONENT,
+                    hint="its fields: " + ", ".join(sorted(example)),
+                )
             text = example[self.field]
             if not isinstance(text, str):
-                raise InputError(f"field {self.field!r} of dataset {self.dataset!r} is a "
-                                 f"{type(text).__name__}, not text", component=COMPONENT)
+                raise InputError(
+                    f"field {self.field!r} of dataset {self.dataset!r} is a {type(text).__name__}, not text",
+                    component=COMPONENT,
+                )
             if not text:
                 counts["empty_documents"] += 1
                 continue
@@ -125,7 +177,7 @@ class DynamicTokenizationEval(Evaluation):
         pieces, start, last = [], 0, 0
         for p in tokenizer.pretokenize(text):
             if p.span[0] - start >= self.passage_chars:
-                pieces.append(text[start:p.span[0]])
+                pieces.append(text[start : p.span[0]])
                 start = p.span[0]
             last = p.span[1]
         tail = text[start:]
@@ -148,7 +200,9 @@ class DynamicTokenizationEval(Evaluation):
     def run(self, target: Any, *, quick: bool = False) -> Report:
         tokenizer = self.tokenizer_of(target)
         initializer = resolve_initializer(self.initializer, self._registry(), COMPONENT)
-        lm = DynamicLM.from_pipeline(target, initializer, micro_batch=self.micro_batch, cache_size=self.cache_size)
+        lm = DynamicLM.from_pipeline(
+            target, initializer, micro_batch=self.micro_batch, cache_size=self.cache_size
+        )
         sample = min(self.sample or 8, 8) if quick else self.sample
         grid = self.merges[:3] if quick else self.merges
         batch_size = min(self.batch_size, 8) if quick else self.batch_size
@@ -157,46 +211,78 @@ class DynamicTokenizationEval(Evaluation):
         totals = {"bytes": 0, "base_tokens": 0, "p_bytes": 0, "p_base_ctx": 0, "passages": 0, "no_cut": 0}
         curves, texts_per_batch, reached = [], [], {m: 0 for m in grid}
         batches = _batched(self.passages(tokenizer, sample=sample, counts=counts), batch_size)
-        total = None if sample is None else -(-sample // batch_size)
-        for batch in progress(batches, total=total, desc=NAME, unit="batch"):
-            texts = [p for p, _ in batch]
-            totals["passages"] += len(texts)
-            totals["bytes"] += sum(len(t.encode("utf-8")) for t in texts)
-            merger = BatchMerger(tokenizer, texts, boundary=self.boundary, component=COMPONENT)
-            totals["base_tokens"] += merger.total_length
-            for m in grid:
-                merger.run(m - len(merger.merges))
-                reached[m] += len(merger.merges) == m
-                dynamic = merger.batch()
-                point = points[m]
-                point["nll"] += sum(lm.score(dynamic))
-                point["tokens"] += dynamic.total_length
-                point["new"] += len(dynamic.new_tokens)
-            merger.run(None, target_reduction=max(self.target_reductions, default=0.0))
-            curves.append(merger.lengths)
-            texts_per_batch.append(len(texts))
-            if self.prefill:
-                cut = [(p[:c], p[c:]) for p, c in batch if c > 0]
-                totals["no_cut"] += len(batch) - len(cut)
-                if cut:
-                    tails = [list(tokenizer.encode(rest).ids) for _, rest in cut]
-                    totals["p_bytes"] += sum(len(rest.encode("utf-8")) for _, rest in cut)
-                    context = BatchMerger(tokenizer, [c for c, _ in cut], boundary=self.boundary,
-                                          component=COMPONENT)
-                    totals["p_base_ctx"] += context.total_length
-                    for m in grid:
-                        context.run(m - len(context.merges))
-                        contexts = context.batch()
-                        points[m]["p_nll"] += sum(lm.score_prefill(contexts, tails))
-                        points[m]["p_ctx"] += contexts.total_length
+        # one step = one batch scored at one merge count (twice with prefill)
+        steps = None if sample is None else -(-sample // batch_size) * len(grid) * (2 if self.prefill else 1)
+        with progress(total=steps, desc=NAME, unit="score") as bar:
+            for batch in batches:
+                texts = [p for p, _ in batch]
+                totals["passages"] += len(texts)
+                totals["bytes"] += sum(len(t.encode("utf-8")) for t in texts)
+                merger = BatchMerger(tokenizer, texts, boundary=self.boundary, component=COMPONENT)
+                totals["base_tokens"] += merger.total_length
+                for m in grid:
+                    merger.run(m - len(merger.merges))
+                    reached[m] += len(merger.merges) == m
+                    dynamic = merger.batch()
+                    point = points[m]
+                    point["nll"] += sum(lm.score(dynamic))
+                    point["tokens"] += dynamic.total_length
+                    point["new"] += len(dynamic.new_tokens)
+                    bar.update(1)
+                merger.run(None, target_reduction=max(self.target_reductions, default=0.0))
+                curves.append(merger.lengths)
+                texts_per_batch.append(len(texts))
+                if self.prefill:
+                    self._prefill(tokenizer, lm, batch, grid, points, totals, bar)
         if not totals["passages"]:
-            raise InputError(f"dataset {self.dataset!r} (split {self.split!r}) gave no text to score",
-                             component=COMPONENT, hint="pick another dataset or split")
-        return self._report(grid, points, totals, counts, MergeCurve.average(curves, texts_per_batch), reached,
-                            quick=quick, batch_size=batch_size, cache_hits=lm.cache_hits)
+            raise InputError(
+                f"dataset {self.dataset!r} (split {self.split!r}) gave no text to score",
+                component=COMPONENT,
+                hint="pick another dataset or split",
+            )
+        return self._report(
+            grid,
+            points,
+            totals,
+            counts,
+            MergeCurve.average(curves, texts_per_batch),
+            reached,
+            quick=quick,
+            batch_size=batch_size,
+            cache_hits=lm.cache_hits,
+        )
 
-    def _report(self, grid: tuple[int, ...], points: dict, totals: dict, counts: dict, curve: MergeCurve,
-                reached: dict, *, quick: bool, batch_size: int, cache_hits: int) -> Report:
+    def _prefill(self, tokenizer: Any, lm: DynamicLM, batch: list, grid: tuple[int, ...], points: dict,
+                 totals: dict, bar: Any) -> None:
+        cut = [(p[:c], p[c:]) for p, c in batch if c > 0]
+        totals["no_cut"] += len(batch) - len(cut)
+        if not cut:
+            bar.update(len(grid))
+            return
+        tails = [list(tokenizer.encode(rest).ids) for _, rest in cut]
+        totals["p_bytes"] += sum(len(rest.encode("utf-8")) for _, rest in cut)
+        context = BatchMerger(tokenizer, [c for c, _ in cut], boundary=self.boundary, component=COMPONENT)
+        totals["p_base_ctx"] += context.total_length
+        for m in grid:
+            context.run(m - len(context.merges))
+            contexts = context.batch()
+            points[m]["p_nll"] += sum(lm.score_prefill(contexts, tails))
+            points[m]["p_ctx"] += contexts.total_length
+            bar.update(1)
+
+    def _report(
+        self,
+        grid: tuple[int, ...],
+        points: dict,
+        totals: dict,
+        counts: dict,
+        curve: MergeCurve,
+        reached: dict,
+        *,
+        quick: bool,
+        batch_size: int,
+        cache_hits: int,
+    ) -> Report:
         base = points[grid[0]]
         base_bpb = bits_per_byte(base["nll"], totals["bytes"])
         rows, bpb, reductions, p_bpb, p_red = [], [], [], [], []
@@ -206,7 +292,14 @@ class DynamicTokenizationEval(Evaluation):
             value = bits_per_byte(p["nll"], totals["bytes"])
             bpb.append(value)
             reductions.append(red)
-            row: list[Any] = [m, p["tokens"], round(red, 4), round(value, 4), round(value - base_bpb, 4), p["new"]]
+            row: list[Any] = [
+                m,
+                p["tokens"],
+                round(red, 4),
+                round(value, 4),
+                round(value - base_bpb, 4),
+                p["new"],
+            ]
             if self.prefill and totals["p_bytes"]:
                 pv = bits_per_byte(p["p_nll"], totals["p_bytes"])
                 pr = 1.0 - p["p_ctx"] / totals["p_base_ctx"]
@@ -218,60 +311,122 @@ class DynamicTokenizationEval(Evaluation):
         if p_bpb:
             columns += ["prefill: context reduction", "prefill: continuation bits/byte"]
         metrics: dict[str, float | int] = {
-            "passages": totals["passages"], "bytes": totals["bytes"], "base_tokens": totals["base_tokens"],
+            "passages": totals["passages"],
+            "bytes": totals["bytes"],
+            "base_tokens": totals["base_tokens"],
             "base_bits_per_byte": base_bpb,
-            "max_merges": grid[-1], "reduction_at_max_merges": reductions[-1],
-            "bits_per_byte_at_max_merges": bpb[-1], "bits_per_byte_change_at_max_merges": bpb[-1] - base_bpb,
+            "max_merges": grid[-1],
+            "reduction_at_max_merges": reductions[-1],
+            "bits_per_byte_at_max_merges": bpb[-1],
+            "bits_per_byte_change_at_max_merges": bpb[-1] - base_bpb,
         }
         if p_bpb:
-            metrics |= {"prefill_base_bits_per_byte": p_bpb[0], "prefill_bits_per_byte_at_max_merges": p_bpb[-1],
-                        "prefill_context_reduction_at_max_merges": p_red[-1]}
+            metrics |= {
+                "prefill_base_bits_per_byte": p_bpb[0],
+                "prefill_bits_per_byte_at_max_merges": p_bpb[-1],
+                "prefill_context_reduction_at_max_merges": p_red[-1],
+            }
         target_rows = []
         for t in self.target_reductions:
             needed = curve.merges_for(t)
             target_rows.append((f"{t:.0%}", needed))
             if needed is not None:
                 metrics[f"merges_for_{round(t * 100)}pct_reduction"] = needed
-        series = [Series("bits/byte (dynamic)", list(grid), bpb, x_label="merges per batch", y_label="bits per byte",
-                         group="loss"),
-                  Series("length reduction", list(grid), reductions, x_label="merges per batch",
-                         y_label="reduction of sequence length", group="length"),
-                  Series("Δ bits/byte vs reduction", reductions, [v - base_bpb for v in bpb],
-                         x_label="sequence-length reduction", y_label="Δ bits per byte", group="trade-off")]
-        if p_bpb:
-            series.insert(1, Series("bits/byte (prefill continuation)", list(grid), p_bpb,
-                                    x_label="merges per batch", y_label="bits per byte", group="loss"))
-            series.append(Series("prefill: Δ bits/byte vs context reduction", p_red,
-                                 [v - p_bpb[0] for v in p_bpb], x_label="sequence-length reduction",
-                                 y_label="Δ bits per byte", group="trade-off"))
-        notes = [
-            f"dataset {self.dataset!r}, split {self.split!r}, field {self.field!r}: {totals['passages']} passages of "
-            f"about {self.passage_chars} characters ({self.passages_per_document or 'all'} per document) from "
-            f"{counts['documents']} documents read; batches of {batch_size} passages; boundary {self.boundary!r}; "
-            f"new-token embeddings from {self.initializer!r} ({cache_hits} LRU cache hits)",
-            "bits/byte (dynamic): every token predicted over the model's vocabulary plus the batch's new tokens, "
-            "whose input and output rows come from the initializer; 0 merges is the model's own tokenization",
+        series = [
+            Series(
+                "bits/byte (dynamic)",
+                list(grid),
+                bpb,
+                x_label="merges per batch",
+                y_label="bits per byte",
+                group="loss",
+            ),
+            Series(
+                "length reduction",
+                list(grid),
+                reductions,
+                x_label="merges per batch",
+                y_label="reduction of sequence length",
+                group="length",
+            ),
+            Series(
+                "Δ bits/byte vs reduction",
+                reductions,
+                [v - base_bpb for v in bpb],
+                x_label="sequence-length reduction",
+                y_label="Δ bits per byte",
+                group="trade-off",
+            ),
         ]
         if p_bpb:
-            notes.append(f"prefill: the first {self.context_fraction:.0%} of each passage (to a pre-token boundary) "
-                         "dynamically tokenized as the context; the rest scored in the model's own tokens "
-                         f"({totals['p_bytes']} bytes)")
+            series.insert(
+                1,
+                Series(
+                    "bits/byte (prefill continuation)",
+                    list(grid),
+                    p_bpb,
+                    x_label="merges per batch",
+                    y_label="bits per byte",
+                    group="loss",
+                ),
+            )
+            series.append(
+                Series(
+                    "prefill: Δ bits/byte vs context reduction",
+                    p_red,
+                    [v - p_bpb[0] for v in p_bpb],
+                    x_label="sequence-length reduction",
+                    y_label="Δ bits per byte",
+                    group="trade-off",
+                )
+            )
+        notes = [
+            f"dataset {self.dataset!r}, split {self.split!r}, field {self.field!r}: "
+            f"{totals['passages']} passages of about {self.passage_chars} characters "
+            f"({self.passages_per_document or 'all'} per document) from {counts['documents']} documents "
+            f"read; batches of {batch_size} passages; boundary {self.boundary!r}; new-token embeddings "
+            f"from {self.initializer!r} ({cache_hits} LRU cache hits)",
+            "bits/byte (dynamic): every token predicted over the model's vocabulary plus the batch's new "
+            "tokens, whose input and output rows come from the initializer; 0 merges is the model's own "
+            "tokenization",
+        ]
+        if p_bpb:
+            notes.append(
+                f"prefill: the first {self.context_fraction:.0%} of each passage (to a pre-token boundary) "
+                "dynamically tokenized as the context; the rest scored in the model's own tokens "
+                f"({totals['p_bytes']} bytes)"
+            )
         if totals["no_cut"]:
-            notes.append(f"{totals['no_cut']} passages of a single pre-token have no context/continuation cut: "
-                         "they are in the dynamic scoring only")
+            notes.append(
+                f"{totals['no_cut']} passages of a single pre-token have no context/continuation cut: "
+                "they are in the dynamic scoring only"
+            )
         if counts["empty_documents"]:
-            notes.append(f"{counts['empty_documents']} documents had an empty {self.field!r}: nothing to score")
+            notes.append(
+                f"{counts['empty_documents']} documents had an empty {self.field!r}: nothing to score"
+            )
         incomplete = [m for m in grid if reached[m] < _batches(totals["passages"], batch_size)]
         if incomplete:
-            notes.append(f"some batches ran out of pairs before {incomplete[0]} merges (the paper's early exit): "
-                         "they keep their last tokenization")
+            notes.append(
+                f"some batches ran out of pairs before {incomplete[0]} merges (the paper's early exit): "
+                "they keep their last tokenization"
+            )
         if quick:
             notes.append("quick run: at most 8 passages and the first 3 merge counts")
-        return Report(name=NAME, metrics=metrics,
-                      tables=(Table("curve over merges", tuple(columns), tuple(rows)),
-                              Table("merges per batch for a target reduction (the paper's merges -> length curve)",
-                                    ("target reduction", "merges"), tuple(target_rows))),
-                      series=tuple(series), notes=tuple(notes))
+        return Report(
+            name=NAME,
+            metrics=metrics,
+            tables=(
+                Table("curve over merges", tuple(columns), tuple(rows)),
+                Table(
+                    "merges per batch for a target reduction (the paper's merges -> length curve)",
+                    ("target reduction", "merges"),
+                    tuple(target_rows),
+                ),
+            ),
+            series=tuple(series),
+            notes=tuple(notes),
+        )
 
 
 def _batches(passages: int, batch_size: int) -> int:

@@ -27,8 +27,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from tokensmith import (BuildContext, ComponentRef, EmbeddingProvider, IncompatibleComponentsError,
-                        InputError, ModelReport, Tokenizer, install_embeddings)
+from tokensmith import (
+    BuildContext,
+    ComponentRef,
+    EmbeddingProvider,
+    IncompatibleComponentsError,
+    InputError,
+    ModelReport,
+    Tokenizer,
+    install_embeddings,
+)
 
 COMPONENT = "embedding 'subtoken-mean'"
 
@@ -37,25 +45,29 @@ COMPONENT = "embedding 'subtoken-mean'"
 class MergedTokenInitializer(Protocol):
     """What dynamic tokenization needs of an embedding plugin (see the module docstring)."""
 
-    def embed_tokens(self, model: Any, tokenizer: Tokenizer, pieces: Sequence[tuple[int, ...]], *,
-                     output: bool = False) -> Any: ...
+    def embed_tokens(
+        self, model: Any, tokenizer: Tokenizer, pieces: Sequence[tuple[int, ...]], *, output: bool = False
+    ) -> Any: ...
 
 
 def check_pieces(pieces: Any, vocab_size: int, component: str) -> list[tuple[int, ...]]:
     """``pieces`` as a list of non-empty tuples of ids in ``[0, vocab_size)``; InputError else."""
     if isinstance(pieces, (str, bytes)) or not isinstance(pieces, Sequence):
-        raise InputError(f"pieces must be a list of token-id tuples, got {type(pieces).__name__}",
-                         component=component)
+        raise InputError(
+            f"pieces must be a list of token-id tuples, got {type(pieces).__name__}", component=component
+        )
     out = []
     for k, p in enumerate(pieces):
         if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or not p:
-            raise InputError(f"pieces[{k}] must be a non-empty tuple of token ids, got {p!r:.60}",
-                             component=component)
+            raise InputError(
+                f"pieces[{k}] must be a non-empty tuple of token ids, got {p!r:.60}", component=component
+            )
         ids = tuple(p)
         bad = [i for i in ids if type(i) is not int or not 0 <= i < vocab_size]
         if bad:
-            raise InputError(f"pieces[{k}] holds {bad[0]!r}, not a token id in [0, {vocab_size})",
-                             component=component)
+            raise InputError(
+                f"pieces[{k}] holds {bad[0]!r}, not a token id in [0, {vocab_size})", component=component
+            )
         out.append(ids)
     return out
 
@@ -71,16 +83,18 @@ class SubtokenMean(EmbeddingProvider):
 
     # -- the initializer interface (dynamic tokenization) --------------------------------
 
-    def embed_tokens(self, model: Any, tokenizer: Tokenizer, pieces: Sequence[tuple[int, ...]], *,
-                     output: bool = False) -> Any:
+    def embed_tokens(
+        self, model: Any, tokenizer: Tokenizer, pieces: Sequence[tuple[int, ...]], *, output: bool = False
+    ) -> Any:
         import torch
 
         with torch.no_grad():
             if output:
                 head = model.get_output_embeddings()
                 if head is None:
-                    raise IncompatibleComponentsError("the model has no output head to take rows from",
-                                                      component=COMPONENT)
+                    raise IncompatibleComponentsError(
+                        "the model has no output head to take rows from", component=COMPONENT
+                    )
                 weight = head.weight
 
                 def lookup(ids: Any) -> Any:
@@ -131,8 +145,10 @@ def spell(tokenizer: Tokenizer, data: bytes, single_bytes: dict[bytes, int]) -> 
     if missing:
         raise IncompatibleComponentsError(
             f"the bytes {data!r} cannot be spelled in tokenizer '{tokenizer.name}' (no token for byte "
-            f"0x{missing[0]:02x})", component=COMPONENT,
-            hint="transplant from a byte-level tokenizer, or give the new token an embedding another way")
+            f"0x{missing[0]:02x})",
+            component=COMPONENT,
+            hint="transplant from a byte-level tokenizer, or give the new token an embedding another way",
+        )
     return [single_bytes[bytes([b])] for b in data]
 
 
@@ -143,13 +159,18 @@ def resolve_initializer(ref: Any, registry: Any, component: str) -> MergedTokenI
     if isinstance(ref, MergedTokenInitializer):
         return ref
     if not isinstance(ref, (str, dict, ComponentRef)):
-        raise InputError(f"initializer must be an embedding component's name or table, or an object with "
-                         f"embed_tokens, got {type(ref).__name__}", component=component)
+        raise InputError(
+            f"initializer must be an embedding component's name or table, or an object with "
+            f"embed_tokens, got {type(ref).__name__}",
+            component=component,
+        )
     built = registry.build("embedding", ref)
     if not isinstance(built, MergedTokenInitializer):
         name = getattr(built, "name", ref)
         raise IncompatibleComponentsError(
             f"embedding '{name}' cannot embed merged tokens: it has no embed_tokens(model, tokenizer, "
-            "pieces, *, output=False)", component=component,
-            hint="use initializer = 'subtoken-mean', or an embedding plugin that implements embed_tokens")
+            "pieces, *, output=False)",
+            component=component,
+            hint="use initializer = 'subtoken-mean', or an embedding plugin that implements embed_tokens",
+        )
     return built

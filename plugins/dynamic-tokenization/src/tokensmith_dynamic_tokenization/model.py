@@ -37,9 +37,17 @@ class DynamicLM:
     by side and pieces); call :meth:`clear_cache` after changing the model's weights.
     """
 
-    def __init__(self, model: Any, tokenizer: Tokenizer, initializer: MergedTokenInitializer, *,
-                 start_ids: Sequence[int] = (), context_length: int | None = None, micro_batch: int = 4,
-                 cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Tokenizer,
+        initializer: MergedTokenInitializer,
+        *,
+        start_ids: Sequence[int] = (),
+        context_length: int | None = None,
+        micro_batch: int = 4,
+        cache_size: int = 4096,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.initializer = initializer
@@ -53,12 +61,21 @@ class DynamicLM:
 
     @classmethod
     def from_pipeline(cls, pipeline: Any, initializer: MergedTokenInitializer, **kwargs: Any) -> DynamicLM:
-        lm = pipeline.lm
-        if lm is None or not hasattr(pipeline.model, "get_input_embeddings"):
-            raise InputError("needs a pipeline with a causal transformers model", component=COMPONENT,
-                             hint="tokensmith eval dynamic-tokenization --model smollm2")
-        return cls(pipeline.model, pipeline.tokenizer, initializer, start_ids=lm.start_ids,
-                   context_length=lm.context_length, **kwargs)
+        lm = getattr(pipeline, "lm", None)
+        if lm is None or not hasattr(getattr(pipeline, "model", None), "get_input_embeddings"):
+            raise InputError(
+                "needs a pipeline with a causal transformers model",
+                component=COMPONENT,
+                hint="tokensmith eval dynamic-tokenization --model smollm2",
+            )
+        return cls(
+            pipeline.model,
+            pipeline.tokenizer,
+            initializer,
+            start_ids=lm.start_ids,
+            context_length=lm.context_length,
+            **kwargs,
+        )
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -72,14 +89,17 @@ class DynamicLM:
         keys = [(output, batch.pieces_of[t]) for t in batch.new_tokens]
         missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
         if missing:
-            vectors = self.initializer.embed_tokens(self.model, self.tokenizer, [k[1] for k in missing],
-                                                    output=output)
+            vectors = self.initializer.embed_tokens(
+                self.model, self.tokenizer, [k[1] for k in missing], output=output
+            )
             width = self.model.get_input_embeddings().weight.shape[1]
             if tuple(getattr(vectors, "shape", ())) != (len(missing), width):
                 raise InputError(
                     f"the initializer returned shape {tuple(getattr(vectors, 'shape', ()))} for "
-                    f"{len(missing)} tokens; expected ({len(missing)}, {width})", component=COMPONENT,
-                    hint="embed_tokens returns one row of the model's width per token")
+                    f"{len(missing)} tokens; expected ({len(missing)}, {width})",
+                    component=COMPONENT,
+                    hint="embed_tokens returns one row of the model's width per token",
+                )
             if not torch.isfinite(vectors).all():
                 raise InputError("the initializer returned non-finite embeddings", component=COMPONENT)
             for k, v in zip(missing, vectors.detach()):
@@ -103,9 +123,11 @@ class DynamicLM:
         ids = list(self.start_ids) + [t.id if t.id is not None else 0 for t in row] + list(tail)
         if len(ids) > self.context_length:
             raise ContextLengthError(
-                f"text {r} is {len(ids)} tokens long (with BOS{' and continuation' if tail else ''}), more than "
-                f"the model's context of {self.context_length}", component=COMPONENT,
-                hint="use shorter texts (the evaluation's passage_chars)")
+                f"text {r} is {len(ids)} tokens long (with BOS{' and continuation' if tail else ''}), more "
+                f"than the model's context of {self.context_length}",
+                component=COMPONENT,
+                hint="use shorter texts (the evaluation's passage_chars)",
+            )
         vectors = embed(torch.tensor(ids, device=embed.weight.device))
         new_at = [(len(self.start_ids) + k, batch.new_index(t)) for k, t in enumerate(row) if t.id is None]
         if new_at:
@@ -133,7 +155,8 @@ class DynamicLM:
         handle = None
         if hidden:
             handle = self.model.get_output_embeddings().register_forward_pre_hook(
-                lambda module, args: captured.append(args[0]))
+                lambda module, args: captured.append(args[0])
+            )
         try:
             with torch.no_grad():
                 logits = self.model(inputs_embeds=x, attention_mask=mask).logits
@@ -163,8 +186,9 @@ class DynamicLM:
         import torch
 
         if not self.start_ids:
-            raise InputError("scoring needs start ids (BOS) to condition the first token on",
-                             component=COMPONENT)
+            raise InputError(
+                "scoring needs start ids (BOS) to condition the first token on", component=COMPONENT
+            )
         new_in = self.new_embeddings(batch)
         new_out = self.new_embeddings(batch, output=True)
         head = self.model.get_output_embeddings()
@@ -180,8 +204,8 @@ class DynamicLM:
                 row = batch.rows[r]
                 n = len(row)
                 dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-                base = logits[b, s - 1: s - 1 + n].to(dtype)
-                extra = hidden[b, s - 1: s - 1 + n].to(dtype) @ new_out.to(dtype).T
+                base = logits[b, s - 1 : s - 1 + n].to(dtype)
+                extra = hidden[b, s - 1 : s - 1 + n].to(dtype) @ new_out.to(dtype).T
                 if new_bias is not None:
                     extra = extra + new_bias.to(dtype)
                 log_z = torch.logsumexp(torch.cat([base, extra], dim=1), dim=1)
@@ -202,8 +226,9 @@ class DynamicLM:
         import torch
 
         if len(continuations) != len(batch.rows):
-            raise InputError(f"{len(continuations)} continuations for {len(batch.rows)} contexts",
-                             component=COMPONENT)
+            raise InputError(
+                f"{len(continuations)} continuations for {len(batch.rows)} contexts", component=COMPONENT
+            )
         tails = [require_ids(c, self.tokenizer.vocab_size, COMPONENT) for c in continuations]
         if any(not t for t in tails):
             raise InputError("a continuation is empty: there is nothing to score", component=COMPONENT)
@@ -215,7 +240,7 @@ class DynamicLM:
             logits, _ = self._forward(embeds)
             for b, r in enumerate(chunk):
                 at = s + len(batch.rows[r]) - 1
-                rows = logits[b, at: at + len(tails[r])]
+                rows = logits[b, at : at + len(tails[r])]
                 dtype = torch.float64 if rows.dtype == torch.float64 else torch.float32
                 logp = torch.log_softmax(rows.to(dtype), dim=-1)
                 target = torch.tensor(tails[r], device=logp.device)
