@@ -567,6 +567,31 @@ def load_minilm(runtime: Runtime) -> tuple[Any, HFTokenizer]:
     return load_transformers_dir(minilm_dir(), runtime, causal=False, name="minilm", strict=False)
 
 
+def source_tokenizer(name: str, params: Mapping[str, Any] | None = None) -> HFTokenizer | None:
+    """The tokenizer of a core model source without its weights (``tokensmith eval --tokenizer
+    smollm2``): SmolLM2's from its converted cache (converted once if absent), MiniLM's and a
+    transformers directory's from their files, a tiny model's trained in memory. ``None`` for
+    a source the core does not load (a plugin's: load the model for its tokenizer) and for a
+    ``.gguf`` file (transformers reads a GGUF tokenizer no faster than the model)."""
+    params = dict(params or {})
+    if name == "smollm2":
+        gguf = smollm2_gguf_path()
+        directory = ensure_cache(smollm2_cache_dir(), lambda tmp: convert_smollm2(tmp, progress=False),
+                                 needed_bytes=SMOLLM2_CACHE_BYTES, what="the SmolLM2 cache",
+                                 info={"source": str(gguf), "source_key": _source_key(gguf)})
+        return load_tokenizer(directory, name="smollm2")
+    if name == "minilm":
+        return load_tokenizer(minilm_dir(), name="minilm", strict=False)
+    if name in ("tiny-llama", "tiny-gpt2"):
+        return tiny_tokenizer(params.get("tokenizer", "byte_level"), vocab_size=params.get("vocab_size", 320))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return load_tokenizer(path, name=path.name)
+    if path.suffix == ".safetensors" and path.exists():
+        return load_tokenizer(path.parent, name=path.parent.name)
+    return None
+
+
 # -- tiny models for tests --------------------------------------------------
 
 TINY_CORPUS = (

@@ -4,7 +4,7 @@ small interfaces of the kinds beyond the four main ones, one job each."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -59,6 +59,11 @@ class Evaluation(ABC):
     :class:`~tokensmith.Tokenizer`. ``targets`` says which it accepts: ``("pipeline",)``
     (the default: it needs the model or the LM) or ``("pipeline", "tokenizer")`` (it reads
     only a tokenizer, the pipeline's when given a pipeline: :meth:`tokenizer_of`).
+    An evaluation that compares several tokenizers in one report adds ``"tokenizers"``: its
+    target may then be a mapping of labels to tokenizers, in order (``tokensmith eval NAME
+    --tokenizer A --tokenizer B`` passes one, labelled as given on the command line), and
+    :meth:`tokenizers_of` reads any target as such a mapping. Given several tokenizers, an
+    evaluation without ``"tokenizers"`` runs once per tokenizer.
     ``quick=True`` asks for a smaller run (a smoke test, CI)."""
 
     name: str = "evaluation"
@@ -76,6 +81,26 @@ class Evaluation(ABC):
                              component="evaluation",
                              hint="pass a tokensmith.Tokenizer or a built tokensmith.Pipeline")
         return tokenizer
+
+    @classmethod
+    def tokenizers_of(cls, target: Any) -> dict[str, Tokenizer]:
+        """The tokenizers to compare, label -> tokenizer in order: ``target`` itself when it is
+        a mapping (checked), else ``{name: tokenizer}`` of :meth:`tokenizer_of` (a pipeline's is
+        labelled with its model source)."""
+        if isinstance(target, Mapping):
+            if not target:
+                raise InputError("no tokenizer to evaluate (an empty mapping)", component="evaluation",
+                                 hint="give at least one tokenizer")
+            for label, tokenizer in target.items():
+                if not isinstance(label, str) or not isinstance(tokenizer, Tokenizer):
+                    raise InputError(f"{label!r}: {type(tokenizer).__name__} in a mapping of tokenizers; "
+                                     "labels are str and values tokensmith.Tokenizer objects",
+                                     component="evaluation", hint="pass {label: tokenizer, ...}")
+            return dict(target)
+        tokenizer = cls.tokenizer_of(target)
+        spec = getattr(target, "spec", None)
+        source = getattr(getattr(spec, "model", None), "source", None)
+        return {str(source) if isinstance(source, str) and source else tokenizer.name: tokenizer}
 
 
 class Benchmark(ABC):

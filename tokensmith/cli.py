@@ -154,7 +154,17 @@ def _print_generation(prompt: str, gen, seconds: float) -> None:
     rate = len(gen.ids) / seconds if seconds > 0 else float("inf")
     counters = ", ".join(f"{k}={v}" for k, v in gen.counters.items())
     print(f"({len(gen.ids)} tokens in {seconds:.2f} s, {rate:.1f} tok/s; finish={gen.finish_reason}; "
-          f"log_weight={gen.log_weight:.4g}; {counters})")
+          f"log_weight={gen.log_weight:.4g}{_weight_note(gen)}; {counters})")
+
+
+def _weight_note(gen) -> str:
+    """Why a weight is -inf: a rejected sample and a truncated one are not the same."""
+    if gen.finish_reason == "rejected":
+        return " (rejected: the constraint allowed no continuation)"
+    if gen.prefix_log_weight is not None:
+        return (f" (truncated before an accepted end; weight so far {gen.prefix_log_weight:.4g}, "
+                "prefix constraint only)")
+    return ""
 
 
 def cmd_run(args) -> int:
@@ -305,36 +315,102 @@ def _flat_numbers(mapping: Mapping, prefix: str = "") -> tuple[dict[str, float],
     return metrics, left_out
 
 
-def _emit(report, args) -> None:
-    """``<out>/<name>.json``, ``.md`` and (with series) ``.png``; the terminal table (or, with
-    --json, the report's JSON) on stdout."""
+def _emit(report, args, folder: str | None = None, *, quiet_json: bool = False):
+    """``<out>/<name>.json``, ``.md`` and (with series) ``.png`` (in ``<out>/<folder>/`` when
+    given); the terminal table (or, with --json, the report's JSON) on stdout. Returns the
+    JSON's path."""
+    from pathlib import Path
+
     from tokensmith.adapters.report import to_terminal, write_all
 
-    paths = write_all(report, args.out)
+    paths = write_all(report, Path(args.out) / folder if folder else args.out)
     written = f"written: {', '.join(str(p) for p in paths.values())}"
     if args.json:  # what was written (with its notes, e.g. a PNG left out), byte for byte
-        sys.stdout.write(paths["json"].read_text(encoding="utf-8"))
+        if not quiet_json:
+            sys.stdout.write(paths["json"].read_text(encoding="utf-8"))
         print(written, file=sys.stderr)
     else:
         to_terminal(report)
         print(written)
+    return paths["json"]
 
 
-def _eval_target(args, reg, record, wants_tokenizer: bool):
+def _tokenizer_label(raw: str, value: Any) -> str:
+    """How a --tokenizer is named in reports: the name or source as given; a file or folder by
+    its folder (``.../smollm2/tokenizer.json`` -> ``smollm2``) or stem; a JSON table by its path
+    or type."""
+    from pathlib import Path
+
+    if isinstance(value, dict):
+        value = str(value.get("path") or value.get("type") or raw)
+    path = Path(value)
+    if len(path.parts) > 1 or path.suffix == ".json":
+        if path.name == "tokenizer.json":
+            path = path.parent
+        return path.stem or value
+    return value
+
+
+def _load_tokenizer(raw: str, reg, ctx):
+    """One --tokenizer: a JSON component table or a registered tokenizer name (built by the
+    registry), a tokenizer.json file or a folder holding one, or a model source (``smollm2``,
+    ``minilm``...: the model's own tokenizer, without its weights where the source allows)."""
+    from pathlib import Path
+
+    from tokensmith.adapters.hf_tokenizer import HFTokenizer
+    from tokensmith.adapters.models import source_tokenizer
+    from tokensmith.core.pipeline import ModelSource
+
+    value = _component(raw, "--tokenizer")
+    label = _tokenizer_label(raw, value)
+    names = {n for r in reg.components("tokenizer") for n in (r.name, *r.qualified_names)}
+    if isinstance(value, dict) or value in names:
+        return label, reg.build("tokenizer", value, ctx)
+    path = Path(value).expanduser()
+    if path.is_file() and path.suffix == ".json":
+        return label, HFTokenizer.from_file(path, name=label)
+    tokenizer = source_tokenizer(value)
+    if tokenizer is not None:
+        return label, tokenizer
+    if reg.describe_model(ModelSource(value)) is not None:  # a plugin's source: its model's tokenizer
+        return label, reg.load_model(ModelSource(value), ctx.runtime)[1]
+    registered = ", ".join(sorted(r.name for r in reg.components("tokenizer"))) or "none"
+    raise ConfigError(
+        f"--tokenizer {raw!r} is not a registered tokenizer, a tokenizer.json file or folder, or a model "
+        "source", component="cli", hint=f"registered tokenizers: {registered}; "
+        "model sources: smollm2, minilm, tiny-llama, tiny-gpt2, a model folder; or a JSON table such as "
+        "'{\"type\": \"hf-file\", \"path\": \"tokenizer.json\"}'")
+
+
+def _eval_tokenizers(args, reg, record, targets) -> tuple[dict[str, Any], Any]:
+    """The --tokenizer options as label -> tokenizer (labels made unique with #2, #3...),
+    refused before anything loads when the evaluation needs a model."""
     from tokensmith.core.errors import IncompatibleComponentsError
     from tokensmith.core.pipeline import BuildContext
     from tokensmith.core.runtime import Runtime
 
+    if "tokenizer" not in targets and "tokenizers" not in targets:
+        raise IncompatibleComponentsError(
+            f"evaluation {record.name!r} scores a pipeline (it needs a model), not a tokenizer alone",
+            component=record.qualname, plugin=record.distribution,
+            hint="give --pipeline TOML or --model SOURCE instead of --tokenizer")
+    ctx = BuildContext(runtime=Runtime.from_config({"device": args.device, "dtype": args.dtype,
+                                                    "seed": args.seed}), registry=reg)
+    tokenizers: dict[str, Any] = {}
+    for raw in args.tokenizer:
+        label, tokenizer = _load_tokenizer(raw, reg, ctx)
+        unique, n = label, 1
+        while unique in tokenizers:
+            n += 1
+            unique = f"{label}#{n}"
+        tokenizers[unique] = tokenizer
+    return tokenizers, ctx
+
+
+def _eval_target(args, reg):
+    from tokensmith.core.pipeline import BuildContext
+
     runtime = {"device": args.device, "dtype": args.dtype, "seed": args.seed}
-    if args.tokenizer is not None:
-        if not wants_tokenizer:
-            raise IncompatibleComponentsError(
-                f"evaluation {record.name!r} scores a pipeline (it needs a model), not a tokenizer alone",
-                component=record.qualname, plugin=record.distribution,
-                hint="give --pipeline TOML or --model SOURCE instead of --tokenizer")
-        rt = Runtime.from_config(runtime)
-        ctx = BuildContext(runtime=rt, registry=reg)
-        return reg.build("tokenizer", _component(args.tokenizer, "--tokenizer"), ctx), ctx, None
     if args.pipeline is not None:
         spec = PipelineSpec.from_toml(args.pipeline)
     else:
@@ -364,12 +440,38 @@ def cmd_eval(args) -> int:
         return 0
     record, ref = _checked(reg, "evaluation", args)
     targets = getattr(reg.factory(record)[0], "targets", ("pipeline",))
-    target, ctx, model = _eval_target(args, reg, record, "tokenizer" in targets)
+    if not args.tokenizer:
+        target, ctx, model = _eval_target(args, reg)
+        runs = {None: target}
+    else:
+        tokenizers, ctx = _eval_tokenizers(args, reg, record, targets)
+        model = None
+        if "tokenizers" in targets:  # one report comparing them all
+            runs = {None: tokenizers}
+        elif len(tokenizers) == 1:
+            runs = {None: next(iter(tokenizers.values()))}
+        else:  # a single-tokenizer evaluation: once per tokenizer, each in <out>/<label>/
+            runs = dict(tokenizers)
     evaluation = reg.build("evaluation", ref, ctx)
-    with blame(record.qualname, record.distribution, "running the evaluation"):
-        result = evaluation.run(target, quick=args.quick)
-    _emit(_as_report(result, record, reg, ctx.runtime, model), args)
+    written = {}
+    for label, target in runs.items():
+        if label is not None:
+            print(f"== {record.name} on {label}", flush=True, file=sys.stderr if args.json else sys.stdout)
+        with blame(record.qualname, record.distribution, "running the evaluation"):
+            result = evaluation.run(target, quick=args.quick)
+        report = _as_report(result, record, reg, ctx.runtime, model)
+        written[label] = _emit(report, args, None if label is None else _safe_folder(label),
+                               quiet_json=label is not None)
+    if args.json and None not in written:  # several runs: one JSON object, label -> report
+        reports = {label: json.loads(path.read_text(encoding="utf-8")) for label, path in written.items()}
+        sys.stdout.write(json.dumps(reports, indent=2, ensure_ascii=False) + "\n")
     return 0
+
+
+def _safe_folder(label: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", label).strip(".") or "tokenizer"
 
 
 def cmd_bench(args) -> int:
@@ -455,9 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             target = s.add_mutually_exclusive_group()
             target.add_argument("--pipeline", metavar="TOML", help="score the pipeline this file builds")
-            target.add_argument("--tokenizer", metavar="NAME|JSON",
-                                help="score a tokenizer alone (evaluations of tokenizers), e.g. "
-                                "'{\"type\": \"hf-file\", \"path\": \"tokenizer.json\"}'")
+            target.add_argument("--tokenizer", metavar="NAME|PATH|JSON", action="append",
+                                help="score a tokenizer alone (evaluations of tokenizers): a model source "
+                                "(smollm2, minilm: its own tokenizer, without the weights), a tokenizer.json "
+                                "or its folder, a registered tokenizer, or a JSON table such as "
+                                "'{\"type\": \"hf-file\", \"path\": \"tokenizer.json\"}'; repeatable: an "
+                                "evaluation of several tokenizers compares them in one report, any other "
+                                "runs once per tokenizer (into <out>/<label>/)")
             target.add_argument("--model", default="smollm2",
                                 help="score a pipeline of this model source (default: smollm2)")
             s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
