@@ -294,6 +294,10 @@ def test_a_lossy_wordpiece_is_counted(registry):
     assert m["lossy_lines"] == expected >= 1 and m["lossy_line_share"] == pytest.approx(expected / 3)
     unk = [i for t in texts for i in tok.encode(t).ids if i == tok.unk_id]
     assert m["unknown_tokens"] == len(unk)
+    # its word boundary (the space it puts before words) is not an unrepresentable byte
+    assert 0x20 in tok.unrepresentable_bytes and tok.prefix_bytes == b" "
+    assert m["unrepresentable_bytes"] == sum(b in tok.unrepresentable_bytes - {0x20} for t in texts
+                                             for b in t.encode())
 
 
 def test_parity_per_article_and_in_total(registry, tiny_tokenizer):

@@ -62,7 +62,8 @@ DEFINITIONS = {
     "renyi_efficiency": "H_a / log2 V",
     "percentile_freq": "probability mass of the ids ranked between the two percentiles",
     "bits": "tokens * log2 V (tokenization-scorer's bits, sign flipped)",
-    "unrepresentable_byte_values": "byte values no single token spells (tokenizer.unrepresentable_bytes)",
+    "unrepresentable_byte_values": "byte values no single token spells (tokenizer.unrepresentable_bytes, "
+                                   "less the word-boundary prefix_bytes a WordPiece or SentencePiece adds)",
     "unrepresentable_bytes": "bytes of the lines read (refused ones too) whose value is one of them",
     "unencodable_lines": "lines the tokenizer refused (UnrepresentableTextError); not in the token counts",
     "unencodable_bytes": "UTF-8 bytes of those lines",
@@ -326,7 +327,10 @@ class TokenizerMetrics(Evaluation):
 
     def count(self, tokenizer: Any, lines: Iterable[str], *, total: int | None = None) -> Counts:
         """One pass over ``lines``: encoded ``batch_size`` at a time, counters only."""
-        counts = Counts(tokenizer.vocab_size, frozenset(tokenizer.unrepresentable_bytes))
+        # the bytes a tokenizer puts in front of words itself (WordPiece's and SentencePiece's space)
+        # are its word boundary, spelled by no token alone but never lost
+        unrepresentable = frozenset(tokenizer.unrepresentable_bytes) - set(tokenizer.prefix_bytes)
+        counts = Counts(tokenizer.vocab_size, unrepresentable)
         batch: list[str] = []
         read = 0
         for line in progress(lines, total=total, desc=f"{NAME} {tokenizer.name}", unit="line"):
