@@ -24,6 +24,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
                            "demo": ("ln-free",)},
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
                                "benchmark": ("transnormer",), "demo": ("transnormer",)},
+    "tokensmith-linguistic-integrity": {"evaluation": ("linguistic-integrity",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",

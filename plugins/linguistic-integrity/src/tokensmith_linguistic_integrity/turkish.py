@@ -107,10 +107,11 @@ class ZemberekValidator:
         return resources.parses[key]
 
     def _build(self) -> _Resources:
-        from tokensmith_datasets.turkish import TurkishLexicon
+        from tokensmith import default_registry
 
-        source = TurkishLexicon(path=self.lexicon, eval_fraction=0.0)
-        path = source.locate()
+        options = {} if self.lexicon is None else {"path": str(self.lexicon)}
+        source = default_registry().build("dataset", {"type": "turkish-lexicon", **options})
+        path = source.locate()  # the file the dataset reads: zemberek's analyser loads it too
         zemberek = _import_zemberek(self.component)
         pure: set[str] = set()
         valid: set[str] = set()

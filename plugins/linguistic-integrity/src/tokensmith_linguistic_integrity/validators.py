@@ -124,9 +124,10 @@ class WordList:
 def _file_entries(paths: tuple[str, ...], component: str) -> Iterable[str]:
     if not paths:
         return
-    from tokensmith_datasets.files import TextFiles
+    from tokensmith import default_registry
 
-    for example in TextFiles(paths=paths, unit="line", eval_fraction=0.0).examples("all"):
+    lines = default_registry().build("dataset", {"type": "text-files", "paths": list(paths), "unit": "line"})
+    for example in lines.examples("all"):
         entry = example["text"].strip()
         if not has_letter(entry):
             raise InputError(f"{example['path']} line {example['line']}: {entry!r} has no letters",
