@@ -26,7 +26,17 @@ from typing import Any
 
 import attrs
 
-from tokensmith import BuildContext, ConfigError, Evaluation, InputError, Provenance, Report, Series, Table
+from tokensmith import (
+    BuildContext,
+    ConfigError,
+    Evaluation,
+    InputError,
+    Provenance,
+    Report,
+    Series,
+    Table,
+    positive_int,
+)
 
 from .boundaries import BoundaryScore, gold_words, token_boundaries
 from .validators import Validator, has_letter, resolve_validator
@@ -38,16 +48,6 @@ QUICK_SAMPLE = 200
 _CATEGORIES = {"pure": "pure_tokens", "valid, not pure": "valid_not_pure_tokens", "invalid": "invalid_tokens",
                "no letters": "no_letter_tokens", "partial character": "partial_character_tokens",
                "special": "special_tokens"}
-
-
-def _optional_positive(instance: Any, attribute: Any, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive int or None, got {value!r}")
-
-
-def _positive(instance: Any, attribute: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
 
 
 def _no_limit(instance: Any, attribute: Any, value: Any) -> None:
@@ -68,8 +68,9 @@ class LinguisticIntegrity(Evaluation):
     dataset_options: dict[str, Any] = attrs.field(factory=dict, validator=_no_limit, metadata={
         "doc": "the dataset's parameters, e.g. {part = \"wiki\"} or {paths = [...], unit = \"line\"}"})
     field: str = attrs.field(default="text", metadata={"doc": "the field of each example holding its text"})
-    sample: int | None = attrs.field(default=None, validator=_optional_positive, metadata={
-        "doc": f"texts read, the first ones (None: all; quick: at most {QUICK_SAMPLE})"})
+    sample: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive_int),
+        metadata={"doc": f"texts read, the first ones (None: all; quick: at most {QUICK_SAMPLE})"})
     validator: Any = attrs.field(default="turkish", metadata={
         "doc": "the language validator: a name in the entry-point group tokensmith.linguistic_validators "
                "(turkish, word-list, or a plugin's), or a Validator object"})
@@ -78,7 +79,7 @@ class LinguisticIntegrity(Evaluation):
     boundaries: bool | None = attrs.field(default=None, metadata={
         "doc": "score token boundaries against gold morpheme boundaries (the examples need forms and "
                "lemmas, as turkish-treebank's); None: when the examples have them"})
-    top: int = attrs.field(default=20, validator=_positive, metadata={
+    top: int = attrs.field(default=20, validator=positive_int, metadata={
         "doc": "rows of the most-frequent-tokens table"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
