@@ -25,6 +25,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-transnormer": {"normalization": ("srmsnorm",), "architecture": ("transnormer-lm",),
                                "benchmark": ("transnormer",), "demo": ("transnormer",)},
     "tokensmith-linguistic-integrity": {"evaluation": ("linguistic-integrity",)},
+    "tokensmith-dynamic-tokenization": {"embedding": ("subtoken-mean",),
+                                        "evaluation": ("dynamic-tokenization",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",

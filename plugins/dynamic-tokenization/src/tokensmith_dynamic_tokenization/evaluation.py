@@ -68,12 +68,12 @@ class DynamicTokenizationEval(Evaluation):
         metadata={"doc": "the dataset split read (held out: eval)"},
     )
     sample: int | None = attrs.field(
-        default=32,
+        default=16,
         validator=attrs.validators.optional(positive_int),
         metadata={"doc": "passages scored (documents are read in order until this many; None: all)"},
     )
     passage_chars: int = attrs.field(
-        default=600,
+        default=400,
         validator=positive_int,
         metadata={
             "doc": "a document is cut at pre-token boundaries into passages of about this many characters"
@@ -85,10 +85,10 @@ class DynamicTokenizationEval(Evaluation):
         metadata={"doc": "passages taken from each document, its first ones (None: all)"},
     )
     batch_size: int = attrs.field(
-        default=32, validator=positive_int, metadata={"doc": "passages per batch: the merges are the batch's"}
+        default=16, validator=positive_int, metadata={"doc": "passages per batch: the merges are the batch's"}
     )
     merges: tuple[int, ...] = attrs.field(
-        default=(0, 64, 128, 256, 512),
+        default=(0, 32, 128, 512),
         validator=_merge_grid,
         metadata={
             "doc": "the merge counts per batch measured (increasing; 0 is the model's own tokenization)"
