@@ -72,12 +72,59 @@ class FunctionConstraint(Constraint):
         return self._accepts_fn(text)
 
 
-class AllOf(Constraint):
-    """Intersection. Short-circuits; the parts count their own checks too."""
+class _Combination(Constraint):
+    """A constraint made of parts. ``checks`` counts every evaluation of every part (a part
+    that is itself a combination contributes its own parts' count), so a decoder's
+    ``constraint_checks`` is the work the parts did, not the number of combined calls. A part
+    evaluated through a method that does not count (a subclass overriding ``allows``) still
+    counts one check per evaluation."""
 
     def __init__(self, *parts: Constraint) -> None:
         self.parts = parts
+
+    def count_part(self, part: Constraint, evaluate: Callable[[Constraint], bool]) -> bool:
+        """``evaluate(part)``, adding the part's checks it caused to this combination's."""
+        before = part.checks
+        try:
+            return bool(evaluate(part))
+        finally:
+            self.checks += max(part.checks - before, 1)
+
+    @abstractmethod
+    def through_parts(self, evaluate: Callable[[Constraint], bool]) -> bool:
+        """Combine ``evaluate(part)`` over the parts (short-circuiting), counting every
+        part's checks: how a decoder evaluates a combination with its own per-part check
+        (e.g. an incremental one) and keeps the count honest."""
+
+    def allows(self, prefix: bytes) -> bool:
+        if not isinstance(prefix, (bytes, bytearray)):
+            raise InputError(f"constraints take bytes, got {type(prefix).__name__}",
+                             component=f"constraint '{self.name}'", hint="pass text.encode('utf-8')")
+        data = bytes(prefix)
+        return self.through_parts(lambda part: part.allows(data))
+
+    def accepts(self, text: bytes) -> bool:
+        if not isinstance(text, (bytes, bytearray)):
+            raise InputError(f"constraints take bytes, got {type(text).__name__}",
+                             component=f"constraint '{self.name}'", hint="pass text.encode('utf-8')")
+        data = bytes(text)
+        return self.through_parts(lambda part: part.accepts(data))
+
+    def reset_counters(self) -> None:
+        self.checks = 0
+        for part in self.parts:
+            part.reset_counters()
+
+
+class AllOf(_Combination):
+    """Intersection. Short-circuits; ``checks`` counts every part's evaluations."""
+
+    def __init__(self, *parts: Constraint) -> None:
+        super().__init__(*parts)
         self.name = " & ".join(p.name for p in parts)
+
+    def through_parts(self, evaluate: Callable[[Constraint], bool]) -> bool:
+        return all(self.count_part(p, evaluate) for p in self.parts)
 
     def _allows(self, prefix: bytes) -> bool:
         return all(p.allows(prefix) for p in self.parts)
@@ -86,12 +133,15 @@ class AllOf(Constraint):
         return all(p.accepts(text) for p in self.parts)
 
 
-class AnyOf(Constraint):
-    """Union. Short-circuits; the parts count their own checks too."""
+class AnyOf(_Combination):
+    """Union. Short-circuits; ``checks`` counts every part's evaluations."""
 
     def __init__(self, *parts: Constraint) -> None:
-        self.parts = parts
+        super().__init__(*parts)
         self.name = " | ".join(p.name for p in parts)
+
+    def through_parts(self, evaluate: Callable[[Constraint], bool]) -> bool:
+        return any(self.count_part(p, evaluate) for p in self.parts)
 
     def _allows(self, prefix: bytes) -> bool:
         return any(p.allows(prefix) for p in self.parts)

@@ -42,6 +42,15 @@ class Generation:
     decoding); ``counters`` holds e.g. ``lm_calls`` and ``constraint_checks``;
     ``details`` holds what a decoder computes beyond one string (e.g. an SMC
     decoder's weighted posterior).
+
+    ``finish_reason`` says why the string ended: ``"stop"`` (an end-of-sequence
+    token), ``"length"`` (the token budget or the context window: the string is a
+    truncated prefix) or ``"rejected"`` (a weighted decoder found no continuation the
+    constraint allows: weight 0). A weighted decoder's truncated sample is not a
+    weighted sample of finished strings, so its ``log_weight`` is ``-inf`` like a
+    rejected one's; ``prefix_log_weight`` then keeps the weight it had so far (it
+    covers the prefix constraint only), so the two cases stay apart. It is ``None``
+    for finished, rejected and unweighted samples.
     """
 
     text: str
@@ -51,6 +60,17 @@ class Generation:
     counters: Mapping[str, int] = attrs.field(factory=dict)
     finish_reason: str = "length"
     details: Mapping[str, Any] = attrs.field(factory=dict)
+    prefix_log_weight: float | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Did the string stop at the length limit (a prefix, not a finished string)?"""
+        return self.finish_reason == "length"
+
+    @property
+    def rejected(self) -> bool:
+        """Did the constraint allow no continuation (weight 0)?"""
+        return self.finish_reason == "rejected"
 
 
 @attrs.frozen

@@ -56,9 +56,10 @@ def test_outputs_satisfy_the_constraint(tiny_lm, decoder):
 
 def test_masking_checks_every_token_awrs_far_fewer(tiny_lm):
     constraint = RegexConstraint(r"[a-z ]+")
-    masked = MaskingDecoder().generate(tiny_lm, "hi", max_new_tokens=3, constraint=constraint, seed=0)
+    masked = MaskingDecoder(prune=False).generate(tiny_lm, "hi", max_new_tokens=3, constraint=constraint,
+                                                  seed=0)
     constraint.reset_counters()
-    awrs = AWRSDecoder().generate(tiny_lm, "hi", max_new_tokens=3, constraint=constraint, seed=0)
+    awrs = AWRSDecoder(prune=False).generate(tiny_lm, "hi", max_new_tokens=3, constraint=constraint, seed=0)
     candidates = int(torch.isfinite(TokenSpace(tiny_lm).logweights(tiny_lm.start([1]))).sum())
     steps = len(masked.ids) + (masked.finish_reason == "stop")
     assert masked.counters["constraint_checks"] == candidates * steps

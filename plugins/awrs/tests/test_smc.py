@@ -129,7 +129,9 @@ def test_awrs_decoder_single_particle_weights_are_importance_weights(toy_byte_lm
             assert constraint.accepts(gen.bytes) and gen.finish_reason == "stop"
         totals[gen.bytes] = totals.get(gen.bytes, 0.0) + w
     norm = sum(totals.values())
-    assert tv({k: v / norm for k, v in totals.items()}, exact) < 0.08
+    # Monte Carlo only: 0.06-0.10 measured over three blocks of 1,500 seeds with the default
+    # (recursive here) estimator, 0.05-0.07 with the two-round one; LCD without weights is > 0.4 away
+    assert tv({k: v / norm for k, v in totals.items()}, exact) < 0.15
     mean = sum(weights) / len(weights)
     stderr = float(torch.tensor(weights).std()) / math.sqrt(len(weights))
     assert abs(mean - z) < 4 * stderr

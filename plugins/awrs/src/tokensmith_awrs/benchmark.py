@@ -44,7 +44,18 @@ REGEX = r"\d{4}-\d{2}-\d{2}"
 # a chat prompt written by us: its markers are control tokens (TrustedText), not user text
 REGEX_PROMPT = TrustedText("<|im_start|>user\nOn which date did Apollo 11 land on the Moon? Reply with the "
                            "date only, formatted YYYY-MM-DD.<|im_end|>\n<|im_start|>assistant\n")
-METHODS = ("awrs", "masking")
+#: the decoders measured: AWRS as configured by default (genlm-control's estimator switch and
+#: a-priori alphabet pruning), the paper's two-round AWRS without pruning (this plugin's first
+#: version), and full-vocabulary masking (locally constrained decoding, no pruning)
+METHODS = ("awrs", "awrs-paper", "masking")
+
+
+def decoder_for(method: str) -> Any:
+    if method == "awrs":
+        return AWRSDecoder()
+    if method == "awrs-paper":
+        return AWRSDecoder(variant="two-round", prune=False)
+    return MaskingDecoder(prune=False)
 
 
 def plain_step_ms(lm: Any, prompt: str, steps: int) -> float:
@@ -140,13 +151,14 @@ def measure(lm: Any, *, quick: bool, model: str = "SmolLM2-135M-Instruct",
     cases = {"regex": (REGEX_PROMPT, lambda: RegexConstraint(REGEX), 16),
              "json-schema": (JSON_PROMPT, lambda: JSONSchemaConstraint(SCHEMA), 64)}
     for name, (prompt, make, max_tokens) in cases.items():
-        awrs = timed_runs(AWRSDecoder(), lm, prompt, make(), max_tokens, seeds)
-        masking = timed_runs(MaskingDecoder(), lm, prompt, make(), masking_tokens, seeds)
+        runs = {m: timed_runs(decoder_for(m), lm, prompt, make(),
+                              masking_tokens if m == "masking" else max_tokens, seeds) for m in METHODS}
         results["constraints"][name] = {
-            "awrs": awrs, "masking": masking,
-            "awrs_time_vs_plain_step": awrs["time_vs_plain_step"],
-            "masking_time_vs_plain_step": masking["time_vs_plain_step"],
-            "masking_checks_vs_awrs": ratio(masking["checks_per_token"], awrs["checks_per_token"])}
+            **runs, **{f"{m}_time_vs_plain_step": runs[m]["time_vs_plain_step"] for m in METHODS},
+            "masking_checks_vs_awrs": ratio(runs["masking"]["checks_per_token"],
+                                            runs["awrs"]["checks_per_token"]),
+            "paper_checks_vs_awrs": ratio(runs["awrs-paper"]["checks_per_token"],
+                                          runs["awrs"]["checks_per_token"])}
     return results
 
 
@@ -158,6 +170,7 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
     summary, runs, notes = [], [], []
     for name, c in constraints.items():
         metrics[f"{name}.masking_checks_vs_awrs"] = c["masking_checks_vs_awrs"]
+        metrics[f"{name}.paper_checks_vs_awrs"] = c["paper_checks_vs_awrs"]
         for method in METHODS:
             m = c[method]
             metrics[f"{name}.{method}_checks_per_token"] = m["checks_per_token"]
@@ -190,6 +203,10 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
                  "per-token time = mean LM forward + mean sampler step, prompt prefill excluded; ratios "
                  "against an unconstrained decode step timed just before each run")
     provenance = provenance or Provenance()
+    notes.append("awrs: the default decoder (variant auto: geometric estimator when max p >= 2/3, else "
+                 "recursive; tokens with a byte outside the constraint's alphabet pruned a priori); "
+                 "awrs-paper: the paper's two-round estimator, no pruning; masking: the constraint on every "
+                 "token of the vocabulary (no pruning)")
     return Report(
         name="awrs", metrics=metrics,
         tables=(Table("AWRS vs full masking, median over runs",
@@ -205,7 +222,8 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
 
 @attrs.define
 class AWRSBenchmark(Benchmark):
-    """AWRS vs full-vocabulary masking on a regex and a JSON Schema, in one run."""
+    """AWRS (default and the paper's two-round variant) vs full-vocabulary masking on a regex and a
+    JSON Schema, in one run."""
 
     name = "awrs"
 

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from tokensmith import (
+    ConfigError,
     Constraint,
     Decoder,
     DecodeRequest,
@@ -22,7 +23,7 @@ from tokensmith import (
     unit_interval,
 )
 
-from .smc import SMCResult, smc
+from .smc import SMCResult, log_mean_exp, smc
 from .spaces import space_for
 
 #: the most particles one decoder runs: each holds its own copy of the LM's KV cache
@@ -43,9 +44,19 @@ class _SMCDecoder(Decoder):
         "doc": f"1: one importance-weighted sample; more: SMC with resampling (at most {MAX_PARTICLES})"})
     ess_threshold: float = attrs.field(default=0.5, validator=unit_interval, metadata={
         "doc": "resample when ESS < ess_threshold * n_particles (the paper's example uses 0.5)"})
+    prune: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "drop tokens with a byte outside the constraint's alphabet before sampling (the paper's "
+               "a-priori pruning; regex constraints declare their alphabet)"})
 
     accepts_constraint = True
-    sampler = "awrs"
+
+    @property
+    def sampler(self) -> str:
+        return "masking"
+
+    @property
+    def max_accepts(self) -> int:
+        return 2
 
     def run(self, lm: Any, prompt: str, *, max_new_tokens: int = 32, constraint: Constraint | None = None,
             seed: int | None = None) -> SMCResult:
@@ -56,7 +67,8 @@ class _SMCDecoder(Decoder):
     def _smc(self, request: DecodeRequest) -> SMCResult:
         return smc(space_for(request.lm, request.component), request.prompt, request.constraint,
                    n_particles=self.n_particles, max_new_tokens=request.max_new_tokens,
-                   ess_threshold=self.ess_threshold, sampler=self.sampler, generator=request.generator)
+                   ess_threshold=self.ess_threshold, sampler=self.sampler, max_accepts=self.max_accepts,
+                   prune=self.prune, generator=request.generator)
 
     def generate(self, lm: Any, prompt: str, *, max_new_tokens: int = 32,
                  constraint: Constraint | None = None, seed: int | None = None) -> Generation:
@@ -64,11 +76,15 @@ class _SMCDecoder(Decoder):
         EOS (with one particle: that particle). ``log_weight`` is the SMC estimate of
         ``log P(c)`` over strings that end within ``max_new_tokens`` (one particle: its
         importance weight). When no particle ended, the string is a draw from the
-        truncated particles by their prefix weights, ``finish_reason`` is ``"length"``
-        and ``log_weight`` is ``-inf``. ``details["posterior"]`` maps each distinct
-        finished string to its normalised weight, ``details["truncated"]`` each truncated
-        prefix to its share of the truncated particles' weight; ``counters["truncated"]``
-        counts the truncated particles."""
+        truncated particles by their prefix weights, ``finish_reason`` is ``"length"``,
+        ``log_weight`` is ``-inf`` (no accepted string was seen) and ``prefix_log_weight``
+        the weight so far: the log mean over the particles of the truncated ones' weights
+        (one particle: its weight), which covers the prefix constraint only. When every
+        particle was rejected, ``finish_reason`` is ``"rejected"`` and ``prefix_log_weight``
+        ``None``. ``details["posterior"]`` maps each distinct finished string to its
+        normalised weight, ``details["truncated"]`` each truncated prefix to its share of
+        the truncated particles' weight; ``counters["truncated"]`` and
+        ``counters["rejected"]`` count those particles."""
         import torch
 
         request = self.begin(lm, prompt, max_new_tokens=max_new_tokens, constraint=constraint, seed=seed)
@@ -84,14 +100,32 @@ class _SMCDecoder(Decoder):
                 chosen = pool[int(torch.multinomial(torch.softmax(logw, 0), 1, generator=request.generator))]
                 break
         truncated = sum(p.finish == "length" for p in particles)
+        prefix_log_weight = None
+        if chosen.finish == "length":
+            prefix_log_weight = log_mean_exp([p.log_weight if p.finish == "length" else -math.inf
+                                              for p in particles])
         # lm_calls from the symbol space: a ByteLanguageModel counts its start/advance calls there
-        return request.generation(chosen.ids, chosen.text, finish_reason=chosen.finish,
-                                  log_weight=result.log_evidence,
-                                  counters={"lm_calls": result.calls, "constraint_checks": result.checks,
-                                            "tokens": result.tokens, "n_particles": len(particles),
-                                            "resamples": result.resamples, "truncated": truncated},
-                                  details={"posterior": _by_text(result.posterior()),
-                                           "truncated": _by_text(result.truncated())})
+        gen = request.generation(chosen.ids, chosen.text, finish_reason=chosen.finish,
+                                 log_weight=result.log_evidence,
+                                 counters={"lm_calls": result.calls, "constraint_checks": result.checks,
+                                           "tokens": result.tokens, "n_particles": len(particles),
+                                           "resamples": result.resamples, "truncated": truncated,
+                                           "rejected": sum(p.finish == "rejected" for p in particles),
+                                           "token_masks": result.masks},
+                                 details={"posterior": _by_text(result.posterior()),
+                                          "truncated": _by_text(result.truncated())})
+        return attrs.evolve(gen, prefix_log_weight=prefix_log_weight)
+
+
+#: the AWRS weight estimators (see :mod:`tokensmith_awrs.sampler`)
+VARIANTS = ("auto", "recursive", "geometric", "two-round")
+
+
+def _at_least_two(instance: Any, attribute: Any, value: int) -> None:
+    positive_int(instance, attribute, value)
+    if value < 2:
+        raise ConfigError(f"{attribute.name} must be >= 2 (the estimator (A - 1) / (A + n - 1) needs two "
+                          f"accepts), got {value}", component="decoder 'awrs'")
 
 
 @attrs.define
@@ -99,7 +133,17 @@ class AWRSDecoder(_SMCDecoder):
     """Adaptive weighted rejection sampling; ``n_particles > 1`` runs SMC."""
 
     name = "awrs"
-    sampler = "awrs"
+
+    variant: str = attrs.field(default="auto", validator=attrs.validators.in_(VARIANTS), metadata={
+        "doc": "weight estimator: auto (geometric when max p >= 2/3, else recursive: genlm-control's rule), "
+               "recursive (one pass), geometric (with-replacement counts), two-round (the paper's)"})
+    max_accepts: int = attrs.field(default=2, validator=_at_least_two, metadata={
+        "doc": "accepts the geometric estimator waits for (more: lower variance, more checks); auto "
+               "uses geometric whenever it is above 2"})
+
+    @property
+    def sampler(self) -> str:
+        return self.variant
 
 
 @attrs.define
@@ -107,7 +151,6 @@ class MaskingDecoder(_SMCDecoder):
     """Locally constrained decoding: the constraint on every token at every step."""
 
     name = "masking"
-    sampler = "masking"
 
 
 def _by_text(weights: dict[bytes, float]) -> dict[str, float]:

@@ -135,15 +135,12 @@ class IncrementalConstraint(Constraint):
 def allows_after(constraint: Constraint, prefix: bytes, piece: bytes) -> bool:
     """One counted check of ``prefix + piece``, incremental where the constraint allows it.
 
-    ``&`` and ``|`` combinations count one check themselves and one per part
-    they evaluate, exactly as :class:`tokensmith.AllOf`/:class:`~tokensmith.AnyOf` do.
+    ``&`` and ``|`` combinations are evaluated part by part through
+    :meth:`tokensmith.AllOf.through_parts`, so their ``checks`` count every part's
+    evaluations, exactly as their own ``allows`` does.
     """
     if isinstance(constraint, IncrementalConstraint):
         return constraint.allows_after(prefix, piece)
-    if isinstance(constraint, AllOf):
-        constraint.checks += 1
-        return all(allows_after(part, prefix, piece) for part in constraint.parts)
-    if isinstance(constraint, AnyOf):
-        constraint.checks += 1
-        return any(allows_after(part, prefix, piece) for part in constraint.parts)
+    if isinstance(constraint, (AllOf, AnyOf)):
+        return constraint.through_parts(lambda part: allows_after(part, prefix, piece))
     return constraint.allows(prefix + piece)

@@ -27,6 +27,13 @@ def tokensmith_register_constraints():
                   "a JSON document valid under a JSON Schema subset (incremental, schema-aware)"),
         Component("python", f"{_M}.python_syntax:PythonConstraint",
                   "Python source that CPython parses; a prefix is allowed when a witness completion parses"),
+        Component("lark", f"{_M}.grammars:LarkConstraint",
+                  "text derived from a Lark grammar, checked by llguidance (optional extra; token masks "
+                  "over a token LM)"),
+        Component("llg-json-schema", f"{_M}.grammars:LLGJSONSchemaConstraint",
+                  "a JSON document valid under a full JSON Schema, compiled by llguidance (optional extra)"),
+        Component("llg-regex", f"{_M}.grammars:LLGRegexConstraint",
+                  "text fully matching a Rust-syntax regex, checked by llguidance (optional extra)"),
     ]
 
 

@@ -457,6 +457,7 @@ class RegexConstraint(IncrementalConstraint):
     _start: int = attrs.field(init=False, repr=False, eq=False)
     _accept: int = attrs.field(init=False, repr=False, eq=False)
     _live: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    _alphabet: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
 
     @staticmethod
     def check_parameters(values: dict[str, Any]) -> None:
@@ -474,6 +475,9 @@ class RegexConstraint(IncrementalConstraint):
         self._edges = nfa.edges
         self._eps = nfa.eps
         self._live = nfa.co_reachable(self._accept)
+        reached = nfa.reachable(self._start)
+        self._alphabet = frozenset(b for s in reached for lo, hi, t in nfa.edges[s] if t in self._live
+                                   for b in range(lo, hi + 1))
 
     def _restrict(self, nfa: _NFA, tokenizer: Any) -> _NFA:
         """``nfa`` reading only bytes some token contains; an error when it then accepts nothing."""
@@ -491,6 +495,12 @@ class RegexConstraint(IncrementalConstraint):
             f"'{getattr(tokenizer, 'name', type(tokenizer).__name__)}': every match needs one of the "
             f"bytes {bytes(needed).hex(' ')}, and no token contains them", component=_COMPONENT,
             hint="tokenizer.unrepresentable_bytes lists the missing bytes; change the pattern or the model")
+
+    def byte_alphabet(self) -> frozenset[int]:
+        """The bytes some accepted string contains: the labels of the edges between states
+        that are reachable from the start and can still reach the accept state (decoders
+        prune tokens with any other byte, a priori)."""
+        return self._alphabet
 
     def _closure(self, states) -> frozenset[int]:
         out, todo = set(states), list(states)

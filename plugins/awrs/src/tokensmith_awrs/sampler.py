@@ -1,20 +1,38 @@
-"""The AWRS token sampler and the full-masking baseline, one step each.
+"""The AWRS token sampler (three estimators of the weight) and the full-masking baseline.
 
 Lipkin et al., "Fast Controlled Generation from Language Models with Adaptive
-Weighted Rejection Sampling", COLM 2025, arXiv 2504.05410 — the paper's
-two-round algorithm (Sec. 3; ``experiments/sampler.py`` of the paper's code).
+Weighted Rejection Sampling", COLM 2025, arXiv 2504.05410.
 
 Given next-token weights ``w(x)`` (log-probabilities ``logw``; tokens known to
 be invalid a priori are ``-inf``, which prunes them and shrinks ``Z``) and a
-Boolean constraint ``c``:
+Boolean constraint ``c``, every variant visits tokens in descending Gumbel-key
+order ``log p(x) + G_x`` (sampling without replacement), removing each rejected
+token, and returns the first accepted ``x*``: an exact sample of
+``p(x) c(x) / Z_c``. They differ in how they estimate ``Z_c`` (each estimate is
+unbiased, and properly weighted jointly with ``x*``: ``E[w_hat f(x*)] = sum_x
+p(x) c(x) f(x)``):
 
-* round 1 visits tokens in descending Gumbel-key order ``log p(x) + G_x``
-  (sampling without replacement), removing each rejected token; the first
-  accepted ``x*`` is an exact sample of ``p(x) c(x) / Z_c``;
-* round 2 draws fresh keys over the support left after round 1 and counts the
-  rejections ``N2`` before its first acceptance;
-* the weight ``w_hat = Z (1 - m) / (N + 1)`` with ``m`` the probability mass
-  rejected in round 1 and ``N = |R1| + N2`` is unbiased: ``E[w_hat] = Z_c``.
+* ``two-round`` — the paper's algorithm (Sec. 3; ``experiments/sampler.py`` of the
+  paper's code): a second round with fresh keys over the support left counts its
+  rejections ``N2`` before its first acceptance, and ``w_hat = Z (1 - m) / (N + 1)``
+  with ``m`` the mass rejected in round 1 and ``N = |R1| + N2``. Round 2 repeats
+  much of round 1's work when little mass is accepted.
+* ``recursive`` — one pass, from ``E[f(X)] = p(x) f(x) + (1 - p(x)) E[f(X) | X != x]``
+  applied at every visited token: a rejected token multiplies the estimate by
+  ``1 - q`` (``q`` its probability among the tokens not yet visited, the factors
+  telescoping to ``1 - m``), and at ``x*`` one more token ``y`` (the next in the same
+  order, a draw from the rest) estimates the tail: ``w_hat = Z (1 - m)`` when
+  ``c(y)``, else ``Z p(x*)``. Cost: ``|R1| + 2`` checks.
+* ``geometric`` — simulates sampling *with* replacement until ``max_accepts``
+  accepts from without-replacement walks: before each visited token, the draws that
+  would have fallen on already-rejected tokens are added as a Geometric(1 - m)
+  count of "phantom" rejections (known rejected, never checked), and a walk ends at
+  an accept (each round starts from fresh keys; accepted tokens are cached, not
+  re-checked). With ``A = max_accepts`` accepts and ``n`` rejections (phantoms
+  included) the unbiased negative-binomial estimate is ``w_hat = Z (A - 1) / (A + n - 1)``.
+  On a peaked step (``max p >= 2/3``) it needs fewer than 2 checks on average.
+* ``auto`` — the rule of genlm-control's current sampler: ``geometric`` when
+  ``max p >= 2/3`` (or ``max_accepts > 2``), else ``recursive``.
 
 Masking (locally constrained decoding) evaluates ``c`` on every token and
 samples the same ``p_c`` with the exact local weight ``Z_c``.
@@ -33,8 +51,10 @@ import attrs
 class Step:
     """One sampled token (``None`` when every token was rejected: weight 0).
 
-    AWRS fills ``rejected_round1``/``rejected_round2`` (``|R1|`` and ``N2``); masking
-    fills ``disallowed`` (the candidates the constraint refused)."""
+    AWRS fills ``rejected_round1`` (distinct tokens rejected before ``x*``) and
+    ``rejected_round2`` (distinct tokens rejected after it: ``N2`` of the two-round
+    variant, the tail token of the recursive one, later walks of the geometric one);
+    masking fills ``disallowed`` (the candidates the constraint refused)."""
 
     token: int | None
     log_weight: float
@@ -100,14 +120,139 @@ def awrs_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Step:
     return Step(star, log_z + log_kept - math.log(n + 1), checks, len(rejected), n2)
 
 
+def _start(logw: Any) -> tuple[Any, float] | None:
+    import torch
+
+    logw = logw.to(torch.float64)
+    log_z = float(torch.logsumexp(logw, 0))
+    return None if log_z == -math.inf else (logw - log_z, log_z)
+
+
+def _log_kept(logp: Any, rejected: list[int]) -> float:
+    """``log(1 - m)`` for the rejected tokens' mass ``m``, summed over what is kept (no
+    cancellation when ``m`` is close to 1)."""
+    import torch
+
+    if not rejected:
+        return 0.0
+    kept = logp.clone()
+    kept[torch.tensor(rejected)] = -math.inf
+    return float(torch.logsumexp(kept, 0))
+
+
+def recursive_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Step:
+    """Recursive AWRS: one pass, ``w_hat = Z (1 - m)`` or ``Z p(x*)`` (see the module)."""
+    start = _start(logw)
+    if start is None:
+        return Step(None, -math.inf, 0)
+    logp, log_z = start
+    order = descending(_gumbel_keys(logp, generator))
+    checks, rejected, star = 0, [], None
+    for x in order:
+        checks += 1
+        if check(x):
+            star = x
+            break
+        rejected.append(x)
+    if star is None:
+        return Step(None, -math.inf, checks, len(rejected))
+    log_kept = _log_kept(logp, rejected)
+    following = next(order, None)
+    if following is None:  # x* is all the mass left: q = 1, the tail estimate is exact
+        return Step(star, log_z + log_kept, checks, len(rejected))
+    checks += 1
+    if check(following):
+        return Step(star, log_z + log_kept, checks, len(rejected))
+    # q = p(x*) / (1 - m): Z (1 - m) q = Z p(x*)
+    return Step(star, log_z + float(logp[star]), checks, len(rejected), 1)
+
+
+def _phantoms(log_m: float, generator: Any) -> float:
+    """Draws of a with-replacement sampler that fall on the rejected mass ``m`` before one
+    falls outside it: Geometric(1 - m) failures, ``P(K >= k) = m^k``, by inversion."""
+    import torch
+
+    if log_m == -math.inf:
+        return 0.0
+    u = float(torch.rand((), generator=generator, dtype=torch.float64).clamp_(min=1e-300))
+    return math.floor(math.log(u) / log_m) if log_m < 0 else math.inf
+
+
+def geometric_step(logw: Any, check: Callable[[int], bool], generator: Any, max_accepts: int = 2) -> Step:
+    """Geometric AWRS: with-replacement counts rebuilt from without-replacement walks (see
+    the module); ``w_hat = Z (A - 1) / (A + n - 1)``."""
+    import torch
+
+    start = _start(logw)
+    if start is None:
+        return Step(None, -math.inf, 0)
+    logp, log_z = start
+    remaining = logp.clone()
+    accepted: set[int] = set()
+    checks, rejected, first_round, star, n_rej = 0, [], None, None, 0.0
+    mass, log_m = 0.0, -math.inf  # the rejected mass m and its log
+    for _ in range(max_accepts):
+        for x in descending(_gumbel_keys(remaining, generator)):
+            n_rej += _phantoms(log_m, generator)
+            if x in accepted:
+                ok = True
+            else:
+                checks += 1
+                ok = check(x)
+            if ok:
+                accepted.add(x)
+                star = x if star is None else star
+                break
+            rejected.append(x)
+            n_rej += 1
+            remaining[x] = -math.inf
+            mass += math.exp(float(logp[x]))
+            # log m from the rejected side while m is small; once it is not, from the kept mass
+            # (log1p(-kept)), which stays exact as m approaches 1
+            log_m = math.log(mass) if mass < 0.5 \
+                else math.log1p(-math.exp(float(torch.logsumexp(remaining, 0))))
+        else:  # walked the whole support without an accept: nothing is allowed
+            return Step(None, -math.inf, checks, len(rejected))
+        if first_round is None:
+            first_round = len(rejected)
+    estimate = (max_accepts - 1) / (max_accepts + n_rej - 1)
+    log_w = log_z + math.log(estimate) if estimate > 0 else -math.inf
+    assert first_round is not None
+    return Step(star, log_w, checks, first_round, len(rejected) - first_round)
+
+
+#: genlm-control's switch: with max p >= 2/3 the geometric variant expects fewer than 2
+#: distinct checks (1 + a negative binomial's mean 2 (1 - p) / p), the recursive one at least 2
+GEOMETRIC_THRESHOLD = math.log(2 / 3)
+
+
+def auto_step(logw: Any, check: Callable[[int], bool], generator: Any, max_accepts: int = 2) -> Step:
+    """``geometric`` on a peaked step (``max p >= 2/3``) or with ``max_accepts > 2``, else
+    ``recursive``."""
+    import torch
+
+    logw = logw.to(torch.float64)
+    log_z = float(torch.logsumexp(logw, 0))
+    if max_accepts > 2 or (log_z > -math.inf and float(logw.max()) - log_z >= GEOMETRIC_THRESHOLD):
+        return geometric_step(logw, check, generator, max_accepts)
+    return recursive_step(logw, check, generator)
+
+
 def masking_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Step:
     """Locally constrained decoding: ``c`` on every token with ``w(x) > 0``, then an
     exact draw from ``p_c``; the weight is the exact ``Z_c``."""
     import torch
 
     logw = logw.to(torch.float64)
-    candidates = torch.nonzero(torch.isfinite(logw)).flatten().tolist()
-    allowed = [x for x in candidates if check(x)]
+    finite = torch.isfinite(logw)
+    vector = getattr(check, "vector", None)
+    if vector is not None:  # one token mask answers every candidate (llguidance)
+        candidates = int(finite.sum())
+        allowed = torch.nonzero(finite & vector(candidates).to(finite.device)).flatten().tolist()
+        candidates = [None] * candidates
+    else:
+        candidates = torch.nonzero(finite).flatten().tolist()
+        allowed = [x for x in candidates if check(x)]
     if not allowed:
         return Step(None, -math.inf, len(candidates), disallowed=len(candidates))
     masked = torch.full_like(logw, -math.inf)
@@ -118,4 +263,7 @@ def masking_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Ste
     return Step(token, log_zc, len(candidates), disallowed=len(candidates) - len(allowed))
 
 
-SAMPLERS = {"awrs": awrs_step, "masking": masking_step}
+SAMPLERS = {"two-round": awrs_step, "recursive": recursive_step, "geometric": geometric_step,
+            "auto": auto_step, "masking": masking_step}
+#: the samplers that take ``max_accepts``
+TAKES_MAX_ACCEPTS = frozenset({"geometric", "auto"})

@@ -19,16 +19,18 @@ of having ended is the target's last potential) and reported apart, by
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from tokensmith import Constraint
+from tokensmith import AllOf, AnyOf, Constraint
 
 from .incremental import allows_after
-from .sampler import SAMPLERS, Step
+from .sampler import SAMPLERS, TAKES_MAX_ACCEPTS, Step
+from .spaces import byte_alphabet
 
 
 @attrs.define
@@ -51,6 +53,8 @@ class SMCResult:
     resamples: int
     #: tokens appended by the sampler (a resampled copy's inherited tokens are not counted again)
     tokens: int
+    #: token masks computed (llguidance constraints over a token LM: one per particle and step)
+    masks: int = 0
 
     def posterior(self) -> dict[bytes, float]:
         """Normalised weight of each distinct finished string (truncated and zero-weight
@@ -83,29 +87,78 @@ def log_mean_exp(values: list[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
 
 
-def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes) -> Callable[[int], bool]:
-    """``c`` for the next symbol after ``prefix``: a stop symbol asks whether ``prefix`` is
-    accepted (evaluated once per step), any other symbol whether ``prefix + bytes`` is allowed."""
+def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: bytes) -> Callable[[int], bool]:
+    """``allows(prefix + piece(x))`` for one (part of a) constraint: through llguidance's token
+    mask when the space has one for it (one mask per step, made at the first check; each check
+    a counted lookup), part by part for ``&``/``|`` (every part's checks counted), else
+    incrementally from the cached prefix state."""
+    if isinstance(constraint, (AllOf, AnyOf)):
+        checks = {id(part): _part_check(part, space, ids, prefix) for part in constraint.parts}
+        return lambda x: constraint.through_parts(lambda part: checks[id(part)](x))
+    masker = space.masker(constraint)
+    if masker is None:
+        pieces = space.pieces
+        return lambda x: allows_after(constraint, prefix, pieces[x])
+    mask: list[Any] = []
+
+    def lookup(x: int) -> bool:
+        if not mask:
+            mask.append(masker.mask(ids))
+            space.masks += 1
+        constraint.checks += 1
+        return bool(mask[0][x])
+
+    def vector(candidates: int) -> Any:
+        """The whole mask at once (what masking needs), counted as one check per candidate."""
+        if not mask:
+            mask.append(masker.mask(ids))
+            space.masks += 1
+        constraint.checks += candidates
+        return mask[0]
+
+    lookup.vector = vector  # type: ignore[attr-defined]
+    return lookup
+
+
+def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes,
+                 ids: list[int] | None = None) -> Callable[[int], bool]:
+    """``c`` for the next symbol after ``prefix`` (generated as the symbols ``ids``): a stop
+    symbol asks whether ``prefix`` is accepted (evaluated once per step), any other symbol
+    whether ``prefix + bytes`` is allowed. When the constraint's whole check is one mask,
+    the function has a ``vector(candidates)`` attribute giving it over every symbol (stops
+    included)."""
     if constraint is None:
         return lambda x: True
-    pieces, stops = space.pieces, space.stops
+    stops = space.stops
+    inner = _part_check(constraint, space, list(ids or ()), prefix)
     accepted: list[bool] = []
+
+    def at_end() -> bool:
+        if not accepted:
+            accepted.append(constraint.accepts(prefix))
+        return accepted[0]
 
     def check(x: int) -> bool:
         if x in stops:
-            if not accepted:
-                accepted.append(constraint.accepts(prefix))
-            return accepted[0]
-        return allows_after(constraint, prefix, pieces[x])
+            return at_end()
+        return inner(x)
 
+    whole = getattr(inner, "vector", None)
+    if whole is not None:
+        def vector(candidates: int) -> Any:
+            out = whole(candidates).clone()
+            out[list(stops)] = at_end()
+            return out
+
+        check.vector = vector  # type: ignore[attr-defined]
     return check
 
 
 def extend(space: Any, particle: Particle, constraint: Constraint | None, sampler: Callable[..., Step],
            generator: Any, last: bool) -> Step:
     """Extend one running particle by one symbol (in place) and return the sampler's step."""
-    step = sampler(space.logweights(particle.state), symbol_check(constraint, space, particle.text),
-                   generator)
+    step = sampler(space.logweights(particle.state),
+                   symbol_check(constraint, space, particle.text, particle.ids), generator)
     particle.log_weight += step.log_weight
     if step.token is None:
         particle.finish = "rejected"
@@ -141,10 +194,16 @@ def _resample(space: Any, particles: list[Particle], generator: Any) -> list[Par
 
 
 def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: int,
-        max_new_tokens: int, ess_threshold: float = 0.5, sampler: str = "awrs",
-        generator: Any) -> SMCResult:
-    """Run SMC from ``prompt``; see the module docstring."""
+        max_new_tokens: int, ess_threshold: float = 0.5, sampler: str = "auto", max_accepts: int = 2,
+        prune: bool = True, generator: Any) -> SMCResult:
+    """Run SMC from ``prompt``; see the module docstring. ``sampler`` names the token
+    sampler (:data:`~tokensmith_awrs.sampler.SAMPLERS`); ``prune`` drops the symbols that
+    contain a byte outside the constraint's alphabet before any step."""
     step_fn = SAMPLERS[sampler]
+    if sampler in TAKES_MAX_ACCEPTS:
+        step_fn = functools.partial(step_fn, max_accepts=max_accepts)
+    if prune:
+        space.restrict(byte_alphabet(constraint))
     checks0 = constraint.checks if constraint is not None else 0
     calls0 = space.calls()
     root = space.start(prompt)
@@ -172,4 +231,5 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
             resamples += 1
     checks = (constraint.checks - checks0) if constraint is not None else 0
     final = [p.log_weight if p.finish == "stop" else -math.inf for p in particles]
-    return SMCResult(tuple(particles), log_mean_exp(final), checks, space.calls() - calls0, resamples, tokens)
+    return SMCResult(tuple(particles), log_mean_exp(final), checks, space.calls() - calls0, resamples, tokens,
+                     space.masks)

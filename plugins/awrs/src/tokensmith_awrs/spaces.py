@@ -1,8 +1,16 @@
 """The symbol spaces AWRS samples over: a token LM's vocabulary, or 256 bytes + EOS.
 
 A space gives the sampler next-symbol log-weights (with symbols known to be
-invalid a priori set to ``-inf``: the paper's optional pruning), the bytes each
-symbol adds, which symbols end the string, and how to advance a state.
+invalid a priori set to ``-inf``: the paper's optional pruning, Lipkin et al.,
+arXiv 2504.05410, step 1), the bytes each symbol adds, which symbols end the
+string, and how to advance a state.
+
+A priori invalid are: output rows with no token behind them, and — when the
+constraint declares its byte alphabet (:func:`byte_alphabet`: the bytes that occur
+in some accepted string) — every symbol containing a byte outside it, since no
+allowed text can contain that symbol in any context. Pruning leaves the constrained
+distribution and ``Z_c`` as they are (only tokens with ``c = 0`` lose their mass);
+``Z`` shrinks, and the samplers' weights carry the smaller ``Z``.
 """
 
 from __future__ import annotations
@@ -12,12 +20,54 @@ from typing import Any
 
 from tokensmith import (
     BYTE_EOS,
+    AllOf,
+    AnyOf,
     ByteLanguageModel,
+    Constraint,
     ContextLengthError,
     InputError,
     LanguageModel,
     encode_prompt,
 )
+
+from .grammars import LLGuidanceConstraint
+
+
+def byte_alphabet(constraint: Constraint | None) -> frozenset[int] | None:
+    """The bytes that can occur in a string ``constraint`` accepts, or ``None`` when it does
+    not say (any byte may). A constraint declares it with a ``byte_alphabet()`` method;
+    ``&`` intersects its parts' alphabets, ``|`` unites them."""
+    if constraint is None:
+        return None
+    if isinstance(constraint, AllOf):
+        known = [a for a in map(byte_alphabet, constraint.parts) if a is not None]
+        return frozenset.intersection(*known) if known else None
+    if isinstance(constraint, AnyOf):
+        parts = [byte_alphabet(part) for part in constraint.parts]
+        return None if any(a is None for a in parts) else frozenset().union(*parts)
+    declared = getattr(constraint, "byte_alphabet", None)
+    return frozenset(declared()) if callable(declared) else None
+
+
+#: prune vectors by (vocabulary, alphabet); the value keeps the vocabulary alive, so its id
+#: cannot be reused while it is cached
+_PRUNE_CACHE: dict[tuple[int, frozenset[int]], tuple[Any, Any]] = {}
+_PRUNE_CACHE_SIZE = 8
+
+
+def _outside_alphabet(pieces: tuple[bytes | None, ...], alphabet: frozenset[int]) -> list[int]:
+    """Ids of the pieces with a byte outside ``alphabet`` (``bytes.translate`` deletes the
+    alphabet's bytes in C: what is left is outside it)."""
+    key = (id(pieces), alphabet)
+    hit = _PRUNE_CACHE.get(key)
+    if hit is not None and hit[0] is pieces:
+        return hit[1]
+    keep = bytes(sorted(alphabet))
+    out = [i for i, b in enumerate(pieces) if b and b.translate(None, keep)]
+    if len(_PRUNE_CACHE) >= _PRUNE_CACHE_SIZE:
+        _PRUNE_CACHE.clear()
+    _PRUNE_CACHE[key] = (pieces, out)
+    return out
 
 
 class TokenSpace:
@@ -31,6 +81,7 @@ class TokenSpace:
         import torch
 
         self.lm = lm
+        self.masks = 0
         tok = lm.tokenizer
         self.pieces: tuple[bytes | None, ...] = tok.byte_table
         self.stops = frozenset(tok.special_ids)
@@ -38,6 +89,21 @@ class TokenSpace:
         keep = [i for i, b in enumerate(self.pieces) if b or i in self.stops]
         prune[torch.tensor(keep)] = 0.0
         self._prune = prune
+
+    def masker(self, constraint: Constraint) -> Any:
+        """llguidance's token-mask builder over this vocabulary, for a constraint backed by it."""
+        if isinstance(constraint, LLGuidanceConstraint):
+            return constraint.token_masker(self.lm.tokenizer, self.lm.vocab_size)
+        return None
+
+    def restrict(self, alphabet: frozenset[int] | None) -> None:
+        """Prune every token with a byte outside ``alphabet`` (special tokens stay)."""
+        if alphabet is None or len(alphabet) == 256:
+            return
+        outside = _outside_alphabet(self.pieces, alphabet)
+        if outside:
+            self._prune = self._prune.clone()
+            self._prune[outside] = -math.inf
 
     def start(self, prompt: str) -> Any:
         # special-token strings are control tokens only in a TrustedText prompt
@@ -67,7 +133,22 @@ class ByteSpace:
 
     def __init__(self, lm: ByteLanguageModel) -> None:
         self.lm = lm
+        self.masks = 0
         self._calls = 0
+        self._prune: Any = None
+
+    def masker(self, constraint: Constraint) -> None:
+        """Bytes are checked by the constraint itself (llguidance's byte matcher included)."""
+        return None
+
+    def restrict(self, alphabet: frozenset[int] | None) -> None:
+        """Prune the byte values outside ``alphabet`` (EOS stays)."""
+        import torch
+
+        if alphabet is None or len(alphabet) == 256:
+            return
+        self._prune = torch.zeros(257, dtype=torch.float64)
+        self._prune[[b for b in range(256) if b not in alphabet]] = -math.inf
 
     def start(self, prompt: str) -> Any:
         self._calls += 1
@@ -76,7 +157,8 @@ class ByteSpace:
     def logweights(self, state: Any) -> Any:
         import torch
 
-        return torch.as_tensor(state.logprobs, dtype=torch.float64)
+        logw = torch.as_tensor(state.logprobs, dtype=torch.float64)
+        return logw if self._prune is None else logw + self._prune
 
     def advance(self, state: Any, symbol: int) -> Any | None:
         """The state after ``symbol``, or ``None`` when the byte LM's token context is full."""
