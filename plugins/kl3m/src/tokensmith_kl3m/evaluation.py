@@ -311,9 +311,9 @@ class KL3MReport(Evaluation):
             for text in corpus_texts(
                 config, split, field, registry=_registry(self.ctx), limit=limit, component=self.component
             ):
-                if text.strip():
-                    count += 1
-                    yield text
+                # a document with no text is kept (it adds no character and no token) and counted
+                count += bool(text.strip())
+                yield text
         except (DataUnavailableError, ConfigError) as exc:
             kind = DataUnavailableError if isinstance(exc, DataUnavailableError) else ConfigError
             raise kind(
@@ -415,7 +415,7 @@ class KL3MReport(Evaluation):
 
         # held-out legal text: tokens per character, and the edits for the stability (streamed)
         tokens = dict.fromkeys(every, 0)
-        chars = docs = 0
+        chars = docs = empty = 0
         rng = random.Random(self.seed)
         edits = []
         per_doc = max(1, math.ceil(n_edits / sample)) if sample else 10
@@ -423,6 +423,7 @@ class KL3MReport(Evaluation):
             self._legal("eval", sample), total=sample, desc="held-out legal text", unit="doc"
         ):
             docs += 1
+            empty += not text.strip()
             chars += len(text)
             for label, tok in every.items():
                 tokens[label] += len(ids_of(tok, text))
@@ -451,6 +452,7 @@ class KL3MReport(Evaluation):
         kl3m, general = "kl3m-bpe (legal)", "bpe (general English)"
         metrics: dict[str, float] = {
             "documents": docs,
+            "empty_documents": empty,
             "characters": chars,
             "vocab_size": vocab_size,
             "tokens_per_char_kl3m": per_char[kl3m],
@@ -518,27 +520,24 @@ class KL3MReport(Evaluation):
                 ),
             ),
         )
+        # one bar per tokenizer, a chart per measure
         series = [
             Series(
-                label,
-                (label.split(" (")[0],),
-                (per_char[label],),
+                "tokens per character",
+                tuple(every),
+                tuple(per_char[label] for label in every),
                 plot="bar",
                 group="tokens per character",
                 y_label="tokens / character",
-            )
-            for label in every
-        ]
-        series += [
+            ),
             Series(
-                f"{label} ",
-                (label.split(" (")[0],),
-                (per_term[label]["tokens_per_domain_term"],),
+                "tokens per domain term",
+                tuple(per_term),
+                tuple(per_term[label]["tokens_per_domain_term"] for label in per_term),
                 plot="bar",
                 group="tokens per domain term",
-                y_label="tokens",
-            )
-            for label in per_term
+                y_label="tokens (after a space)",
+            ),
         ]
         series += [
             Series(
