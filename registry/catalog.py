@@ -28,8 +28,11 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-linguistic-integrity": {"evaluation": ("linguistic-integrity",)},
     "tokensmith-dynamic-tokenization": {"embedding": ("subtoken-mean",),
                                         "evaluation": ("dynamic-tokenization",)},
+    "tokensmith-charbench": {"evaluation": ("charbench", "charbench-covariates")},
+    "tokensmith-needle-threading": {"evaluation": ("needle-threading", "uuid-chars-per-token")},
     "tokensmith-kl3m": {"tokenizer_trainer": ("kl3m-bpe", "kl3m-char"),
                         "evaluation": ("domain-terms", "kl3m")},
+    "tokensmith-dahsf": {"tokenizer_stage": ("dahsf",), "benchmark": ("dahsf",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
