@@ -1,0 +1,1 @@
+"""tokenizer-report: a composition of the installed tokenizer evaluations (README.md)."""
