@@ -26,6 +26,15 @@ def test_demo_reports_awrs_against_masking(tiny_lm):
     assert report.metrics["masking_checks_per_token"] >= tiny_lm.tokenizer.vocab_size - 1
     assert report.metrics["masking_checks_vs_awrs"] > 1
     assert "\x1b" not in out.getvalue() and "more constraint checks per token" in out.getvalue()
+    from tokensmith_awrs.grammars import available
+
+    if available():  # the Lark section: SMC posterior and masking frequencies, each a distribution
+        lark = report.tables[1]
+        for column in (1, 2):
+            total = sum(row[column] for row in lark.rows)
+            assert total == 0 or abs(total - 1) < 1e-9
+    else:
+        assert any("llguidance is not installed" in note for note in report.notes)
 
 
 def test_demo_without_a_language_model_says_so():

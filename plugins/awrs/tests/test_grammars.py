@@ -21,8 +21,8 @@ from tokensmith import ConfigError
 from tokensmith.testing import ConstraintContract
 
 needs_llguidance = pytest.mark.skipif(
-    not available(), reason="llguidance is not installed (optional: pip install 'tokensmith-awrs[llguidance]'; "
-                            "tox -e llguidance runs these tests)")
+    not available(), reason="llguidance is not installed (optional: pip install "
+                            "'tokensmith-awrs[llguidance]'; tox -e llguidance runs these tests)")
 
 #: a finite language, small enough to enumerate every string over its alphabet
 GRAMMAR = 'start: "ab" | "a" DIGIT | "ba" DIGIT?\nDIGIT: /[0-9]/'
