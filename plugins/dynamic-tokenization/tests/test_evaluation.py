@@ -15,6 +15,7 @@ from tokensmith import (
     Component,
     InputError,
     PipelineSpec,
+    Registry,
     SplitDataset,
     UnknownComponentError,
     hookimpl,
@@ -62,8 +63,6 @@ class Data:
 
 @pytest.fixture(scope="module")
 def registry(third_party):
-    from tokensmith.registry import Registry
-
     plugins = (dynamic_plugin, Data(), third_party)
     return Registry.from_environment(plugins=plugins, entry_points=False, env={})
 
@@ -156,3 +155,19 @@ def test_bad_input_names_the_evaluation(registry, pipeline):
             build(**bad)
     with pytest.raises(InputError, match="Tokenizer|pipeline"):
         build().run(pipeline.tokenizer)
+
+
+def test_passages_cover_each_document_at_pre_token_boundaries(registry, pipeline):
+    evaluation = registry.build("evaluation", {"type": "dynamic-tokenization", **PARAMS})
+    tok = pipeline.tokenizer
+    text = SENTENCES * 3
+    pieces = evaluation._cut(tok, text)
+    assert "".join(pieces) == text and len(pieces) > 1
+    starts = {p.span[0] for p in tok.pretokenize(text)}
+    at = 0
+    for piece in pieces[:-1]:
+        assert len(piece) >= PARAMS["passage_chars"]
+        at += len(piece)
+        assert at in starts
+    cut = evaluation._context_cut(tok, pieces[0])
+    assert cut in {p.span[0] for p in tok.pretokenize(pieces[0])} and 0 < cut < len(pieces[0])
