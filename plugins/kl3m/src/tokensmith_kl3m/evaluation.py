@@ -96,7 +96,9 @@ def read_terms(
         if exc.component == component:
             raise
         raise DataUnavailableError(
-            f"cannot read the terms: {exc.message}", component=component, hint=exc.hint
+            f"cannot read the terms: {exc.message}",
+            component=component,
+            hint="pass terms = a readable UTF-8 file, one term per line ('#' comments)",
         ) from None
 
 
