@@ -8,11 +8,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tokensmith_dler.merge import UpdateSelectiveMerge, update_selective_merge
 
 import tokensmith
 from tokensmith import ConfigError, InputError
 from tokensmith.testing import TINY_CORPUS, tiny_llama
-from tokensmith_dler.merge import UpdateSelectiveMerge, update_selective_merge
 
 
 def _states(seed, shapes=((4, 3), (7,), (2, 2, 2))):
@@ -89,10 +89,15 @@ def test_the_recipe_merges_a_trained_model_into_its_base(tiny_tokenizer, tmp_pat
         def callbacks(self, ctx):
             return Spy().callbacks(ctx) + merge.callbacks(ctx)
 
-    result = tokensmith.run_recipe(model=model, tokenizer=tiny_tokenizer, train_data=examples,
-                                   data={"max_length": 32, "packing": True}, recipe=Both(),
-                                   arguments={"steps": 2, "batch_size": 2, "lr": 1e-2, "progress": "off",
-                                              "save_final": False}, output_dir=str(tmp_path))
+    result = tokensmith.run_recipe(
+        model=model,
+        tokenizer=tiny_tokenizer,
+        train_data=examples,
+        data={"max_length": 32, "packing": True},
+        recipe=Both(),
+        arguments={"steps": 2, "batch_size": 2, "lr": 1e-2, "progress": "off", "save_final": False},
+        output_dir=str(tmp_path),
+    )
     trained, final = recorded[0], result.model.state_dict()
     assert any(not torch.equal(trained[k], base[k]) for k in base)
     expected = trained if keep == 1.0 else base

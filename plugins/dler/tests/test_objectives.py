@@ -11,10 +11,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import tokensmith
-from tokensmith import ConfigError, InputError
-from tokensmith.testing import AdvantageContract, LossContract, RewardContract
 from tokensmith_dler.objectives import (
     BatchWhitened,
     ClipHigher,
@@ -25,15 +21,26 @@ from tokensmith_dler.objectives import (
     informative_groups,
 )
 
+import tokensmith
+from tokensmith import ConfigError, InputError
+from tokensmith.testing import AdvantageContract, LossContract, RewardContract
+
 EOS = 0
 
 
 # --- truncation-penalty -------------------------------------------------------------------
 
+
 @settings(max_examples=40, deadline=None)
-@given(rows=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 12), st.booleans(), st.booleans()),
-                     min_size=1, max_size=12),
-       cap=st.integers(1, 10), coef=st.sampled_from([0.0, 0.1, 0.5, 0.99]))
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 9), st.integers(0, 12), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=12,
+    ),
+    cap=st.integers(1, 10),
+    coef=st.sampled_from([0.0, 0.1, 0.5, 0.99]),
+)
 def test_a_truncated_response_is_never_rewarded_one(rows, cap, coef):
     """Invariant 1, against a brute-force rule: reward 1 only when correct, ended with EOS and
     within the cap; anything cut off gets at most penalty_coef < 1."""
@@ -45,7 +52,7 @@ def test_a_truncated_response_is_never_rewarded_one(rows, cap, coef):
         body = [5] * max(length - 1, 0)
         ids.append(body + [EOS] if ends and length else body + ([7] if length else []))
     got = reward(["q"] * len(rows), completions, answer=answers, completion_ids=ids)
-    for (value, length, ends, right), row, r in zip(rows, ids, got):
+    for (_value, _length, _ends, right), row, r in zip(rows, ids, got):
         finished = bool(row) and row[-1] == EOS and len(row) <= cap
         assert r == (float(right) if finished else float(right) * coef)
         if not finished:
@@ -54,8 +61,12 @@ def test_a_truncated_response_is_never_rewarded_one(rows, cap, coef):
 
 def test_finished_column_and_per_prompt_caps():
     reward = TruncationPenalty(max_length=8, penalty_coef=0.0)
-    info = {"answer": ["4", "4", "4"], "finished": [True, False, True],
-            "completion_ids": [[1, 2, 3], [1] * 8, [1] * 6], "truncation_length": [8, 8, 5]}
+    info = {
+        "answer": ["4", "4", "4"],
+        "finished": [True, False, True],
+        "completion_ids": [[1, 2, 3], [1] * 8, [1] * 6],
+        "truncation_length": [8, 8, 5],
+    }
     # the third finished within L = 8 but not within its own L(q) = 5
     assert reward(["2+2"] * 3, ["4", "4", "4"], **info) == [1.0, 0.0, 0.0]
 
@@ -79,13 +90,16 @@ class TestTruncationPenaltyContract(RewardContract):
     @pytest.fixture
     def reward_info(self):
         def info(prompts, completions):
-            return {"answer": ["4"] * len(completions),
-                    "completion_ids": [[3] * (len(c) % 9) + [EOS] for c in completions]}
+            return {
+                "answer": ["4"] * len(completions),
+                "completion_ids": [[3] * (len(c) % 9) + [EOS] for c in completions],
+            }
 
         return info
 
 
 # --- batch-whitened / correct-sample-boost ------------------------------------------------
+
 
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(1, 5), min_size=1, max_size=5), data=st.data())
@@ -93,8 +107,9 @@ def test_whitened_advantages_have_token_mean_0_and_std_1(sizes, data):
     """Invariant 2: over the valid tokens (each completion's advantage repeated once per token),
     mean 0 and (unbiased) std 1 — and the brute force on the expanded token list agrees."""
     n = sum(sizes)
-    rewards = torch.tensor(data.draw(st.lists(st.sampled_from([0.0, 0.1, 1.0]), min_size=n, max_size=n)),
-                           dtype=torch.float64)
+    rewards = torch.tensor(
+        data.draw(st.lists(st.sampled_from([0.0, 0.1, 1.0]), min_size=n, max_size=n)), dtype=torch.float64
+    )
     lengths = torch.tensor(data.draw(st.lists(st.integers(1, 7), min_size=n, max_size=n)))
     groups = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
     adv = BatchWhitened()(rewards, groups, lengths=lengths).double()
@@ -145,12 +160,14 @@ class TestBoostContract(AdvantageContract):
 
 # --- dynamic sampling, difficulty-aware truncation ----------------------------------------
 
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), groups=st.integers(1, 6), size=st.integers(1, 6))
 def test_dynamic_sampling_leaves_no_zero_variance_group(data, groups, size):
     """Invariant 3: every kept group has rewards that differ; every dropped one is constant."""
-    rewards = torch.tensor(data.draw(st.lists(st.sampled_from([0.0, 0.1, 1.0]), min_size=groups * size,
-                                              max_size=groups * size)))
+    rewards = torch.tensor(
+        data.draw(st.lists(st.sampled_from([0.0, 0.1, 1.0]), min_size=groups * size, max_size=groups * size))
+    )
     index = torch.arange(groups).repeat_interleave(size)
     keep = informative_groups(rewards, index)
     for k in range(groups):
@@ -177,31 +194,40 @@ def test_difficulty_aware_truncation_tightens_easy_prompts():
 
 # --- clip-higher ----------------------------------------------------------------------------
 
+
 def test_clip_bounds_are_asymmetric_on_a_ratio_grid():
     """Invariant 4: with ε_hi > ε_lo, a positive advantage stops gaining at 1 + ε_hi and a
     negative one at 1 − ε_lo, so the trust region is wider upwards."""
     ratios = torch.linspace(0.5, 1.6, 221, dtype=torch.float64)
     logp = torch.log(ratios)
     old = torch.zeros_like(logp)
-    pos = -clip_higher_token_loss(logp, old, torch.ones(1, dtype=torch.float64), epsilon_low=0.2,
-                                  epsilon_high=0.28, dual_clip=None)
-    neg = clip_higher_token_loss(logp, old, -torch.ones(1, dtype=torch.float64), epsilon_low=0.2,
-                                 epsilon_high=0.28, dual_clip=None)
+    pos = -clip_higher_token_loss(
+        logp, old, torch.ones(1, dtype=torch.float64), epsilon_low=0.2, epsilon_high=0.28, dual_clip=None
+    )
+    neg = clip_higher_token_loss(
+        logp, old, -torch.ones(1, dtype=torch.float64), epsilon_low=0.2, epsilon_high=0.28, dual_clip=None
+    )
     assert torch.allclose(pos, torch.minimum(ratios, torch.tensor(1.28, dtype=torch.float64)))
     assert torch.allclose(neg, torch.maximum(ratios, torch.tensor(0.8, dtype=torch.float64)))
     assert ClipHigher().clip_bounds() == pytest.approx((0.8, 1.28))
     upper, lower = 1.28 - 1, 1 - 0.8
     assert upper > lower
-    symmetric = clip_higher_token_loss(logp, old, torch.ones(1, dtype=torch.float64), epsilon_low=0.2,
-                                       epsilon_high=0.2, dual_clip=None)
+    symmetric = clip_higher_token_loss(
+        logp, old, torch.ones(1, dtype=torch.float64), epsilon_low=0.2, epsilon_high=0.2, dual_clip=None
+    )
     assert (-symmetric).max() == pytest.approx(1.2) and pos.max() == pytest.approx(1.28)
 
 
 def test_dual_clip_bounds_negative_advantages():
     ratio = torch.tensor([1.0, 5.0, 20.0, 100.0], dtype=torch.float64)
-    loss = clip_higher_token_loss(ratio.log(), torch.zeros(4, dtype=torch.float64),
-                                  torch.tensor([-2.0], dtype=torch.float64), epsilon_low=0.2,
-                                  epsilon_high=0.28, dual_clip=10.0)
+    loss = clip_higher_token_loss(
+        ratio.log(),
+        torch.zeros(4, dtype=torch.float64),
+        torch.tensor([-2.0], dtype=torch.float64),
+        epsilon_low=0.2,
+        epsilon_high=0.28,
+        dual_clip=10.0,
+    )
     assert loss.tolist() == pytest.approx([2.0, 10.0, 20.0, 20.0])
     with pytest.raises(ConfigError, match="dual_clip"):
         ClipHigher(dual_clip=1.1)
@@ -216,7 +242,11 @@ def test_on_policy_gradient_is_the_policy_gradient():
     loss = ClipHigher()({"labels": labels, "advantages": adv}, type("O", (), {"logits": logits})())
     loss.backward()
     ref_logits = logits.detach().clone().requires_grad_(True)
-    logp = torch.log_softmax(ref_logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    logp = (
+        torch.log_softmax(ref_logits[:, :-1], -1)
+        .gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1))
+        .squeeze(-1)
+    )
     mask = labels[:, 1:] != -100
     (-(adv.unsqueeze(1) * logp * mask).sum() / mask.sum()).backward()
     assert torch.allclose(logits.grad, ref_logits.grad, atol=1e-6)
@@ -230,7 +260,9 @@ def test_clip_higher_errors():
     with pytest.raises(InputError, match="ref"):
         ClipHigher(kl_coef=0.1)({"labels": labels, "advantages": torch.ones(1)}, outputs)
     with pytest.raises(InputError, match="old_logprobs"):
-        ClipHigher()({"labels": labels, "advantages": torch.ones(1), "old_logprobs": torch.zeros(1, 2)}, outputs)
+        ClipHigher()(
+            {"labels": labels, "advantages": torch.ones(1), "old_logprobs": torch.zeros(1, 2)}, outputs
+        )
 
 
 class _WithRollouts(ClipHigher):
@@ -242,9 +274,11 @@ class _WithRollouts(ClipHigher):
     def __call__(self, batch, outputs, num_items=None):
         labels = batch["labels"]
         g = torch.Generator().manual_seed(int(labels.abs().sum()) % 1000)
-        extra = {"advantages": torch.randn(labels.shape[0], generator=g),
-                 "old_logprobs": -torch.rand(labels.shape, generator=g) * 3,
-                 "ref_logprobs": -torch.rand(labels.shape, generator=g) * 3}
+        extra = {
+            "advantages": torch.randn(labels.shape[0], generator=g),
+            "old_logprobs": -torch.rand(labels.shape, generator=g) * 3,
+            "ref_logprobs": -torch.rand(labels.shape, generator=g) * 3,
+        }
         return super().__call__({**batch, **extra}, outputs, num_items=num_items)
 
 

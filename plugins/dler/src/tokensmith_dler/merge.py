@@ -43,8 +43,9 @@ def _selected(delta: Any, keep: float) -> Any:
     return mask.reshape(delta.shape)
 
 
-def update_selective_merge(base: Mapping[str, Any], tuned: Mapping[str, Any], keep: float,
-                           rescale: Literal["none", "l1"] = "none") -> dict[str, Any]:
+def update_selective_merge(
+    base: Mapping[str, Any], tuned: Mapping[str, Any], keep: float, rescale: Literal["none", "l1"] = "none"
+) -> dict[str, Any]:
     """θ_base + the selected part of Δ = θ_tuned − θ_base, tensor by tensor (state dicts of one
     architecture). ``rescale="l1"`` multiplies the kept update by ‖Δ‖₁ / ‖Δ_kept‖₁ so each tensor
     keeps its update mass. Non-floating tensors (buffers of ints) are taken from ``tuned``."""
@@ -53,17 +54,25 @@ def update_selective_merge(base: Mapping[str, Any], tuned: Mapping[str, Any], ke
     if not 0 <= keep <= 1:
         raise ConfigError(f"keep must be in [0, 1], got {keep}", component="update-selective merge")
     if rescale not in ("none", "l1"):
-        raise ConfigError(f"rescale must be 'none' or 'l1', got {rescale!r}", component="update-selective merge")
+        raise ConfigError(
+            f"rescale must be 'none' or 'l1', got {rescale!r}", component="update-selective merge"
+        )
     if set(base) != set(tuned):
         missing = sorted(set(base) ^ set(tuned))[:5]
-        raise InputError(f"the two models have different tensors (first: {missing})",
-                         component="update-selective merge", hint="merge a model into its own base")
+        raise InputError(
+            f"the two models have different tensors (first: {missing})",
+            component="update-selective merge",
+            hint="merge a model into its own base",
+        )
     merged = {}
     for name, b in base.items():
         t = tuned[name]
         if tuple(b.shape) != tuple(t.shape):
-            raise InputError(f"{name}: base {tuple(b.shape)} vs tuned {tuple(t.shape)}",
-                             component="update-selective merge", hint="merge a model into its own base")
+            raise InputError(
+                f"{name}: base {tuple(b.shape)} vs tuned {tuple(t.shape)}",
+                component="update-selective merge",
+                hint="merge a model into its own base",
+            )
         if not torch.is_floating_point(t):
             merged[name] = t.clone()
             continue
@@ -86,10 +95,17 @@ class UpdateSelectiveMerge(Recipe):
     the trained weights by :func:`update_selective_merge` (θ_base, θ_trained, keep)."""
 
     name = "dler-merge"
-    keep: float = attrs.field(default=0.5, validator=unit_interval,
-                              metadata={"doc": "share of each tensor's update entries kept (largest |Δ|)"})
-    rescale: Literal["none", "l1"] = attrs.field(default="none", metadata={
-        "doc": "'l1': scale the kept update to the tensor's full update mass; 'none': keep it as is"})
+    keep: float = attrs.field(
+        default=0.5,
+        validator=unit_interval,
+        metadata={"doc": "share of each tensor's update entries kept (largest |Δ|)"},
+    )
+    rescale: Literal["none", "l1"] = attrs.field(
+        default="none",
+        metadata={
+            "doc": "'l1': scale the kept update to the tensor's full update mass; 'none': keep it as is"
+        },
+    )
 
     def merge(self, base: Mapping[str, Any], tuned: Mapping[str, Any]) -> dict[str, Any]:
         return update_selective_merge(base, tuned, self.keep, self.rescale)

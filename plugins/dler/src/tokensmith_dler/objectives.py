@@ -38,15 +38,25 @@ from tokensmith import (
     response_tokens,
 )
 
-__all__ = ["BatchWhitened", "ClipHigher", "CorrectSampleBoost", "DifficultyAwareTruncation",
-           "TruncationPenalty", "clip_higher_token_loss", "informative_groups"]
+__all__ = [
+    "BatchWhitened",
+    "ClipHigher",
+    "CorrectSampleBoost",
+    "DifficultyAwareTruncation",
+    "TruncationPenalty",
+    "clip_higher_token_loss",
+    "informative_groups",
+]
 
 
 def _below_one(instance: Any, attribute: Any, value: Any) -> None:
     non_negative(instance, attribute, value)
     if value >= 1:
-        raise ConfigError(f"{attribute.name} must be in [0, 1), got {value}: a truncated response would "
-                          "otherwise be rewarded like a finished one", component=f"reward '{instance.name}'")
+        raise ConfigError(
+            f"{attribute.name} must be in [0, 1), got {value}: a truncated response would "
+            "otherwise be rewarded like a finished one",
+            component=f"reward '{instance.name}'",
+        )
 
 
 def _int_tuple(value: Any) -> tuple[int, ...]:
@@ -57,8 +67,10 @@ def _int_tuple(value: Any) -> tuple[int, ...]:
 
 def _token_ids(instance: Any, attribute: Any, value: tuple[int, ...]) -> None:
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
-        raise ConfigError(f"{attribute.name} must be non-negative token ids, got {value!r}",
-                          component=f"reward '{instance.name}'")
+        raise ConfigError(
+            f"{attribute.name} must be non-negative token ids, got {value!r}",
+            component=f"reward '{instance.name}'",
+        )
 
 
 @attrs.define
@@ -78,15 +90,25 @@ class TruncationPenalty(Reward):
     """
 
     name = "truncation-penalty"
-    max_length: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int), metadata={
-        "doc": "L, the response-token cap (None: the generation cap alone, seen as a missing EOS)"})
-    penalty_coef: float = attrs.field(default=0.1, validator=_below_one, metadata={
-        "doc": "factor on the reward of a response that did not finish within L (0: it scores 0)"})
-    eos_token_ids: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple, validator=_token_ids,
-                                                 metadata={"doc": "ids that end a response (when "
-                                                           "info has no 'finished' column)"})
+    max_length: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(positive_int),
+        metadata={"doc": "L, the response-token cap (None: the generation cap alone, seen as a missing EOS)"},
+    )
+    penalty_coef: float = attrs.field(
+        default=0.1,
+        validator=_below_one,
+        metadata={"doc": "factor on the reward of a response that did not finish within L (0: it scores 0)"},
+    )
+    eos_token_ids: tuple[int, ...] = attrs.field(
+        default=(),
+        converter=_int_tuple,
+        validator=_token_ids,
+        metadata={"doc": "ids that end a response (when info has no 'finished' column)"},
+    )
     extract: Literal["last-number", "boxed", "text"] = attrs.field(
-        default="last-number", metadata={"doc": "what the final answer is: last-number, boxed or text"})
+        default="last-number", metadata={"doc": "what the final answer is: last-number, boxed or text"}
+    )
 
     def _column(self, info: Mapping[str, Any], key: str) -> list[Any] | None:
         value = info.get(key)
@@ -95,8 +117,11 @@ class TruncationPenalty(Reward):
         if hasattr(value, "tolist"):
             value = value.tolist()
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise InputError(f"{key!r} must be a list (one per completion), not {type(value).__name__}",
-                             component=self.component, hint="one value per completion")
+            raise InputError(
+                f"{key!r} must be a list (one per completion), not {type(value).__name__}",
+                component=self.component,
+                hint="one value per completion",
+            )
         return list(value)
 
     def finished_and_lengths(self, n: int, info: Mapping[str, Any]) -> tuple[list[bool], list[int | None]]:
@@ -107,14 +132,20 @@ class TruncationPenalty(Reward):
             ids = [list(row.tolist() if hasattr(row, "tolist") else row) for row in ids]
         if finished is None:
             if ids is None or not self.eos_token_ids:
-                raise InputError("cannot tell which responses finished: no 'finished' column, and no "
-                                 "'completion_ids' with eos_token_ids", component=self.component,
-                                 hint="pass eos_token_ids=(tokenizer.eos_token_id,) (TRL passes "
-                                 "completion_ids), or a 'finished' column")
+                raise InputError(
+                    "cannot tell which responses finished: no 'finished' column, and no "
+                    "'completion_ids' with eos_token_ids",
+                    component=self.component,
+                    hint="pass eos_token_ids=(tokenizer.eos_token_id,) (TRL passes "
+                    "completion_ids), or a 'finished' column",
+                )
             finished = [bool(row) and row[-1] in self.eos_token_ids for row in ids]
         if any(not isinstance(f, bool) for f in finished):
-            raise InputError("'finished' must hold bools", component=self.component,
-                             hint="True where the response ended with EOS")
+            raise InputError(
+                "'finished' must hold bools",
+                component=self.component,
+                hint="True where the response ended with EOS",
+            )
         lengths = [len(row) for row in ids] if ids is not None else [None] * n
         return finished, lengths
 
@@ -128,8 +159,11 @@ class TruncationPenalty(Reward):
         rewards = []
         for c, done, length, cap in zip(correct, finished, lengths, caps):
             if cap is not None and length is None:
-                raise InputError(f"a length cap ({cap}) needs the responses' lengths",
-                                 component=self.component, hint="pass completion_ids (TRL does)")
+                raise InputError(
+                    f"a length cap ({cap}) needs the responses' lengths",
+                    component=self.component,
+                    hint="pass completion_ids (TRL does)",
+                )
             within = done and (cap is None or length <= cap)
             rewards.append(c if within else c * self.penalty_coef)
         return rewards
@@ -158,8 +192,11 @@ class BatchWhitened(Advantage):
     equal: then all are 0)."""
 
     name = "batch-whitened"
-    eps: float = attrs.field(default=1e-8, validator=positive,
-                             metadata={"doc": "added to the batch variance before the square root"})
+    eps: float = attrs.field(
+        default=1e-8,
+        validator=positive,
+        metadata={"doc": "added to the batch variance before the square root"},
+    )
 
     def __call__(self, rewards: Any, groups: Any, lengths: Any = None) -> Any:
         import torch
@@ -170,9 +207,11 @@ class BatchWhitened(Advantage):
         else:
             w = torch.as_tensor(lengths, dtype=torch.float64).detach().cpu()
             if w.shape != r.shape or (w < 0).any() or not torch.isfinite(w).all():
-                raise InputError(f"lengths {tuple(w.shape)} must be one non-negative count per completion "
-                                 f"({len(r)})", component=self.component,
-                                 hint="the number of valid response tokens of each completion")
+                raise InputError(
+                    f"lengths {tuple(w.shape)} must be one non-negative count per completion ({len(r)})",
+                    component=self.component,
+                    hint="the number of valid response tokens of each completion",
+                )
         if not len(r):
             return r.to(torch.float32)
         _, inverse, counts = torch.unique(g, return_inverse=True, return_counts=True)
@@ -187,8 +226,11 @@ class BatchWhitened(Advantage):
 def _advantage_spec(instance: Any, attribute: Any, value: Any) -> None:
     if isinstance(value, (str, Mapping)) or getattr(value, "role", None) == "advantage":
         return
-    raise ConfigError(f"base must be an advantage, its registered name or a table, got {type(value).__name__}",
-                      component=f"advantage '{instance.name}'", hint="e.g. 'batch-whitened'")
+    raise ConfigError(
+        f"base must be an advantage, its registered name or a table, got {type(value).__name__}",
+        component=f"advantage '{instance.name}'",
+        hint="e.g. 'batch-whitened'",
+    )
 
 
 @attrs.define
@@ -198,11 +240,17 @@ class CorrectSampleBoost(Advantage):
     response), so that correct answers keep a positive push even in mostly-correct groups."""
 
     name = "correct-sample-boost"
-    base: Any = attrs.field(default="batch-whitened", validator=_advantage_spec, metadata={
-        "doc": "the advantage boosted: a registered name, a table or an Advantage"})
-    value: float = attrs.field(default=0.1, validator=non_negative, metadata={
-        "doc": "added to the advantage of a correct sample"})
-    threshold: float = attrs.field(default=1.0, metadata={"doc": "a sample with reward >= threshold is correct"})
+    base: Any = attrs.field(
+        default="batch-whitened",
+        validator=_advantage_spec,
+        metadata={"doc": "the advantage boosted: a registered name, a table or an Advantage"},
+    )
+    value: float = attrs.field(
+        default=0.1, validator=non_negative, metadata={"doc": "added to the advantage of a correct sample"}
+    )
+    threshold: float = attrs.field(
+        default=1.0, metadata={"doc": "a sample with reward >= threshold is correct"}
+    )
     _built: Any = attrs.field(default=None, init=False, repr=False, eq=False)
 
     def _base(self) -> Any:
@@ -213,8 +261,11 @@ class CorrectSampleBoost(Advantage):
 
                 base = default_registry().build("objective", base)
                 if getattr(base, "role", None) != "advantage":
-                    raise ConfigError(f"base {self.base!r} is a {base.role}, not an advantage",
-                                      component=self.component, hint="e.g. 'batch-whitened'")
+                    raise ConfigError(
+                        f"base {self.base!r} is a {base.role}, not an advantage",
+                        component=self.component,
+                        hint="e.g. 'batch-whitened'",
+                    )
             self._built = base
         return self._built
 
@@ -225,7 +276,8 @@ class CorrectSampleBoost(Advantage):
         base = self._base()
         advantages = base(r, g, lengths=lengths) if lengths is not None else base(r, g)
         return (torch.as_tensor(advantages, dtype=torch.float32) + self.value * (r >= self.threshold)).to(
-            torch.float32)
+            torch.float32
+        )
 
 
 def informative_groups(rewards: Any, groups: Any, eps: float = 1e-6) -> Any:
@@ -238,8 +290,11 @@ def informative_groups(rewards: Any, groups: Any, eps: float = 1e-6) -> Any:
     r = torch.as_tensor(rewards, dtype=torch.float64).detach().cpu()
     g = torch.as_tensor(groups).detach().cpu()
     if r.dim() != 1 or g.shape != r.shape:
-        raise InputError(f"rewards {tuple(r.shape)} and groups {tuple(g.shape)} must be 1-D and of one length",
-                         component="dynamic sampling", hint="one reward and one group index per completion")
+        raise InputError(
+            f"rewards {tuple(r.shape)} and groups {tuple(g.shape)} must be 1-D and of one length",
+            component="dynamic sampling",
+            hint="one reward and one group index per completion",
+        )
     _, inverse = torch.unique(g, return_inverse=True)
     n = int(inverse.max()) + 1 if len(inverse) else 0
     high = torch.full((n,), -torch.inf, dtype=r.dtype).scatter_reduce(0, inverse, r, "amax")
@@ -258,27 +313,43 @@ class DifficultyAwareTruncation:
     The paper states the principle (easy questions, tighter truncation); this linear schedule is
     our reconstruction of it, stated as such in the README."""
 
-    min_length: int = attrs.field(validator=positive_int, metadata={"doc": "L(q) of a prompt solved every time"})
+    min_length: int = attrs.field(
+        validator=positive_int, metadata={"doc": "L(q) of a prompt solved every time"}
+    )
     max_length: int = attrs.field(validator=positive_int, metadata={"doc": "L(q) of a prompt never solved"})
 
     def __attrs_post_init__(self) -> None:
         if self.min_length > self.max_length:
-            raise ConfigError(f"min_length {self.min_length} > max_length {self.max_length}",
-                              component="difficulty-aware truncation", hint="min_length <= max_length")
+            raise ConfigError(
+                f"min_length {self.min_length} > max_length {self.max_length}",
+                component="difficulty-aware truncation",
+                hint="min_length <= max_length",
+            )
 
     def lengths(self, pass_rates: Sequence[float]) -> list[int]:
         out = []
         for p in pass_rates:
             if not 0 <= p <= 1:
-                raise InputError(f"pass rate {p} is not in [0, 1]", component="difficulty-aware truncation",
-                                 hint="the share of a group's responses that were correct")
+                raise InputError(
+                    f"pass rate {p} is not in [0, 1]",
+                    component="difficulty-aware truncation",
+                    hint="the share of a group's responses that were correct",
+                )
             out.append(self.max_length - round((self.max_length - self.min_length) * p))
         return out
 
 
-def clip_higher_token_loss(logprobs: Any, old_logprobs: Any, advantages: Any, *, epsilon_low: float,
-                           epsilon_high: float, dual_clip: float | None, ref_logprobs: Any = None,
-                           kl_coef: float = 0.0) -> Any:
+def clip_higher_token_loss(
+    logprobs: Any,
+    old_logprobs: Any,
+    advantages: Any,
+    *,
+    epsilon_low: float,
+    epsilon_high: float,
+    dual_clip: float | None,
+    ref_logprobs: Any = None,
+    kl_coef: float = 0.0,
+) -> Any:
     """Per-token loss of the clip-higher PPO objective (DAPO eq. 8, with PPO's dual clip):
 
         ρ_t = exp(log π_θ − log π_old),
@@ -305,14 +376,19 @@ def _dual_clip(instance: Any, attribute: Any, value: float | None) -> None:
         return
     positive(instance, attribute, value)
     if value <= 1 + instance.epsilon_high:
-        raise ConfigError(f"dual_clip c = {value} must be > 1 + epsilon_high = {1 + instance.epsilon_high}",
-                          component=f"loss '{instance.name}'", hint="the reference recipe uses c = 10")
+        raise ConfigError(
+            f"dual_clip c = {value} must be > 1 + epsilon_high = {1 + instance.epsilon_high}",
+            component=f"loss '{instance.name}'",
+            hint="the reference recipe uses c = 10",
+        )
 
 
 def _below_one_eps(instance: Any, attribute: Any, value: float) -> None:
     positive(instance, attribute, value)
     if value >= 1:
-        raise ConfigError(f"{attribute.name} must be in (0, 1), got {value}", component=f"loss '{instance.name}'")
+        raise ConfigError(
+            f"{attribute.name} must be in (0, 1), got {value}", component=f"loss '{instance.name}'"
+        )
 
 
 @attrs.define
@@ -332,14 +408,22 @@ class ClipHigher(Loss):
     """
 
     name = "clip-higher"
-    epsilon_low: float = attrs.field(default=0.2, validator=_below_one_eps,
-                                     metadata={"doc": "ε_lo: the ratio is clipped below at 1 − ε_lo"})
-    epsilon_high: float = attrs.field(default=0.28, validator=positive,
-                                      metadata={"doc": "ε_hi: the ratio is clipped above at 1 + ε_hi"})
-    dual_clip: float | None = attrs.field(default=10.0, validator=_dual_clip, metadata={
-        "doc": "c: the loss of a negative-advantage token is at most c·|A| (None: no dual clip)"})
-    kl_coef: float = attrs.field(default=0.0, validator=non_negative,
-                                 metadata={"doc": "β, the weight of the k3 KL to ref_logprobs"})
+    epsilon_low: float = attrs.field(
+        default=0.2,
+        validator=_below_one_eps,
+        metadata={"doc": "ε_lo: the ratio is clipped below at 1 − ε_lo"},
+    )
+    epsilon_high: float = attrs.field(
+        default=0.28, validator=positive, metadata={"doc": "ε_hi: the ratio is clipped above at 1 + ε_hi"}
+    )
+    dual_clip: float | None = attrs.field(
+        default=10.0,
+        validator=_dual_clip,
+        metadata={"doc": "c: the loss of a negative-advantage token is at most c·|A| (None: no dual clip)"},
+    )
+    kl_coef: float = attrs.field(
+        default=0.0, validator=non_negative, metadata={"doc": "β, the weight of the k3 KL to ref_logprobs"}
+    )
 
     def clip_bounds(self) -> tuple[float, float]:
         return 1 - self.epsilon_low, 1 + self.epsilon_high
@@ -349,26 +433,47 @@ class ClipHigher(Loss):
         if value is None:
             return None
         if tuple(value.shape) != tuple(like.shape):
-            raise InputError(f"batch[{key!r}] has shape {tuple(value.shape)}, the labels {tuple(like.shape)}",
-                             component=self.component, hint=f"{key} is indexed like the labels")
+            raise InputError(
+                f"batch[{key!r}] has shape {tuple(value.shape)}, the labels {tuple(like.shape)}",
+                component=self.component,
+                hint=f"{key} is indexed like the labels",
+            )
         return value
 
-    def from_logprobs(self, logprobs: Any, old_logprobs: Any, advantages: Any, mask: Any,
-                      ref_logprobs: Any = None, *, weights: Any = None, num_items: Any = None) -> Any:
+    def from_logprobs(
+        self,
+        logprobs: Any,
+        old_logprobs: Any,
+        advantages: Any,
+        mask: Any,
+        ref_logprobs: Any = None,
+        *,
+        weights: Any = None,
+        num_items: Any = None,
+    ) -> Any:
         """The loss from per-token log-probabilities (any aligned ``(B, T)`` layout, e.g. TRL's
         completion tokens): Σ mask·weights·ℓ_t / num_items (default: mask.sum(), at least 1)."""
         import torch
 
         if self.kl_coef and ref_logprobs is None:
-            raise InputError("kl_coef > 0 needs the reference log-probabilities", component=self.component,
-                             hint="pass ref_logprobs, or kl_coef = 0")
+            raise InputError(
+                "kl_coef > 0 needs the reference log-probabilities",
+                component=self.component,
+                hint="pass ref_logprobs, or kl_coef = 0",
+            )
         advantages = torch.as_tensor(advantages, dtype=logprobs.dtype, device=logprobs.device)
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1)
         per_token = clip_higher_token_loss(
-            logprobs, old_logprobs.to(logprobs), advantages, epsilon_low=self.epsilon_low,
-            epsilon_high=self.epsilon_high, dual_clip=self.dual_clip,
-            ref_logprobs=None if ref_logprobs is None else ref_logprobs.to(logprobs), kl_coef=self.kl_coef)
+            logprobs,
+            old_logprobs.to(logprobs),
+            advantages,
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            dual_clip=self.dual_clip,
+            ref_logprobs=None if ref_logprobs is None else ref_logprobs.to(logprobs),
+            kl_coef=self.kl_coef,
+        )
         mask = mask.to(logprobs.dtype)
         scale = mask if weights is None else mask * weights.to(logprobs)
         # where() rather than a product: a masked position's loss may be anything (even inf) and
@@ -387,20 +492,29 @@ class ClipHigher(Loss):
 
         labels = batch["labels"]
         if "advantages" not in batch:
-            raise InputError("the batch has no 'advantages'", component=self.component,
-                             hint="one advantage per sequence (or per label position) under batch['advantages']")
+            raise InputError(
+                "the batch has no 'advantages'",
+                component=self.component,
+                hint="one advantage per sequence (or per label position) under batch['advantages']",
+            )
         logits = outputs.logits if hasattr(outputs, "logits") else outputs["logits"]
         selected = response_tokens(batch)
         advantages = torch.as_tensor(batch["advantages"]).to(logits.device)
         if advantages.dim() == 1:
             if len(advantages) != labels.shape[0]:
-                raise InputError(f"{len(advantages)} advantages for {labels.shape[0]} sequences",
-                                 component=self.component, hint="one advantage per sequence")
+                raise InputError(
+                    f"{len(advantages)} advantages for {labels.shape[0]} sequences",
+                    component=self.component,
+                    hint="one advantage per sequence",
+                )
             advantages = advantages.unsqueeze(1).expand(labels.shape)
         elif tuple(advantages.shape) != tuple(labels.shape):
-            raise InputError(f"advantages {tuple(advantages.shape)} are neither per sequence nor shaped like "
-                             f"the labels {tuple(labels.shape)}", component=self.component,
-                             hint="shape (B,) or like the labels")
+            raise InputError(
+                f"advantages {tuple(advantages.shape)} are neither per sequence nor shaped like "
+                f"the labels {tuple(labels.shape)}",
+                component=self.component,
+                hint="shape (B,) or like the labels",
+            )
         old = self._aligned(batch, "old_logprobs", labels)
         ref = self._aligned(batch, "ref_logprobs", labels)
         weights = self._aligned(batch, TOKEN_WEIGHTS_KEY, labels)
@@ -412,5 +526,12 @@ class ClipHigher(Loss):
         mask = selected[:, 1:].to(logits.device) & (target != IGNORE_INDEX)
         old = logp.detach() if old is None else old[:, 1:].to(logp)
         ref = None if ref is None else ref[:, 1:].to(logp)
-        return self.from_logprobs(logp, old, advantages[:, 1:], mask, ref,
-                                  weights=None if weights is None else weights[:, 1:], num_items=num_items)
+        return self.from_logprobs(
+            logp,
+            old,
+            advantages[:, 1:],
+            mask,
+            ref,
+            weights=None if weights is None else weights[:, 1:],
+            num_items=num_items,
+        )

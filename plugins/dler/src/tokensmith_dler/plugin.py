@@ -10,18 +10,35 @@ _M = "tokensmith_dler"
 @hookimpl
 def tokensmith_register_objectives():
     return [
-        Component("truncation-penalty", f"{_M}.objectives:TruncationPenalty",
-                  "reward: DLER's truncation length penalty (correct and EOS within L(q), else x penalty_coef)"),
-        Component("batch-whitened", f"{_M}.objectives:BatchWhitened",
-                  "advantage: DLER's batch-wise normalisation (group mean out, whitened over the batch's tokens)"),
-        Component("correct-sample-boost", f"{_M}.objectives:CorrectSampleBoost",
-                  "advantage: another advantage plus a constant on correct samples (DLER's boost)"),
-        Component("clip-higher", f"{_M}.objectives:ClipHigher",
-                  "loss: asymmetric clip-higher PPO objective with dual clip, token-mean (DAPO/DLER)"),
+        Component(
+            "truncation-penalty",
+            f"{_M}.objectives:TruncationPenalty",
+            "reward: DLER's truncation length penalty (correct and EOS within L(q), else x penalty_coef)",
+        ),
+        Component(
+            "batch-whitened",
+            f"{_M}.objectives:BatchWhitened",
+            "advantage: DLER's batch-wise normalisation (group mean out, whitened over the batch's tokens)",
+        ),
+        Component(
+            "correct-sample-boost",
+            f"{_M}.objectives:CorrectSampleBoost",
+            "advantage: another advantage plus a constant on correct samples (DLER's boost)",
+        ),
+        Component(
+            "clip-higher",
+            f"{_M}.objectives:ClipHigher",
+            "loss: asymmetric clip-higher PPO objective with dual clip, token-mean (DAPO/DLER)",
+        ),
     ]
 
 
 @hookimpl
 def tokensmith_register_recipes():
-    return [Component("dler-merge", f"{_M}.merge:UpdateSelectiveMerge",
-                      "update-selective merge of the trained model into its base (largest-|delta| share kept)")]
+    return [
+        Component(
+            "dler-merge",
+            f"{_M}.merge:UpdateSelectiveMerge",
+            "update-selective merge of the trained model into its base (largest-|delta| share kept)",
+        )
+    ]

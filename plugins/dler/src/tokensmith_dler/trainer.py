@@ -32,22 +32,36 @@ _INSTALL = "pip install 'tokensmith[trl]'"
 class _DLERMixin:
     """What :class:`DLERTrainer` adds to ``trl.GRPOTrainer``."""
 
-    def __init__(self, *args: Any, advantage: Any = None, loss: Any = None, dynamic_sampling: bool = True,
-                 dynamic_sampling_eps: float = 1e-6, difficulty_aware: DifficultyAwareTruncation | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        advantage: Any = None,
+        loss: Any = None,
+        dynamic_sampling: bool = True,
+        dynamic_sampling_eps: float = 1e-6,
+        difficulty_aware: DifficultyAwareTruncation | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.dler_advantage = advantage if advantage is not None else CorrectSampleBoost()
         self.dler_loss = loss if loss is not None else ClipHigher()
         if getattr(self.dler_advantage, "role", None) != "advantage":
-            raise ConfigError(f"advantage= must be an Advantage, got {type(self.dler_advantage).__name__}",
-                              component="DLERTrainer", hint="e.g. CorrectSampleBoost() or BatchWhitened()")
+            raise ConfigError(
+                f"advantage= must be an Advantage, got {type(self.dler_advantage).__name__}",
+                component="DLERTrainer",
+                hint="e.g. CorrectSampleBoost() or BatchWhitened()",
+            )
         if getattr(self.dler_loss, "role", None) != "loss" or not hasattr(self.dler_loss, "from_logprobs"):
-            raise ConfigError("loss= must be a policy loss with from_logprobs (e.g. ClipHigher())",
-                              component="DLERTrainer", hint="ClipHigher(epsilon_low=0.2, epsilon_high=0.28)")
+            raise ConfigError(
+                "loss= must be a policy loss with from_logprobs (e.g. ClipHigher())",
+                component="DLERTrainer",
+                hint="ClipHigher(epsilon_low=0.2, epsilon_high=0.28)",
+            )
         if not isinstance(dynamic_sampling, bool):
             raise ConfigError("dynamic_sampling must be a bool", component="DLERTrainer")
         if not dynamic_sampling_eps >= 0:
-            raise ConfigError(f"dynamic_sampling_eps must be >= 0, got {dynamic_sampling_eps}",
-                              component="DLERTrainer")
+            raise ConfigError(
+                f"dynamic_sampling_eps must be >= 0, got {dynamic_sampling_eps}", component="DLERTrainer"
+            )
         self.dynamic_sampling = dynamic_sampling
         self.dynamic_sampling_eps = dynamic_sampling_eps
         self.difficulty_aware = difficulty_aware
@@ -55,13 +69,22 @@ class _DLERMixin:
         kl = getattr(self.dler_loss, "kl_coef", 0.0)
         if args_ is not None and float(getattr(args_, "beta", 0.0)) != float(kl):
             # TRL computes the reference log-probabilities only when beta != 0
-            raise ConfigError(f"args.beta = {args_.beta} but the loss's kl_coef = {kl}", component="DLERTrainer",
-                              hint="set GRPOConfig(beta=...) to the loss's kl_coef")
+            raise ConfigError(
+                f"args.beta = {args_.beta} but the loss's kl_coef = {kl}",
+                component="DLERTrainer",
+                hint="set GRPOConfig(beta=...) to the loss's kl_coef",
+            )
         super().__init__(*args, **kwargs)
-        if self.difficulty_aware is not None and self.difficulty_aware.max_length > self.max_completion_length:
-            raise ConfigError(f"difficulty_aware.max_length {self.difficulty_aware.max_length} exceeds "
-                              f"max_completion_length {self.max_completion_length}", component="DLERTrainer",
-                              hint="the cap L(q) of an unsolved prompt is at most the generation cap")
+        if (
+            self.difficulty_aware is not None
+            and self.difficulty_aware.max_length > self.max_completion_length
+        ):
+            raise ConfigError(
+                f"difficulty_aware.max_length {self.difficulty_aware.max_length} exceeds "
+                f"max_completion_length {self.max_completion_length}",
+                component="DLERTrainer",
+                hint="the cap L(q) of an unsolved prompt is at most the generation cap",
+            )
 
     def _local_slice(self, n_local: int) -> slice:
         rank = self.accelerator.process_index
@@ -103,17 +126,24 @@ class _DLERMixin:
         groups = torch.arange(len(rewards) // g).repeat_interleave(g)
         mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
         lengths = self.accelerator.gather(mask.sum(dim=1)).detach().cpu()
-        keep = (informative_groups(rewards, groups, self.dynamic_sampling_eps) if self.dynamic_sampling
-                else torch.ones(len(rewards), dtype=torch.bool))
+        keep = (
+            informative_groups(rewards, groups, self.dynamic_sampling_eps)
+            if self.dynamic_sampling
+            else torch.ones(len(rewards), dtype=torch.bool)
+        )
         advantages = torch.zeros(len(rewards), dtype=torch.float32)
         if keep.any():
             advantages[keep] = torch.as_tensor(
-                self.dler_advantage(rewards.cpu()[keep], groups[keep], lengths=lengths[keep]), dtype=torch.float32)
+                self.dler_advantage(rewards.cpu()[keep], groups[keep], lengths=lengths[keep]),
+                dtype=torch.float32,
+            )
         local = self._local_slice(len(out["advantages"]))
         device = out["advantages"].device
         keep_local = keep[local].to(device)
         out["advantages"] = advantages[local].to(device)
-        out["completion_mask"] = out["completion_mask"] * keep_local.unsqueeze(1).to(out["completion_mask"].dtype)
+        out["completion_mask"] = out["completion_mask"] * keep_local.unsqueeze(1).to(
+            out["completion_mask"].dtype
+        )
         kept_mask = mask * keep_local.unsqueeze(1).to(mask.dtype)
         out["num_items_in_batch"] = self.accelerator.gather(kept_mask.sum()).sum()
         self._metrics[mode]["dler/kept_groups_frac"].append(keep.float().mean().item())
@@ -130,22 +160,28 @@ class _DLERMixin:
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
         logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True)
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        )
         old = inputs.get("old_per_token_logps")
         old = logps.detach() if old is None else old
         mode = "train" if self.model.training else "eval"
         # TRL's dapo normaliser: the generation batch's token count, rescaled to one accumulation window
         normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
         if mode == "train":
-            normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
-        loss = self.dler_loss.from_logprobs(logps, old, inputs["advantages"], mask,
-                                            inputs.get("ref_per_token_logps"), num_items=normalizer)
+            normalizer = (
+                normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            )
+        loss = self.dler_loss.from_logprobs(
+            logps, old, inputs["advantages"], mask, inputs.get("ref_per_token_logps"), num_items=normalizer
+        )
         with torch.no_grad():
             n = mask.sum().clamp(min=1)
             self._metrics[mode]["entropy"].append(((entropies * mask).sum() / n).item())
             lo, hi = self.dler_loss.clip_bounds()
             ratio = torch.exp(logps - old)
-            adv = inputs["advantages"].unsqueeze(1) if inputs["advantages"].dim() == 1 else inputs["advantages"]
+            adv = (
+                inputs["advantages"].unsqueeze(1) if inputs["advantages"].dim() == 1 else inputs["advantages"]
+            )
             high = ((ratio > hi) & (adv > 0) & mask.bool()).sum() / n
             low = ((ratio < lo) & (adv < 0) & mask.bool()).sum() / n
             self._metrics[mode]["clip_ratio/high_mean"].append(high.item())
@@ -172,8 +208,11 @@ def _dler_trainer() -> type:
             """Stands in where TRL cannot be imported: building one says how to install it."""
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
-                raise ConfigError(f"DLERTrainer needs TRL, which cannot be imported ({missing})",
-                                  component="DLERTrainer", hint=_INSTALL) from missing
+                raise ConfigError(
+                    f"DLERTrainer needs TRL, which cannot be imported ({missing})",
+                    component="DLERTrainer",
+                    hint=_INSTALL,
+                ) from missing
 
         return DLERTrainer
     return type("DLERTrainer", (_DLERMixin, GRPOTrainer), {"__doc__": _DOC, "__module__": __name__})
