@@ -14,6 +14,60 @@ from tokensmith.core.runtime import Runtime
 from tokensmith.core.tokenizer import Tokenizer
 
 _tickets = itertools.count(1)
+#: a chain of shared KV segments longer than this is copied into one (bounds the per-forward concatenation)
+MAX_SEGMENT_DEPTH = 64
+
+
+class KVSegment:
+    """The keys and values (one tensor per layer, ``[1, heads, tokens, dim]``) of the tokens read
+    after ``parent`` (None: from the start). Never mutated, so every state whose tokens pass
+    through a segment shares it: the states :meth:`HFCausalLM.extend_batch` returns hold only
+    their own continuation's keys and values, not a copy of the shared prefix's."""
+
+    def __init__(self, parent: KVSegment | None, keys: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+        self.parent, self.keys, self.values = parent, keys, values
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.length = int(keys[0].shape[-2]) + (0 if parent is None else parent.length)
+
+    def full(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """Keys and values of every token up to and including this segment (concatenated: HF's
+        own cache concatenates its past at every step too)."""
+        import torch
+
+        chain, seg = [], self
+        while seg is not None:
+            chain.append(seg)
+            seg = seg.parent
+        if len(chain) == 1:
+            return self.keys, self.values
+        chain.reverse()
+        keys = tuple(torch.cat([c.keys[i] for c in chain], dim=-2) for i in range(len(self.keys)))
+        values = tuple(torch.cat([c.values[i] for c in chain], dim=-2) for i in range(len(self.values)))
+        return keys, values
+
+
+def _plain_layers(cache: Any) -> bool:
+    """True for a DynamicCache whose layers are all plain ``DynamicLayer`` (they grow by
+    concatenation, so their tensors can be shared without a copy)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return type(cache) is DynamicCache and bool(layers) and all(
+        type(layer) is DynamicLayer and layer.is_initialized for layer in layers)
+
+
+def _dynamic_cache(keys: Sequence[Any], values: Sequence[Any]) -> Any:
+    """A DynamicCache over these tensors, without copying them (its constructor would)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    cache = DynamicCache()
+    cache.layers = []
+    for k, v in zip(keys, values):
+        layer = DynamicLayer()
+        layer.lazy_initialization(k, v)
+        layer.keys, layer.values = k, v
+        cache.layers.append(layer)
+    return cache
 
 
 def is_causal_lm(model: Any) -> bool:
@@ -90,6 +144,8 @@ class HFCausalLM(LanguageModel):
         return LMState(tuple(ids), logprobs, cache, ticket)
 
     def extend(self, state: LMState, ids: Sequence[int]) -> LMState:
+        if isinstance(state.cache, KVSegment):  # a shared segment is never mutated: extend a view of it
+            return self.extend_batch(state, [ids])[0]
         ids = self.check_ids(ids, already=len(state.ids))
         if not ids:
             return state
@@ -103,14 +159,76 @@ class HFCausalLM(LanguageModel):
         return LMState(state.ids + tuple(ids), logprobs, cache, ticket)
 
     def fork(self, state: LMState) -> LMState:
-        if getattr(state.cache, "_tokensmith_ticket", None) != state.ticket:
-            raise StaleStateError("cannot fork a state whose cache was already extended",
-                                  component=f"language model '{self.name}'",
-                                  hint="fork before extending")
-        cache = copy.deepcopy(state.cache)
+        if isinstance(state.cache, KVSegment):
+            return LMState(state.ids, state.logprobs, state.cache, state.ticket)
+        self._check_fresh(state, "fork")
+        # DynamicLayer.update concatenates (it never writes into its tensors), so a fork can share
+        # them: whichever branch is extended first gets new tensors and the other keeps the old
+        cache = _dynamic_cache([layer.keys for layer in state.cache.layers],
+                               [layer.values for layer in state.cache.layers]) \
+            if _plain_layers(state.cache) else copy.deepcopy(state.cache)
         ticket = next(_tickets)
         cache._tokensmith_ticket = ticket
         return LMState(state.ids, state.logprobs, cache, ticket)
+
+    def _check_fresh(self, state: LMState, what: str) -> None:
+        if getattr(state.cache, "_tokensmith_ticket", None) != state.ticket:
+            raise StaleStateError(f"cannot {what} a state whose cache was already extended",
+                                  component=f"language model '{self.name}'",
+                                  hint=f"{what} before extending")
+
+    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]]) -> list[LMState]:
+        """One right-padded forward of every continuation over ``state``'s KV cache (see
+        :meth:`LanguageModel.extend_batch`). The new states hold a :class:`KVSegment` each: their
+        own continuation's keys and values, sharing ``state``'s as their parent, so branching
+        costs no copy of the prefix (extending such a state reads the shared chain; forking it
+        is free). ``state`` itself is left as it was."""
+        import torch
+
+        if not isinstance(state.cache, KVSegment) and not _plain_layers(state.cache):
+            return super().extend_batch(state, continuations)  # a cache type we cannot share
+        component = f"language model '{self.name}'"
+        if isinstance(continuations, (str, bytes)) or not isinstance(continuations, Sequence):
+            raise InputError(f"continuations must be a list of token-id lists, got "
+                             f"{type(continuations).__name__}", component=component,
+                             hint="pass [[id, ...], ...]")
+        conts = [self.check_ids(c, already=len(state.ids)) for c in continuations]
+        if isinstance(state.cache, KVSegment):
+            base = state.cache
+        else:
+            self._check_fresh(state, "extend")
+            base = KVSegment(None, tuple(layer.keys for layer in state.cache.layers),
+                             tuple(layer.values for layer in state.cache.layers))
+        live = [i for i, c in enumerate(conts) if c]
+        out: list[LMState] = [LMState(state.ids, state.logprobs, base, 0)] * len(conts)
+        if not live:
+            return out
+        keys, values = base.full()
+        n, width, past = len(live), max(len(conts[i]) for i in live), base.length
+        pad = self.tokenizer.pad_id if self.tokenizer.pad_id is not None else 0
+        x = torch.full((n, width), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((n, past + width), dtype=torch.long, device=self.device)
+        mask[:, :past] = 1
+        for row, i in enumerate(live):
+            x[row, : len(conts[i])] = torch.tensor(conts[i], dtype=torch.long)
+            mask[row, past: past + len(conts[i])] = 1
+        cache = _dynamic_cache([k.expand(n, -1, -1, -1) for k in keys],
+                               [v.expand(n, -1, -1, -1) for v in values])
+        with torch.inference_mode():
+            res = self.model(input_ids=x, attention_mask=mask, use_cache=True, **{self._cache_kw: cache})
+        self.counters["forward_calls"] += 1
+        self.counters["forward_tokens"] += sum(len(conts[i]) for i in live)
+        grown = res.get("cache", None) if "cache" in res else res.past_key_values
+        for row, i in enumerate(live):
+            end = past + len(conts[i])
+            own_k = tuple(layer.keys[row: row + 1, :, past:end].clone() for layer in grown.layers)
+            own_v = tuple(layer.values[row: row + 1, :, past:end].clone() for layer in grown.layers)
+            seg = KVSegment(base, own_k, own_v)
+            if seg.depth > MAX_SEGMENT_DEPTH:  # one copy now and then keeps the chain short
+                seg = KVSegment(None, *seg.full())
+            logprobs = self.log_softmax(res.logits[row, len(conts[i]) - 1])
+            out[i] = LMState(state.ids + tuple(conts[i]), logprobs, seg, 0)
+        return out
 
     def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
         import torch

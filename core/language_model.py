@@ -4,7 +4,8 @@ A :class:`LMState` is the model after reading a prefix: its ``ids``, the
 next-token ``logprobs`` (a 1-D float tensor over the model's vocabulary) and
 an opaque KV cache. :meth:`LanguageModel.extend` reuses and grows that cache,
 so a state can be extended once; to branch, :meth:`LanguageModel.fork` it
-first. Extending a state twice raises :class:`StaleStateError` instead of
+first, or read several continuations at once with :meth:`LanguageModel.extend_batch`.
+Extending a state twice raises :class:`StaleStateError` instead of
 silently reading a cache that belongs to another branch.
 """
 
@@ -75,6 +76,23 @@ class LanguageModel(ABC):
     @abstractmethod
     def fork(self, state: LMState) -> LMState:
         """A copy of ``state`` with its own cache, so both can be extended."""
+
+    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]]) -> list[LMState]:
+        """Read each continuation after ``state``: one new state per continuation, as if each had
+        been ``extend``-ed onto its own ``fork`` of ``state``, which stays usable (extend it, fork
+        it, or batch-extend it again). For tree searches that branch one state into several
+        (byte-level covers, beams, SMC particles).
+
+        The default forks and extends per row; adapters override it with one batched forward
+        over the shared state (:class:`~tokensmith.HFCausalLM` does, and its result states share
+        ``state``'s KV cache instead of copying it). An empty continuation gives a fork."""
+        component = f"language model '{self.name}'"
+        if isinstance(continuations, (str, bytes)) or not isinstance(continuations, Sequence):
+            raise InputError(f"continuations must be a list of token-id lists, got "
+                             f"{type(continuations).__name__}", component=component,
+                             hint="pass [[id, ...], ...]")
+        conts = [self.check_ids(c, already=len(state.ids)) for c in continuations]
+        return [self.extend(self.fork(state), c) if c else self.fork(state) for c in conts]
 
     @abstractmethod
     def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
