@@ -46,6 +46,9 @@ def test_quick_run_reports_same_run_ratios(report):
     assert m["dahsf_accuracy_generated"] == 1.0 and m["idempotent_fraction"] == 1.0
     assert m["canonical_form_fraction"] == 1.0
     assert m["lm_over_dahsf_time"] == pytest.approx(m["lm_ms_per_command"] / m["dahsf_ms_per_command"])
+    assert m["lm_over_dahsf_cpu_time"] == pytest.approx(
+        m["lm_cpu_ms_per_command"] / m["dahsf_cpu_ms_per_command"]
+    )
     assert m["lm_over_dahsf_memory"] == pytest.approx(m["lm_weight_bytes"] / m["forest_bytes"])
     assert m["forest_bytes"] > 0 and m["forest_trie_nodes"] == 3 + 3 + 1  # ON, DIM | LAMP_ON, DIM, $number
     sizes = next(t for t in report.tables if t.title.startswith("multiplication rule"))

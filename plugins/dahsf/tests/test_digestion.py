@@ -158,3 +158,33 @@ def test_trie_longest_match_equals_brute_force(seqs, keys, start):
         assert trie.insert(seq, value) is None
     assert trie.longest(keys, start) == brute_longest(alternatives, keys, start)
     assert trie.nodes <= 1 + sum(len(s) for s in seqs)  # shared prefixes: at most one node per key stored
+
+
+def test_unspaced_scripts_are_read_character_by_character():
+    from tokensmith_dahsf import Forest
+
+    forest = Forest.from_dict(
+        {
+            "data": {"number": {"pattern": "[0-9]+", "examples": ["5"]}},
+            "layers": [
+                {
+                    "name": "lexicon",
+                    "rules": {
+                        "OPEN": ["打开", "开"],
+                        "LIGHT": ["灯", "电灯"],
+                        "SET": ["设定"],
+                        "TIMER": ["计时器"],
+                        "MINUTES": ["分钟"],
+                    },
+                },
+                {
+                    "name": "commands",
+                    "rules": {"LIGHTS_ON": ["OPEN LIGHT"], "SET_TIMER": ["SET n=$number MINUTES TIMER"]},
+                },
+            ],
+        },
+        name="zh",
+    )
+    assert forest.parse("开电灯") == Parse("LIGHTS_ON", {})
+    assert forest.normalize("开电灯") == "打开 灯"
+    assert forest.parse("设定10分钟计时器") == Parse("SET_TIMER", {"n": "10"})

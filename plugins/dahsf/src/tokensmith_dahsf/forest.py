@@ -29,9 +29,12 @@ import attrs
 
 from tokensmith import ConfigError, InputError, require_text
 
+#: scripts written without spaces between words (Han, kana, Hangul syllables): each character is
+#: a token of its own, so phrases of several characters match inside a run (the paper's Chinese)
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 #: how text is cut into tokens, for the input and for the forest's phrases alike: runs of word
-#: characters, and every other non-space character on its own
-TOKEN = re.compile(r"\w+|[^\w\s]")
+#: characters, a character of an unspaced script, and every other non-space character on its own
+TOKEN = re.compile(rf"[{_UNSPACED}]|(?:(?![{_UNSPACED}])\w)+|[^\w\s]")
 SYMBOL_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 LOWER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: strings shaped like the special tokens of the common tokenizer families (ChatML and GPT
