@@ -36,12 +36,15 @@ def test_components_are_registered(make_registry):
     decoder = reg.get("decoder", "byteprob")
     assert "byte_view" in decoder.requires and "causal_lm" in decoder.requires
     assert reg.parameters(decoder).names() == ["meaning", "temperature", "top_p", "max_new_bytes",
-                                               "max_covers", "max_exact_covers"]
+                                               "max_covers", "max_exact_covers", "tolerance", "max_memory",
+                                               "invalid_utf8", "specials"]
     assert reg.parameters(decoder).wants_context and not reg.accepts_constraint(decoder)
     assert reg.get("demo", "byteprob").name == "byteprob"
 
 
 @pytest.mark.parametrize("bad", [{"meaning": "approximate"}, {"meaning": 1}, {"top_p": 0.0},
+                                 {"tolerance": 1.0},
+                                 {"tolerance": -1e-3}, {"invalid_utf8": "maybe"}, {"specials": "keep"},
                                  {"temperature": -1}, {"temperature": "hot"}, {"max_new_bytes": 0},
                                  {"max_new_bytes": True}, {"max_new_bytes": 2.5}])
 def test_bad_parameters_are_config_errors(installed_registry, bad):

@@ -17,20 +17,16 @@ MEANINGS = ("canonical", "marginal")
 toy_text = st.lists(st.sampled_from([b"a", b"b", b" ", b"\xc3\xa9", b"\xc3"]), max_size=6).map(b"".join)
 
 
-@pytest.mark.parametrize("meaning", MEANINGS)
+@pytest.mark.parametrize("meaning", MEANINGS + ("canonical-global",))
 @settings(max_examples=30, deadline=None)
 @given(text=toy_text)
 def test_cover_mass_is_the_prefix_probability(toy_lm, meaning, text):
-    """The lemma: P(x is a prefix) = sum of P(t) over cover(x). The cover set's mass is
-    relative to its head (the canonical tokens before the last pre-token; none in the marginal
-    meaning); with the head's probability, both by enumeration, it is the brute-force value."""
-    blm = ByteProbLM(toy_lm, meaning=meaning)
+    """The lemma: P(x is a prefix) = sum of P(t) over cover(x) (canonical-global: the raw mass
+    of the canonical covers), by enumeration; ``log_prefix`` adds the head's probability."""
+    blm = ByteProbLM(toy_lm, meaning=meaning, tolerance=0)
     state = blm.start(text)
-    brute = BruteForce(toy_lm, meaning)
-    cut = blm.valid.cut(text) if meaning == "canonical" else 0
-    head = blm.valid.encode(text[:cut]) if cut else ()
-    head_logprob = sum(math.log(brute.next_probs(head[:i])[head[i]]) for i in range(len(head)))
-    assert state.data.log_prefix + head_logprob == pytest.approx(brute.prefix_logprob(text), abs=1e-9)
+    assert blm.log_prefix(state) == pytest.approx(BruteForce(toy_lm, meaning).prefix_logprob(text), abs=1e-9)
+    assert blm.log_prefix_bounds(state)[0] == blm.log_prefix_bounds(state)[1]
     assert state.logprobs.shape == (BYTE_EOS + 1,)
 
 

@@ -99,7 +99,7 @@ def test_cover_set_errors_are_resource_limit_errors():
                                                  ("marginal", {"max_covers": 100}),
                                                  ("canonical", {"max_covers": 10})])
 def test_a_cover_set_past_its_bound_is_refused_before_the_forward(long_lm, meaning, bounds):
-    blm = ByteProbLM(long_lm, meaning=meaning, **bounds)
+    blm = ByteProbLM(long_lm, meaning=meaning, tolerance=0, **bounds)
     state = blm.start(b"")
     for read, b in enumerate(TEXT):  # noqa: B007 - read after the loop
         calls = long_lm.counters["forward_calls"]
@@ -122,8 +122,9 @@ def test_the_bounds_change_nothing_but_raise_exactly_past_them(long_lm, text, ma
                                                                meaning):
     """Within the bounds the distribution is the unbounded one; the error comes exactly at the
     first byte whose cover set (measured without bounds) is past one of them."""
-    free = ByteProbLM(long_lm, meaning=meaning)
-    bounded = ByteProbLM(long_lm, meaning=meaning, max_covers=max_covers, max_exact_covers=max_exact)
+    free = ByteProbLM(long_lm, meaning=meaning, tolerance=0)
+    bounded = ByteProbLM(long_lm, meaning=meaning, max_covers=max_covers, max_exact_covers=max_exact,
+                         tolerance=0)
     data = text.encode()
     state, ref = bounded.start(b""), free.start(b"")
     for b in data:
@@ -145,7 +146,7 @@ def test_the_decoder_takes_the_bounds(installed_registry, long_lm):
         with pytest.raises(ConfigError, match=f"parameter '{next(iter(bad))}'"):
             installed_registry.build("decoder", {"type": "byteprob", **bad})
     decoder = installed_registry.build("decoder", {"type": "byteprob", "meaning": "marginal",
-                                                   "max_exact_covers": 4})
+                                                   "max_exact_covers": 4, "tolerance": 0})
     with pytest.raises(ResourceLimitError, match="max_exact_covers=4"):
         decoder.generate(long_lm, "the the the the the the", max_new_tokens=2)
     with pytest.raises(InputError, match="max_covers"):
@@ -153,34 +154,21 @@ def test_the_decoder_takes_the_bounds(installed_registry, long_lm):
 
 
 def test_batched_forwards_are_split_without_changing_the_result(long_lm, monkeypatch):
-    """Many covers ending on one byte are scored in chunks of padded logits under BATCH_LOGITS
-    floats, and each kept row owns only its own vocabulary's worth of memory."""
-    whole = ByteProbLM(long_lm, meaning="marginal").start(TEXT[:20])
+    """Many covers ending on one byte are expanded by extend_batch in chunks whose logits (and
+    copies of the shared past) stay under BATCH_LOGITS floats, and each kept row owns only its
+    own vocabulary's worth of memory."""
+    whole = ByteProbLM(long_lm, meaning="marginal", tolerance=0).start(TEXT[:20])
     sizes: list[int] = []
-    batch = long_lm.logprobs_batch
+    batch = long_lm.extend_batch
 
-    def spy(seqs):
-        sizes.append(len(seqs) * max(len(s) for s in seqs) * long_lm.vocab_size)
-        return batch(seqs)
+    def spy(state, conts):
+        sizes.append(len(conts))
+        return batch(state, conts)
 
-    monkeypatch.setattr(long_lm, "logprobs_batch", spy)
-    monkeypatch.setattr(cover_set_module, "BATCH_LOGITS", 30 * long_lm.vocab_size)
-    split = ByteProbLM(long_lm, meaning="marginal").start(TEXT[:20])
-    assert sizes and max(sizes) <= 30 * long_lm.vocab_size
-    assert torch.equal(whole.logprobs, split.logprobs)
+    monkeypatch.setattr(long_lm, "extend_batch", spy)
+    monkeypatch.setattr(cover_set_module, "BATCH_LOGITS", 3 * long_lm.vocab_size)
+    split = ByteProbLM(long_lm, meaning="marginal", tolerance=0).start(TEXT[:20])
+    assert sizes and max(sizes) <= 3
+    assert torch.allclose(whole.logprobs.exp(), split.logprobs.exp(), atol=1e-12)
     for node in split.data.exact:
-        assert node.next_logq.untyped_storage().nbytes() == long_lm.vocab_size * 8
-
-
-def test_a_long_last_pretoken_prefetches_at_most_the_bound(long_lm, monkeypatch):
-    prompt = b"the " + b"ab" * 60  # one pre-token of 120 bytes after the head
-    reference = ByteProbLM(long_lm).start(prompt).logprobs
-    rows: list[int] = []
-    batch = long_lm.logprobs_batch
-    monkeypatch.setattr(long_lm, "logprobs_batch", lambda seqs: rows.append(len(seqs)) or batch(seqs))
-    got = ByteProbLM(long_lm, max_exact_covers=16).start(prompt).logprobs
-    assert rows and sum(rows) <= 16
-    finite = torch.isfinite(reference)
-    assert torch.equal(finite, torch.isfinite(got))
-    assert float((reference[finite] - got[finite]).abs().max()) <= 1e-9
-    assert not math.isnan(float(got[finite].sum()))
+        assert node.row.untyped_storage().nbytes() == long_lm.vocab_size * 8

@@ -29,6 +29,7 @@ from tokensmith import (
     HFCausalLM,
     Provenance,
     Report,
+    ResourceLimitError,
     Runtime,
     Series,
     Table,
@@ -58,8 +59,8 @@ def exactness(quick: bool) -> dict[str, Any]:
     texts = [b"", b"a", b"ab a", b"b ab\xc3", b"aba\xc3\xa9b"] + ([] if quick else [b"abab a", b"bb ab"])
     for prefix in (b"", b" "):
         lm = MarkovLM(ToyTokenizer(prefix_bytes=prefix), seed=1)
-        for meaning in ("canonical", "marginal"):
-            blm, brute = ByteProbLM(lm, meaning=meaning), BruteForce(lm, meaning)
+        for meaning in ("canonical-local", "canonical-global", "marginal"):
+            blm, brute = ByteProbLM(lm, meaning=meaning, tolerance=0), BruteForce(lm, meaning)
             err = max(max_abs_error(blm.start(t).logprobs, brute.next_byte_probs(t)) for t in texts)
             key = f"toy{'_prefixed' if prefix else ''}_{meaning}"
             out[key] = {"max_abs_error": err, "strings": len(texts)}
@@ -67,65 +68,140 @@ def exactness(quick: bool) -> dict[str, Any]:
 
 
 def model_exactness(lm: Any, quick: bool) -> dict[str, Any]:
-    cases = [("canonical", b"def fibon")] + ([] if quick else [("canonical", b"The capital of Fra"),
-                                                                ("marginal", b"Fra")])
+    cases = [("canonical-local", b"def fibon")] + ([] if quick else [
+        ("canonical-local", b"The capital of Fra"), ("canonical-global", b"def fibon"), ("marginal", b"Fra")])
     out = {}
     for meaning, text in cases:
         start = time.perf_counter()
-        got = ByteProbLM(lm, meaning=meaning).start(text).logprobs
+        got = ByteProbLM(lm, meaning=meaning, tolerance=0).start(text).logprobs
         err = max_abs_error(got, BruteForce(lm, meaning).next_byte_probs(text))
         out[f"{meaning}:{text.decode()}"] = {"max_abs_error": err, "seconds": time.perf_counter() - start}
     return out
 
 
 def speed(lm: Any, quick: bool) -> dict[str, Any]:
-    """Greedy bytes vs greedy tokens (KV cache) on the same prompts, same process.
+    """Greedy bytes vs greedy tokens (KV cache) on the same prompts, same process: first the
+    token-level greedy continuation (its bytes and seconds), then the byte-exact greedy one of the
+    same number of bytes at the default tolerance, and again at tolerance 0 (every forward).
     ``state_memory_ratio`` compares what the decoding states hold (KV caches of live covers,
-    cover tensors); ``memory_ratio_with_model`` adds the model's weights, which both share."""
-    n_bytes = 16 if quick else 48
+    cover tensors; the token state: its KV cache and logprobs); ``memory_ratio_with_model`` adds
+    the model's weights, which both share. The certified bound of every byte state is compared
+    with its true error against the tolerance-0 run."""
+    n_tokens = 6 if quick else 16
     weights = tensor_bytes(lm.model, modules=True)
-    blm = ByteProbLM(lm)
-    blm.start(b"warm up")  # builds the per-tokenizer tables once
-    out: dict[str, Any] = {"bytes_per_prompt": n_bytes, "prompts": {}}
-    byte_times, token_times, forwards, nbytes = [], [], 0, 0
-    state_peak, token_peak = 0, 0
+    out: dict[str, Any] = {"tokens_per_prompt": n_tokens, "prompts": {}}
+    runs = {"default": ByteProbLM(lm), "tolerance_0": ByteProbLM(lm, tolerance=0)}
+    for blm in runs.values():
+        blm.start(b"warm up")  # builds the per-tokenizer tables once
+    tok_seconds = tok_bytes = tok_forwards = 0.0
+    seconds = {k: 0.0 for k in runs}
+    forwards = {k: 0 for k in runs}
+    byte_times: list[float] = []
+    nbytes, state_peak, token_peak, worst, max_bound, bounds = 0, 0, 0, 0.0, 0.0, []
     for prompt in ("def fibon", "The capital of Fra"):
-        state = blm.start(prompt.encode())
+        # token-level greedy: encode the prompt, then one cached step per token
+        ids = list(lm.start_ids) + list(lm.tokenizer.encode(prompt).ids)
         calls = lm.counters["forward_calls"]
-        text = b""
-        for _ in range(n_bytes):
-            b = int(state.logprobs.argmax())
-            if b == 256:
-                break
-            t0 = time.perf_counter()
-            state = blm.advance(state, b)
-            byte_times.append(time.perf_counter() - t0)
-            text += bytes([b])
-            state_peak = max(state_peak, tensor_bytes(state))
-        forwards += lm.counters["forward_calls"] - calls
-        nbytes += len(text)
-        # token-level greedy over the same text: cached single-token steps
-        ids = list(lm.start_ids) + list(lm.tokenizer.encode(prompt + text.decode("utf-8", "replace")).ids)
-        timed = min(12, len(ids) - 1)  # the last tokens, one cached step each
-        tstate = lm.start(ids[: len(ids) - timed])
-        for tok in ids[len(ids) - timed:]:
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        tstate = lm.start(ids)
+        gen: list[int] = []
+        for _ in range(n_tokens):
+            tok = int(tstate.logprobs.argmax())
+            gen.append(tok)
             tstate = lm.extend(tstate, [tok])
-            token_times.append(time.perf_counter() - t0)
             token_peak = max(token_peak, tensor_bytes(tstate))
-        out["prompts"][prompt] = {"continuation": text.decode("utf-8", "replace")}
+        tok_seconds += time.perf_counter() - t0
+        tok_forwards += lm.counters["forward_calls"] - calls
+        text_bytes = lm.tokenizer.decode_bytes(gen)
+        tok_bytes += len(text_bytes)
+        walks = {}
+        for key, blm in runs.items():
+            calls = lm.counters["forward_calls"]
+            t0 = time.perf_counter()
+            state = blm.start(prompt.encode())
+            states, text = [state], b""
+            for _ in range(len(text_bytes)):
+                b = int(state.logprobs.argmax())
+                if b == 256:
+                    break
+                t1 = time.perf_counter()
+                state = blm.advance(state, b)
+                if key == "default":
+                    byte_times.append(time.perf_counter() - t1)
+                    state_peak = max(state_peak, tensor_bytes(state))
+                text += bytes([b])
+                states.append(state)
+            seconds[key] += time.perf_counter() - t0
+            forwards[key] += lm.counters["forward_calls"] - calls
+            walks[key] = (text, states)
+        nbytes += len(walks["default"][0])
+        for a, e in zip(walks["default"][1], walks["tolerance_0"][1]):
+            if a.prefix != e.prefix:
+                break
+            err = float((a.logprobs.exp() - e.logprobs.exp()).abs().max())
+            bounds.append((a.data.bound, err))
+            worst = max(worst, err - a.data.bound)
+            max_bound = max(max_bound, a.data.bound)
+        out["prompts"][prompt] = {"token_level": text_bytes.decode("utf-8", "replace"),
+                                  "byte_exact": walks["default"][0].decode("utf-8", "replace"),
+                                  "same_path_as_tolerance_0": walks["default"][0] == walks["tolerance_0"][0]}
     ms_byte = 1000 * statistics.median(byte_times)
-    ms_token = 1000 * statistics.median(token_times)
+    ms_token = 1000 * tok_seconds / max(1.0, tok_forwards)
+    errors = [e for _, e in bounds]
     out.update({
         "median_ms_per_next_byte_distribution": ms_byte,
         "median_ms_per_cached_token_step": ms_token,
         "ratio_byte_distribution_to_token_step": ratio(ms_byte, ms_token),
-        "lm_forwards_per_byte": forwards / max(1, nbytes),
+        "lm_forwards_per_byte": forwards["default"] / max(1, nbytes),
+        "lm_forwards_per_byte_tolerance_0": forwards["tolerance_0"] / max(1, nbytes),
+        "token_level_forwards_per_byte": tok_forwards / max(1.0, tok_bytes),
+        "bytes_per_token": tok_bytes / max(1.0, tok_forwards),
+        "bytes_per_second_byte_exact": nbytes / max(1e-9, seconds["default"]),
+        "bytes_per_second_byte_exact_tolerance_0": nbytes / max(1e-9, seconds["tolerance_0"]),
+        "bytes_per_second_token_level": tok_bytes / max(1e-9, tok_seconds),
+        "byte_exact_over_token_level_bytes_per_second": ratio(nbytes / max(1e-9, seconds["default"]),
+                                                              tok_bytes / max(1e-9, tok_seconds)),
+        "certified_bound_max": max_bound,
+        "true_error_max": max(errors, default=0.0),
+        "true_error_minus_bound_max": worst,
+        "states_compared": len(bounds),
         "state_bytes_peak_byteprob": state_peak,
         "state_bytes_peak_token_level": token_peak,
         "state_memory_ratio": state_peak / max(1, token_peak),
         "memory_ratio_with_model": ratio(weights + state_peak, weights + token_peak),
     })
+    return out
+
+
+def meanings(lm: Any, quick: bool) -> dict[str, Any]:
+    """canonical-local vs canonical-global on real prompts: max |difference| of next-byte
+    probabilities at the prompt and along its first greedy bytes; and the marginal meaning on an
+    18-byte prompt within the default memory bound (finishes, or stops with the typed error)."""
+    local, glob = ByteProbLM(lm, tolerance=0), ByteProbLM(lm, meaning="canonical-global", tolerance=0)
+    out: dict[str, Any] = {"prompts": {}}
+    for prompt in (("def fibon",) if quick else ("def fibon", "The capital of Fra", "import num")):
+        a, b = local.start(prompt.encode()), glob.start(prompt.encode())
+        diffs = []
+        for _ in range(2 if quick else 4):
+            diffs.append(float((a.logprobs.exp() - b.logprobs.exp()).abs().max()))
+            byte = int(a.logprobs.argmax())
+            if byte == 256:
+                break
+            a, b = local.advance(a, byte), glob.advance(b, byte)
+        out["prompts"][prompt] = max(diffs)
+    out["max_abs_difference"] = max(out["prompts"].values())
+    text = b"The capital of Fra" if not quick else b"Fra"
+    blm = ByteProbLM(lm, meaning="marginal")
+    calls = lm.counters["forward_calls"]
+    t0 = time.perf_counter()
+    try:
+        state = blm.start(text)
+        result = {"finished": True, "bound": state.data.bound, "covers": len(state.data)}
+    except ResourceLimitError as err:
+        result = {"finished": False, "error": type(err).__name__, "message": err.message}
+    result.update({"prompt": text.decode(), "bytes": len(text), "seconds": time.perf_counter() - t0,
+                   "forwards": lm.counters["forward_calls"] - calls, "max_memory": blm.max_memory})
+    out["marginal_long_prompt"] = result
     return out
 
 
@@ -218,6 +294,7 @@ def measure(lm: Any, *, quick: bool, greedy: Any = None, healing: Any = None, mo
     """Every number of the benchmark as one JSON-like mapping (see :func:`to_report`)."""
     return {"quick": quick, "threads": threads, "model": model, "exactness_toy": exactness(quick),
             "exactness_model": model_exactness(lm, quick), "speed": speed(lm, quick),
+            "meanings": meanings(lm, quick),
             "mid_word": mid_word(lm, greedy, healing), "ensemble": ensemble(lm, quick)}
 
 
@@ -233,16 +310,34 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
         "ms_per_cached_token_step": sp["median_ms_per_cached_token_step"],
         "byte_distribution_vs_token_step": sp["ratio_byte_distribution_to_token_step"],
         "lm_forwards_per_byte": sp["lm_forwards_per_byte"],
+        "lm_forwards_per_byte_tolerance_0": sp["lm_forwards_per_byte_tolerance_0"],
+        "token_level_forwards_per_byte": sp["token_level_forwards_per_byte"],
+        "byte_exact_over_token_level_bytes_per_second": sp["byte_exact_over_token_level_bytes_per_second"],
+        "certified_bound_max": sp["certified_bound_max"],
+        "true_error_max": sp["true_error_max"],
+        "true_error_minus_bound_max": sp["true_error_minus_bound_max"],
+        "canonical_local_vs_global_max_abs_difference": result["meanings"]["max_abs_difference"],
         "state_memory_ratio": sp["state_memory_ratio"],
         "memory_ratio_with_model": sp["memory_ratio_with_model"],
     }
-    notes = [f"{result['model']}, {result['threads']} CPU thread(s); speed over {sp['bytes_per_prompt']} "
-             "bytes per prompt; memory = distinct tensor storages the decoding states hold"]
+    notes = [f"{result['model']}, {result['threads']} CPU thread(s); speed over the bytes of "
+             f"{sp['tokens_per_prompt']} greedy tokens per prompt (token-level greedy first, then byte-exact "
+             "greedy over as many bytes, at the default tolerance and at 0); memory = distinct tensor storages "
+             "the decoding states hold"]
+    mn = result["meanings"]
+    long = mn["marginal_long_prompt"]
+    outcome = (f"finished in {long['seconds']:.1f} s, {long['forwards']} forwards, certified bound "
+               f"{long['bound']:.2g}" if long["finished"] else
+               f"stopped with {long['error']} after {long['seconds']:.1f} s: {long['message']}")
+    notes.append(f"marginal meaning, {long['bytes']}-byte prompt {long['prompt']!r}, max_memory="
+                 f"{long['max_memory']:,} bytes: {outcome}")
     tables = [Table("max |error| of next-byte distributions vs brute force",
                     ("case", "max |error|", "seconds"),
                     tuple((k, v["max_abs_error"], v.get("seconds")) for k, v in errors.items())),
               Table("speed: greedy bytes vs greedy tokens (KV cache)", ("measure", "value"),
                     tuple((k, v) for k, v in sp.items() if isinstance(v, int | float))),
+              Table("canonical-local vs canonical-global: max |difference| of next-byte probabilities",
+                    ("prompt", "max |difference|"), tuple(mn["prompts"].items())),
               Table("mid-word prompts", ("prompt", "expected", "P token-level", "P token healing",
                                          "P byte-exact", "byte-exact greedy", "token-level greedy",
                                          "token-healing greedy"),
@@ -267,6 +362,11 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
     floored = tuple(max(v["max_abs_error"], 1e-18) for v in errors.values())
     series = [Series("max |error|", tuple(errors), floored, y_label="max |error| (floor 1e-18)", plot="bar",
                      log_y=True, group="exactness vs brute force"),
+              Series("forwards per byte", ("token-level greedy", "byte-exact (default tolerance)",
+                                           "byte-exact (tolerance 0)"),
+                     (sp["token_level_forwards_per_byte"], sp["lm_forwards_per_byte"],
+                      sp["lm_forwards_per_byte_tolerance_0"]), y_label="LM forwards per byte", plot="bar",
+                     group="forwards per byte"),
               Series("median ms", ("cached token step", "next-byte distribution"),
                      (sp["median_ms_per_cached_token_step"], sp["median_ms_per_next_byte_distribution"]),
                      y_label="median ms", plot="bar", group="speed")]

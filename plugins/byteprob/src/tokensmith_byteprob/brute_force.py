@@ -17,12 +17,20 @@ from tokensmith import BYTE_EOS, LanguageModel
 
 
 class BruteForce:
-    """``P(x is a prefix)`` and ``P(next byte | x)`` by enumeration, in float64."""
+    """``P(x is a prefix)`` and ``P(next byte | x)`` by enumeration, in float64.
 
-    def __init__(self, lm: LanguageModel, meaning: str = "canonical") -> None:
+    Meanings as in :mod:`.cover_set`: canonical-local renormalizes q over valid next tokens,
+    canonical-global keeps the raw probabilities of valid ones (and the next-byte distribution
+    is normalized over the next symbols), marginal keeps every token. ``invalid_utf8="invalid"``:
+    a sequence whose bytes are no longer a prefix of valid UTF-8 (or that ends mid-character)
+    is invalid."""
+
+    def __init__(self, lm: LanguageModel, meaning: str = "canonical-local",
+                 invalid_utf8: str = "unjudged") -> None:
         tok = lm.tokenizer
         self.lm = lm
-        self.meaning = meaning
+        self.meaning = {"canonical": "canonical-local"}.get(meaning, meaning)
+        self.invalid_utf8 = invalid_utf8
         self.prefix = tok.prefix_bytes
         table = list(tok.byte_table) + [None] * (lm.vocab_size - tok.vocab_size)
         self.bytes = [None if (i in tok.special_ids or not b) else b for i, b in enumerate(table)]
@@ -42,7 +50,7 @@ class BruteForce:
         try:
             text = data[len(self.prefix):].decode("utf-8")
         except UnicodeDecodeError:
-            return True
+            return self.invalid_utf8 == "unjudged" or _utf8_prefix(data)
         return tuple(self.lm.tokenizer.encode(text).ids) == ids
 
     def next_probs(self, ids: tuple[int, ...]) -> list[float]:
@@ -52,11 +60,15 @@ class BruteForce:
 
             row = self.lm.logprobs_batch([list(self.lm.start_ids) + list(ids)])[0][-1]
             probs = torch.exp(row.double()).tolist()
-            if self.meaning == "canonical":
+            if self.meaning != "marginal":
                 valid = self.valid_extensions(ids)
-                probs = [p if self.bytes[v] is None or valid[v] else 0.0 for v, p in enumerate(probs)]
-                z = sum(probs)
-                probs = [p / z for p in probs]
+                data = b"".join(self.bytes[i] for i in ids)
+                ends_ok = self.invalid_utf8 == "unjudged" or _utf8_complete(data)
+                probs = [p if (ends_ok if self.bytes[v] is None else valid[v]) else 0.0
+                         for v, p in enumerate(probs)]
+                if self.meaning == "canonical-local":  # a dead end (no valid next token) keeps no mass
+                    z = sum(probs)
+                    probs = [p / z for p in probs] if z > 0 else probs
             self._next[ids] = probs
         return self._next[ids]
 
@@ -73,7 +85,7 @@ class BruteForce:
                 texts.append(grown[len(self.prefix):].decode("utf-8"))
                 cands.append(v)
             except UnicodeDecodeError:
-                out[v] = True
+                out[v] = self.invalid_utf8 == "unjudged" or _utf8_prefix(grown)
         for v, enc in zip(cands, self.lm.tokenizer.encode_batch(texts)):
             out[v] = tuple(enc.ids) == ids + (v,)
         return out
@@ -111,19 +123,40 @@ class BruteForce:
         return cover, ends
 
     def next_byte_probs(self, text: bytes) -> list[float]:
-        """257 probabilities: the byte after ``text`` (user bytes), then end of text."""
+        """257 probabilities: the byte after ``text`` (user bytes), then end of text, normalized
+        over the next symbols (for canonical-local and marginal their sum is the cover mass of
+        ``text`` already; canonical-global loses the raw mass of invalid next tokens)."""
         target = self.prefix + text
-        total, ends = self.prefix_mass(target)
+        _, ends = self.prefix_mass(target)
         out = [0.0] * (BYTE_EOS + 1)
         seen = {b for v in self.text_ids for b in self.bytes[v]}
         for b in seen:
-            out[b] = self.prefix_mass(target + bytes([b]), with_end=False)[0] / total
-        out[BYTE_EOS] = ends / total
-        return out
+            out[b] = self.prefix_mass(target + bytes([b]), with_end=False)[0]
+        out[BYTE_EOS] = ends
+        total = sum(out)
+        return [p / total for p in out]
 
     def prefix_logprob(self, text: bytes) -> float:
         mass = self.prefix_mass(self.prefix + text)[0]
         return math.log(mass) if mass > 0 else -math.inf
+
+
+def _utf8_prefix(data: bytes) -> bool:
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8_complete(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def max_abs_error(got: Any, want: list[float]) -> float:

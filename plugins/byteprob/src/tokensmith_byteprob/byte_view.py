@@ -76,6 +76,53 @@ class TokenBytes:
         self.texts: list[str | None] = [None if b is None else _utf8_text(b) for b in self.bytes]
 
 
+def _utf8_prefix(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 or a prefix of it (may end mid-character)."""
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8_tail(data: bytes) -> bytes:
+    """The bytes of an unfinished final character of ``data`` (b"" at a character boundary)."""
+    for k in range(1, min(3, len(data)) + 1):
+        lead = data[-k]
+        if lead < 0x80:
+            return b""
+        if lead >= 0xC0:  # a lead byte: complete iff its sequence length is k
+            need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            return b"" if need == k else data[-k:]
+    return b""
+
+
+def utf8_prefix_ok(view: TokenBytes, data: bytes) -> Any:
+    """Bool tensor over ids: is ``data + bytes(v)`` still a prefix of valid UTF-8? Ids without text
+    end the text, so they are allowed only at a character boundary (the ``invalid_utf8="invalid"``
+    option of the canonical meanings: a byte string that is not UTF-8 is not valid)."""
+    import torch
+
+    cache = view.__dict__.setdefault("_utf8_masks", {})
+    tail = _utf8_tail(data)
+    if tail not in cache:
+        if "_utf8_alone" not in view.__dict__:
+            view._utf8_alone = torch.tensor([b is None or _utf8_prefix(b) for b in view.bytes],
+                                            dtype=torch.bool)
+        if not tail:
+            cache[tail] = view._utf8_alone
+        else:
+            mask = torch.zeros(view.vocab_size, dtype=torch.bool)
+            for v in range(view.vocab_size):
+                b = view.bytes[v]
+                if b is not None and 0x80 <= b[0] < 0xC0 and _utf8_prefix(tail + b):
+                    mask[v] = True
+            cache[tail] = mask
+    return cache[tail]
+
+
 class ValidEncodings:
     """The valid-encoding rule of the paper, ``enc(dec(t)) == t``, on byte strings.
 

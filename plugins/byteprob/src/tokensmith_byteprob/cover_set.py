@@ -10,22 +10,36 @@ Phan et al., "Exact Byte-Level Probabilities from Tokenized Language Models"
   (a) covers whose last token already runs past ``x`` vote for their next byte,
   (b) each sequence ending exactly at ``x`` adds ``P(t) * sum_{v starts with b} p(v | t)``.
 
-Two meanings of "exact" (``meaning``):
+Meanings (``meaning``):
 
-* ``"canonical"`` (default): the paper's valid encodings. The token process is
-  restricted to sequences with ``enc(dec(t)) == t`` by masking invalid next
-  tokens and renormalizing (what the paper's code does at inference), so the
-  byte process is a proper distribution and the chain rule holds exactly.
-* ``"marginal"``: the sum over every tokenization of the bytes, with no mask.
-  Exact too, but the number of covers grows exponentially with the length of
-  the string, so it is for short strings.
+* ``"canonical-local"`` (alias ``"canonical"``, the default): the paper's valid
+  encodings ``enc(dec(t)) == t``, enforced by masking invalid next tokens and
+  renormalizing at every step (what the paper's code does at inference);
+* ``"canonical-global"``: the raw model conditioned on canonical covers, no
+  local renormalization (Vieira et al. 2024, "Language models over canonical
+  byte-pair encodings"): ``P(b | x) = G(x b) / (sum_b' G(x b') + G_end(x))`` with
+  ``G(y)`` the raw mass of the canonical covers of ``y``;
+* ``"marginal"``: the sum over every tokenization, no mask.
 
-Bounds (both meanings): ``max_covers`` token sequences in a cover set, and
-``max_exact_covers`` of them ending on the byte boundary — each of those holds a
-next-token distribution (vocabulary x 8 bytes) and costs a forward. Past either,
+Certified deferral (issue 13, item 1). Part (b) needs a forward for each
+sequence ending exactly at ``x``; mid-word on a trained model that sequence
+holds a tiny share of the prefix mass. A sequence ``T`` whose forward has not
+run is *pending*: everything it could still contribute to any later cover set
+is at most ``P(T)`` (its descendants' masses sum to at most its own). With
+``L`` the pending mass and ``M`` the mass included, every returned probability
+is within ``L / (M + L)`` of the exact one (the certified ``bound``), and
+pending sequences are expanded, largest first, until that is at most
+``tolerance`` (0: every forward runs, the exact computation). In the canonical
+meanings no cover runs across the start of the last whitespace run (the GPT-2
+regex), so pending sequences that are not on the canonical path to it have
+probability 0 and are dropped there, exactly.
+
+Bounds: ``max_covers`` token sequences in a cover set, ``max_exact_covers``
+expanded sequences ending on the byte boundary, and ``max_memory`` bytes of
+tensors that the cover set holds (next-token rows, KV segments, cover tensors)
+plus the transient batch of the next forward. Past any of them a
 :class:`CoverSetTooLargeError` (a :class:`~tokensmith.ResourceLimitError`) is
-raised before the forward runs. Batched forwards are split so that their
-logits stay under :data:`BATCH_LOGITS` floats.
+raised before the forward runs.
 
 Text ends when the model emits an id without text (EOS, any special token,
 padding rows of the output layer): that mass is the :data:`BYTE_EOS` entry.
@@ -35,6 +49,7 @@ from __future__ import annotations
 
 import math
 from collections import ChainMap
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import attrs
@@ -50,15 +65,26 @@ from tokensmith import (
     TokensmithError,
 )
 
-from .byte_view import TokenBytes, ValidEncodings, check_byte_tokenizer, check_vocab
+from .byte_view import TokenBytes, ValidEncodings, check_byte_tokenizer, check_vocab, utf8_prefix_ok
 
-Meaning = Literal["canonical", "marginal"]
+Meaning = Literal["canonical-local", "canonical-global", "marginal", "canonical"]
 MEANINGS: tuple[str, ...] = get_args(Meaning)
+#: "canonical" is today's meaning under its old name
+ALIASES = {"canonical": "canonical-local"}
+InvalidUtf8 = Literal["unjudged", "invalid"]
+INVALID_UTF8: tuple[str, ...] = get_args(InvalidUtf8)
+Specials = Literal["error", "parse"]
+SPECIALS: tuple[str, ...] = get_args(Specials)
+#: default tolerance of the certified bound: below the float32 noise floor (~1e-6 per
+#: probability, measured on SmolLM2), so a float32 model's distributions do not change visibly
+TOLERANCE = 1e-7
 #: default bound on the token sequences of one cover set
 MAX_COVERS = 200_000
-#: default bound on the covers ending on the byte boundary (each: a forward, vocabulary x 8 bytes)
+#: default bound on the expanded covers ending on the byte boundary (each: a forward and a row)
 MAX_EXACT_COVERS = 1024
-#: a batched forward is split so that its logits (tokens x vocabulary) stay under this many floats
+#: default bound on the tensor bytes a cover set holds, plus the next forward's batch
+MAX_MEMORY = 1 << 30
+#: a batched forward is split so that its logits plus shared-past copies stay under this many floats
 BATCH_LOGITS = 1 << 24
 
 
@@ -68,33 +94,58 @@ def check_meaning(instance: Any, attribute: Any, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be one of {', '.join(map(repr, MEANINGS))}, got {value!r}")
 
 
+def check_tolerance(instance: Any, attribute: Any, value: Any) -> None:
+    """attrs-style validator: a float in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{attribute.name} must be a number in [0, 1), got {value!r}")
+
+
+def check_choice(choices: tuple[str, ...]) -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if value not in choices:
+            shown = ", ".join(map(repr, choices))
+            raise ValueError(f"{attribute.name} must be one of {shown}, got {value!r}")
+    return check
+
+
 class CoverSetTooLargeError(ResourceLimitError):
-    """A cover set outgrew ``max_covers`` or ``max_exact_covers`` (in the marginal meaning
-    it grows exponentially with the length of the text)."""
+    """A cover set outgrew ``max_covers``, ``max_exact_covers`` or ``max_memory`` (in the
+    marginal meaning it grows exponentially with the length of the text)."""
 
 
 class ZeroProbabilityError(TokensmithError, ValueError):
     """A byte with probability 0 (no cover reaches it) was read."""
 
 
+class SpecialTokenTextError(InputError):
+    """A byte prompt spells a special token (``<|im_start|>``...): it is neither silently
+    read as bytes nor as the control token; pass it as ``context`` or use ``specials="parse"``."""
+
+
 @attrs.define(eq=False)
 class Node:
-    """A token sequence whose bytes end exactly at ``end`` (a cover ending on a byte boundary).
+    """A token sequence whose bytes end exactly at ``end``.
 
-    ``ids`` exclude the model's start ids; ``logq`` is relative to the head (the
-    fixed tokens before the last pre-token of the prompt, whose probability
-    cancels in every conditional). ``buckets[b]`` is the probability that the next
-    token starts with byte ``b`` (``BYTE_EOS``: has no text). A node without its
-    own LM state rebuilds one from ``base`` when it must be extended.
+    ``ids`` exclude the context; ``logq`` is relative to the head (the fixed
+    tokens before the last pre-token of the prompt, whose probability cancels in
+    every conditional). A node is *pending* until its forward has run; then
+    ``state`` is its LM state (a shared KV segment on HF models), and while it
+    ends at the current byte ``row`` (the LM's next-token log-probabilities),
+    ``mask`` (valid next tokens, None: all), ``logz`` (the masked normalizer) and
+    ``buckets`` (mass of the next token's first byte, :data:`BYTE_EOS`: no text)
+    describe its next token. ``parent``: the expanded node it extends.
     """
 
     ids: tuple[int, ...]
     end: int
     logq: float
-    next_logq: Any = None
-    buckets: Any = None
+    parent: Node | None = None
     state: LMState | None = None
-    base: Node | None = None
+    row: Any = None
+    mask: Any = None
+    logz: float = 0.0
+    buckets: Any = None
+    handle: Node | None = None
 
 
 @attrs.define(eq=False)
@@ -109,108 +160,224 @@ class Straddle:
 
 @attrs.define(eq=False)
 class CoverSet:
-    """``cover(data)``: sequences ending exactly at ``len(data)`` and those straddling it."""
+    """``cover(data)``: expanded sequences ending exactly at ``len(data)``, straddling ones,
+    and pending ones (ending at or before ``len(data)``, forward not run).
+
+    ``bound``: the certified bound on |error| of every probability of this state's
+    distribution; ``log_mass``: log of the included mass of the next symbols (relative to
+    the head); ``log_cover`` / ``log_cover_hi``: log of the mass of ``cover(data)`` known
+    to be there / at most there (they differ by old pending sequences)."""
 
     data: bytes
     exact: list[Node]
     straddles: list[Straddle]
-    log_prefix: float = 0.0
+    pending: list[Node] = attrs.field(factory=list)
+    cut: int = 0
+    head: Node | None = None
+    context: tuple[int, ...] = ()
+    bound: float = 0.0
+    log_mass: float = 0.0
+    log_cover: float = 0.0
+    log_cover_hi: float = 0.0
 
     def __len__(self) -> int:
-        return len(self.exact) + sum(len(s.ids) for s in self.straddles)
+        return len(self.exact) + len(self.pending) + sum(len(s.ids) for s in self.straddles)
 
     def sequences(self) -> list[tuple[int, ...]]:
-        """Every cover as a token tuple (for tests and inspection)."""
-        out = [n.ids for n in self.exact]
+        """Every included or pending cover as a token tuple (for tests and inspection)."""
+        out = [n.ids for n in self.exact] + [n.ids for n in self.pending if n.end == len(self.data)]
         for s in self.straddles:
             out += [s.node.ids + (int(v),) for v in s.ids]
         return out
 
 
-class ByteProbLM(ByteLanguageModel):
-    """A :class:`ByteLanguageModel` derived exactly from a token :class:`LanguageModel`.
+def _logsumexp(values: list[float]) -> float:
+    if not values:
+        return -math.inf
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
-    ``start(prompt)`` may end anywhere, mid-token or mid-character;
-    ``logprobs`` has 257 entries (bytes, then :data:`BYTE_EOS`), float64.
-    ``counters`` holds ``states`` and ``max_covers_seen``, and reads the wrapped
-    LM's ``forward_calls`` / ``forward_tokens`` through, so a decoder over a
-    ByteProbLM counts its LM calls. ``runtime`` is the wrapped LM's (None for an
-    LM without one): decoders draw from its generator when no seed is given.
+
+class ByteProbLM(ByteLanguageModel):
+    """A :class:`ByteLanguageModel` derived exactly (within a certified ``tolerance``) from a
+    token :class:`LanguageModel`.
+
+    ``start(prompt)`` may end anywhere, mid-token or mid-character; ``logprobs``
+    has 257 entries (bytes, then :data:`BYTE_EOS`), float64, and ``bound(state)``
+    is the certified bound on the error of each of them. ``context`` (token ids,
+    or text whose special-token strings are control tokens, e.g.
+    :func:`tokensmith.chatml_prompt`'s) is what the byte prompt follows; default
+    the LM's ``start_ids``. ``counters`` holds ``states``, ``max_covers_seen``,
+    ``expanded`` and ``deferred`` and reads the wrapped LM's ``forward_calls`` /
+    ``forward_tokens`` through. ``runtime`` is the wrapped LM's.
     """
 
-    def __init__(self, lm: LanguageModel, *, meaning: Meaning = "canonical", max_covers: int = MAX_COVERS,
-                 max_exact_covers: int = MAX_EXACT_COVERS, name: str | None = None) -> None:
+    def __init__(self, lm: LanguageModel, *, meaning: Meaning = "canonical-local",
+                 tolerance: float = TOLERANCE,
+                 max_covers: int = MAX_COVERS, max_exact_covers: int = MAX_EXACT_COVERS,
+                 max_memory: int = MAX_MEMORY, invalid_utf8: InvalidUtf8 = "unjudged",
+                 specials: Specials = "error", context: Sequence[int] | str | None = None,
+                 name: str | None = None) -> None:
+        component = f"byte LM '{name or 'byteprob'}'"
         if meaning not in MEANINGS:
-            raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}",
-                             component="byte LM 'byteprob'")
+            raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}", component=component)
+        meaning = ALIASES.get(meaning, meaning)
         self.name = name or f"byteprob({lm.name}, {meaning})"
         component = f"byte LM '{self.name}'"
-        for key, value in (("max_covers", max_covers), ("max_exact_covers", max_exact_covers)):
+        for key, value in (("max_covers", max_covers), ("max_exact_covers", max_exact_covers),
+                           ("max_memory", max_memory)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{key} must be an int >= 1, got {value!r}", component=component)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+            raise InputError(f"tolerance must be a number in [0, 1), got {tolerance!r}", component=component)
+        for key, value, choices in (("invalid_utf8", invalid_utf8, INVALID_UTF8),
+                                    ("specials", specials, SPECIALS)):
+            if value not in choices:
+                raise InputError(f"{key} must be one of {choices}, got {value!r}", component=component)
+        if invalid_utf8 == "invalid" and meaning == "marginal":
+            raise InputError("invalid_utf8='invalid' is a validity rule of the canonical meanings; the "
+                             "marginal meaning sums over every tokenization", component=component,
+                             hint="use meaning='canonical-local' or 'canonical-global'")
         check_byte_tokenizer(lm.tokenizer, component)
         check_vocab(lm, component)
         self.lm = lm
         self.meaning = meaning
+        self.tolerance = float(tolerance)
         self.max_covers = max_covers
         self.max_exact_covers = max_exact_covers
+        self.max_memory = max_memory
+        self.invalid_utf8 = invalid_utf8
+        self.specials = specials
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
-        self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning == "canonical" else None
-        self.counters: ChainMap[str, int] = ChainMap({"states": 0, "max_covers_seen": 0}, lm.counters)
-        self._prefetched: dict[tuple[int, ...], Any] = {}
+        self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning != "marginal" else None
+        self.counters: ChainMap[str, int] = ChainMap(
+            {"states": 0, "max_covers_seen": 0, "expanded": 0, "deferred": 0}, lm.counters)
+        self.context = self._context_ids(context)
+        self._specials = sorted(((text.encode("utf-8"), i) for i, text in lm.tokenizer.special_tokens.items()
+                                 if text), key=lambda p: -len(p[0]))
+        self._kv_per_token: float | None = None
+        self._head_logp: dict[tuple, float] = {}
 
     @property
     def runtime(self) -> Any:
         return getattr(self.lm, "runtime", None)
 
+    @property
+    def component(self) -> str:
+        return f"byte LM '{self.name}'"
+
+    # -- contexts and special-token text (issue 13, item 4) ---------------------------
+    def _context_ids(self, context: Sequence[int] | str | None) -> tuple[int, ...]:
+        if context is None:
+            return tuple(self.lm.start_ids)
+        if isinstance(context, bytes):
+            raise InputError("context must be token ids or text, got bytes", component=self.component,
+                             hint="decode it: context=data.decode('utf-8')")
+        if isinstance(context, str):  # trusted text: its special-token strings are control tokens
+            parsed = self.lm.tokenizer.encode(str(context), allow_special=True).ids
+            ids = tuple(self.lm.start_ids) + tuple(parsed)
+        else:
+            ids = tuple(self.lm.check_ids(context))
+        if not ids:
+            raise InputError("the context is empty: the first token needs something to condition on",
+                             component=self.component, hint="leave context=None for the LM's start ids")
+        return ids
+
+    def split_specials(self, prompt: bytes) -> tuple[tuple[int, ...], bytes]:
+        """(ids of the part of ``prompt`` up to its last special-token string, the rest) when
+        ``specials="parse"``; a :class:`SpecialTokenTextError` for any such string otherwise."""
+        found = [(prompt.find(text), text, i) for text, i in self._specials if text in prompt]
+        if not found:
+            return (), prompt
+        pos, text, _ = min(found)
+        if self.specials == "error":
+            raise SpecialTokenTextError(
+                f"the byte prompt spells the special token {text.decode()!r} at byte {pos}",
+                component=self.component,
+                hint="pass what comes before the byte prompt as context= (token ids, or text whose specials "
+                     "are parsed, e.g. tokensmith.chatml_prompt(...)), or build with specials='parse'")
+        last = max(prompt.rfind(t) + len(t) for t, _ in self._specials if t in prompt)
+        head = prompt[:last]
+        try:
+            text_head = head.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("the prompt's part up to its last special token is not UTF-8 text",
+                             component=self.component) from None
+        return tuple(self.lm.tokenizer.encode(text_head, allow_special=True).ids), prompt[last:]
+
     # -- ByteLanguageModel -------------------------------------------------
-    def start(self, prompt: bytes) -> ByteState:
+    def start(self, prompt: bytes, *, context: Sequence[int] | str | None = None) -> ByteState:
         if not isinstance(prompt, (bytes, bytearray)):
-            raise InputError(f"prompt must be bytes, got {type(prompt).__name__}",
-                             component=f"byte LM '{self.name}'",
+            raise InputError(f"prompt must be bytes, got {type(prompt).__name__}", component=self.component,
                              hint="encode text first: text.encode('utf-8')")
         prompt = bytes(prompt)
-        data = self.lm.tokenizer.prefix_bytes + prompt
+        parsed, rest = self.split_specials(prompt)
+        ctx = (self.context if context is None else self._context_ids(context)) + parsed
+        data = self.lm.tokenizer.prefix_bytes + rest
         missing = set(data) & self.lm.tokenizer.unrepresentable_bytes
         if missing:
             raise ZeroProbabilityError(
                 f"the prompt has probability 0: bytes {bytes(sorted(missing)).hex(' ')} have no token",
-                component=f"byte LM '{self.name}'",
+                component=self.component,
                 hint="tokenizer.unrepresentable_bytes lists the bytes no token spells")
         cut = self.valid.cut(data) if self.valid is not None else 0
         head_ids = self.valid.encode(data[:cut]) if cut else ()
-        if not self.lm.start_ids and not head_ids:
-            raise InputError("the model has no BOS/EOS id to condition on and the prompt has no "
-                             "complete pre-token", component=f"byte LM '{self.name}'")
-        head = Node(head_ids, cut, 0.0)
-        head.state = self.lm.start(list(self.lm.start_ids) + list(head_ids))
-        self._finish(head, head.state.logprobs, data[:cut])
-        covers = CoverSet(data[:cut], [head], [])
-        self._prefetch(data, cut)
-        try:
-            for b in data[cut:]:
-                covers = self._step(covers, b)
-        finally:
-            self._prefetched.clear()
+        if not ctx and not head_ids:
+            raise InputError("the model has no BOS/EOS id to condition on and the prompt has no complete "
+                             "pre-token", component=self.component, hint="pass a context")
+        if head_ids is None:
+            raise InputError("the prompt's text before its last word is not encodable text",
+                             component=self.component)
+        head = Node(tuple(head_ids), cut, 0.0)
+        head.state = self.lm.start(list(ctx) + list(head_ids))
+        self._finish(head, data[:cut])
+        self.counters["expanded"] += 1
+        covers = CoverSet(data[:cut], [head], [], [], cut=cut, head=head, context=ctx)
+        for b in data[cut:]:  # walk the last pre-token deferring every forward, then expand what is needed
+            covers = self._step(covers, b, settle=False)
+        self._settle(covers)
         return self._state(prompt, covers)
 
     def advance(self, state: ByteState, byte: int) -> ByteState:
-        if not isinstance(byte, int) or not 0 <= byte < 256:
-            raise InputError(f"byte must be an int in 0..255, got {byte!r}",
-                             component=f"byte LM '{self.name}'")
-        return self._state(state.prefix + bytes([byte]), self._step(state.data, byte))
+        if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte < 256:
+            raise InputError(f"byte must be an int in 0..255, got {byte!r}", component=self.component)
+        covers = self._step(state.data, byte, settle=True)
+        return self._state(state.prefix + bytes([byte]), covers)
 
-    def score_bytes(self, prompt: bytes, continuation: bytes) -> float:
-        """log P(continuation | prompt); ``-inf`` when a byte of it has probability 0."""
-        state = self.start(prompt)
+    def score_continuation(self, state: ByteState, continuation: bytes) -> tuple[float, ByteState]:
+        """(log P(continuation | state), the state after it), by the chain rule from ``state``
+        (incremental: nothing before ``state`` is recomputed); ``-inf`` and ``state`` where a
+        byte has probability 0."""
         total = 0.0
         for b in continuation:
             lp = float(state.logprobs[b])
             if lp == -math.inf:
-                return -math.inf
+                return -math.inf, state
             total += lp
             state = self.advance(state, b)
-        return total
+        return total, state
+
+    def score_bytes(self, prompt: bytes, continuation: bytes) -> float:
+        """log P(continuation | prompt); ``-inf`` when a byte of it has probability 0."""
+        return self.score_continuation(self.start(prompt), continuation)[0]
+
+    def bound(self, state: ByteState) -> float:
+        """The certified bound: every probability of ``state.logprobs`` is within it of the
+        tolerance-0 (exact) one."""
+        return state.data.bound
+
+    def log_prefix(self, state: ByteState) -> float:
+        """log P(the text starts with ``state``'s bytes | context) under this meaning: the lemma's
+        cover sum times the head's probability (canonical-global: the raw mass of the canonical
+        covers). With pending sequences it is a lower bound; :meth:`log_prefix_bounds` gives both."""
+        return self.log_prefix_bounds(state)[0]
+
+    def log_prefix_bounds(self, state: ByteState) -> tuple[float, float]:
+        covers: CoverSet = state.data
+        head = self._head_logprob(covers.context, covers.head.ids)
+        return head + covers.log_cover, head + covers.log_cover_hi
 
     # -- the lemma -----------------------------------------------------------
     def _state(self, prefix: bytes, covers: CoverSet) -> ByteState:
@@ -218,21 +385,51 @@ class ByteProbLM(ByteLanguageModel):
 
         self.counters["states"] += 1
         self.counters["max_covers_seen"] = max(self.counters["max_covers_seen"], len(covers))
-        shift = max([n.logq for n in covers.exact] + [float(s.logq.max()) for s in covers.straddles])
+        mass, shift = self._mass(covers)
+        total = float(mass.sum())
+        if total <= 0:
+            raise ZeroProbabilityError(
+                f"byte 0x{covers.data[-1]:02x} has probability 0 after {covers.data[-21:-1]!r}: no token "
+                "sequence covers it", component=self.component,
+                hint="check state.logprobs[byte] > -inf before advancing")
+        return ByteState(prefix, torch.log(mass / total), covers)
+
+    def _mass(self, covers: CoverSet) -> tuple[Any, float]:
+        """Next-symbol masses of the included covers (relative, times exp(-shift)); also sets the
+        cover set's log masses and certified bound."""
+        import torch
+
+        logs = [n.logq for n in covers.exact] + [float(s.logq.max()) for s in covers.straddles]
+        shift = max(logs, default=0.0)
+        shift = 0.0 if shift == -math.inf else shift
         mass = torch.zeros(BYTE_EOS + 1, dtype=torch.float64)
         for node in covers.exact:
             mass += math.exp(node.logq - shift) * node.buckets
         for s in covers.straddles:
             mass.scatter_add_(0, self.view.matrix[s.ids, s.offset].long(), torch.exp(s.logq - shift))
-        total = mass.sum()
-        covers.log_prefix = shift + float(torch.log(total))
-        return ByteState(prefix, torch.log(mass / total), covers)
+        total = float(mass.sum())
+        covers.log_mass = shift + math.log(total) if total > 0 else -math.inf
+        end = len(covers.data)
+        pend = [n.logq for n in covers.pending]
+        log_left = _logsumexp(pend)
+        if log_left == -math.inf:
+            covers.bound = 0.0
+        elif covers.log_mass == -math.inf:
+            covers.bound = 1.0
+        else:  # L / (M + L): every probability is within it (see the module docstring)
+            covers.bound = 1.0 / (1.0 + math.exp(min(700.0, covers.log_mass - log_left)))
+        known = [n.logq for n in covers.exact] + [n.logq for n in covers.pending if n.end == end] + [
+            shift + math.log(float(torch.exp(s.logq - shift).sum())) for s in covers.straddles if len(s.ids)]
+        covers.log_cover = _logsumexp(known)
+        covers.log_cover_hi = _logsumexp(known + [n.logq for n in covers.pending if n.end < end])
+        return mass, shift
 
-    def _step(self, covers: CoverSet, b: int) -> CoverSet:
-        """cover(x) -> cover(x b): keep straddlers whose next byte is b, branch from exact ones."""
-
+    def _step(self, covers: CoverSet, b: int, *, settle: bool) -> CoverSet:
+        """cover(x) -> cover(x b): keep straddlers whose next byte is b, branch from expanded nodes,
+        carry pending ones; then (``settle``) expand pending ones until the bound is met."""
         view = self.view
-        finished: list[tuple[Node, int, float]] = []
+        data = covers.data + bytes([b])
+        pending = list(covers.pending)
         straddles: list[Straddle] = []
         for s in covers.straddles:
             keep = view.matrix[s.ids, s.offset] == b
@@ -240,106 +437,218 @@ class ByteProbLM(ByteLanguageModel):
                 continue
             ids, logq = s.ids[keep], s.logq[keep]
             done = view.lengths[ids] == s.offset + 1
-            finished += [(s.node, v, q) for v, q in zip(ids[done].tolist(), logq[done].tolist())]
+            pending += [Node(s.node.ids + (v,), len(data), q, s.node)
+                        for v, q in zip(ids[done].tolist(), logq[done].tolist())]
             if not bool(done.all()):
                 straddles.append(Straddle(s.node, ids[~done], logq[~done], s.offset + 1))
         for node in covers.exact:
-            ids = view.by_first[b]
-            logq = node.logq + node.next_logq[ids]
-            live = logq > -math.inf
-            ids, logq = ids[live], logq[live]
-            single = view.lengths[ids] == 1
-            finished += [(node, v, q) for v, q in zip(ids[single].tolist(), logq[single].tolist())]
-            if not bool(single.all()):
-                straddles.append(Straddle(node, ids[~single], logq[~single], 1))
-        data = covers.data + bytes([b])
-        count = len(finished) + sum(len(s.ids) for s in straddles)
+            new_straddles, children = self._branch(node, bytes([b]))
+            straddles += new_straddles
+            pending += children
+        out = CoverSet(data, [], straddles, pending, cut=covers.cut, head=covers.head, context=covers.context)
+        self._drop_off_path(out)
+        count = len(out)
         if count == 0:
             raise ZeroProbabilityError(
-                f"byte 0x{b:02x} has probability 0 after {covers.data[-20:]!r}: no token sequence "
-                "covers it", component=f"byte LM '{self.name}'",
-                hint="check state.logprobs[byte] > -inf before advancing")
-        if count > self.max_covers or len(finished) > self.max_exact_covers:
-            what = (f"{count:,} covers exceed max_covers={self.max_covers:,}" if count > self.max_covers else
-                    f"{len(finished):,} covers ending on the byte boundary exceed "
-                    f"max_exact_covers={self.max_exact_covers:,}")
-            raise CoverSetTooLargeError(
-                f"after {len(data)} bytes, {what}", component=f"byte LM '{self.name}'",
-                hint="the marginal meaning grows exponentially with the text; use meaning='canonical', a "
-                     "shorter text, or raise the bound (each boundary cover holds vocabulary x 8 bytes)")
-        exact = [Node(parent.ids + (v,), len(data), q) for parent, v, q in finished]
-        self._expand(exact, [parent for parent, _, _ in finished], data)
-        return CoverSet(data, exact, straddles)
-
-    def _expand(self, nodes: list[Node], parents: list[Node], data: bytes) -> None:
-        """Next-token distributions of new exact nodes: one cached step for a single node,
-        one batched forward (``logprobs_batch``) for several."""
-        lm = self.lm
-        todo = []
-        for node, parent in zip(nodes, parents):
-            if node.ids in self._prefetched:
-                node.base = parent if parent.state is not None else parent.base
-                self._finish(node, self._prefetched[node.ids], data)
-            else:
-                todo.append((node, parent))
-        if len(todo) == 1:
-            node, parent = todo[0]
-            node.state = lm.extend(lm.fork(self._lm_state(parent)), [node.ids[-1]])
-            self._finish(node, node.state.logprobs, data)
-        elif todo:
-            lasts = self._last_rows([list(lm.start_ids) + list(n.ids) for n, _ in todo])
-            for (node, parent), row in zip(todo, lasts):
-                node.base = parent if parent.state is not None else parent.base
-                self._finish(node, row, data)
-
-    def _last_rows(self, seqs: list[list[int]]) -> list[Any]:
-        """The next-token log-distribution after each sequence: ``logprobs_batch`` on chunks whose
-        padded logits (rows x longest x vocabulary) stay under :data:`BATCH_LOGITS` floats, each
-        last row copied out of its chunk so that the chunk is freed."""
-        out: list[Any] = []
-        budget = max(1, BATCH_LOGITS // max(1, self.lm.vocab_size))
-        i = 0
-        while i < len(seqs):
-            j, width = i + 1, len(seqs[i])
-            while j < len(seqs) and (j + 1 - i) * max(width, len(seqs[j])) <= budget:
-                width = max(width, len(seqs[j]))
-                j += 1
-            out += [rows[-1].clone() for rows in self.lm.logprobs_batch(seqs[i:j])]
-            i = j
+                f"byte 0x{b:02x} has probability 0 after {covers.data[-20:]!r}: no token sequence covers it",
+                component=self.component, hint="check state.logprobs[byte] > -inf before advancing")
+        if count > self.max_covers:
+            raise self._too_large(len(data), f"{count:,} covers exceed max_covers={self.max_covers:,}")
+        if settle:
+            self._settle(out)
         return out
 
-    def _prefetch(self, data: bytes, cut: int) -> None:
-        """Score the canonical encodings of the prefixes of the prompt's last pre-token in one
-        batched forward: in the canonical meaning they are the covers ending on each byte. At most
-        ``max_exact_covers`` of them (each is a row of logits kept until ``start`` returns); the
-        covers of a longer pre-token's later bytes are scored one cached step at a time."""
-        if self.valid is None or len(data) - cut < 2:
-            return
-        seqs = {}
-        for end in range(cut + 1, min(len(data), cut + self.max_exact_covers) + 1):
-            ids = self.valid.encode(data[:end])
-            if ids is not None and ids:
-                seqs[ids] = list(self.lm.start_ids) + list(ids)
-        if len(seqs) > 1:
-            self._prefetched = dict(zip(seqs, self._last_rows(list(seqs.values()))))
-
-    def _lm_state(self, node: Node) -> LMState:
-        if node.state is None:
-            base = node.base
-            node.state = self.lm.extend(self.lm.fork(base.state), list(node.ids[len(base.ids):]))
-            node.base = None
-        return node.state
-
-    def _finish(self, node: Node, logprobs: Any, data: bytes) -> None:
-        """Store log q(. | node) (masked to valid encodings and renormalized when canonical)."""
+    def _branch(self, node: Node, rest: bytes) -> tuple[list[Straddle], list[Node]]:
+        """The covers of ``node``'s next token over the bytes ``rest`` that follow it: tokens that
+        run past ``rest`` (straddles) and tokens that end within it (new pending nodes)."""
         import torch
 
-        logq = logprobs.detach().to("cpu", torch.float64)
-        if self.valid is not None:
-            mask = self.valid.next_mask(node.ids, data[: node.end])
-            logq = logq.masked_fill(~mask, -math.inf)
-            logq = logq - torch.logsumexp(logq, 0)
-        node.next_logq = logq
-        node.buckets = torch.zeros(BYTE_EOS + 1, dtype=torch.float64).scatter_add_(
-            0, self.view.first, torch.exp(logq))
+        view = self.view
+        ids = view.by_first[rest[0]]
+        logq = node.logq + self._next_logq(node, ids)
+        live = logq > -math.inf
+        ids, logq = ids[live], logq[live]
+        if not len(ids):
+            return [], []
+        width = min(len(rest), view.matrix.shape[1])
+        want = torch.tensor(list(rest[:width]), dtype=torch.int16)
+        eq = view.matrix[ids, :width] == want
+        matched = torch.cumprod(eq.to(torch.int8), dim=1).sum(dim=1)
+        lengths = view.lengths[ids]
+        ends = (lengths <= len(rest)) & (matched >= lengths)
+        runs = (lengths > len(rest)) & (matched >= len(rest))
+        # what the new covers keep of ``node``: its ids and LM state, not its next-token row (the
+        # state being advanced stays valid: a search may advance it again with another byte)
+        handle = node.handle
+        if handle is None:
+            state = LMState(node.state.ids, None, node.state.cache, node.state.ticket)
+            handle = node.handle = Node(node.ids, node.end, node.logq, state=state)
+        straddles = [Straddle(handle, ids[runs], logq[runs], len(rest))] if bool(runs.any()) else []
+        children = [Node(node.ids + (v,), node.end + n, q, handle)
+                    for v, n, q in zip(ids[ends].tolist(), lengths[ends].tolist(), logq[ends].tolist())]
+        return straddles, children
 
+    def _next_logq(self, node: Node, ids: Any) -> Any:
+        row = node.row[ids].double()
+        if node.mask is not None:
+            row = row.masked_fill(~node.mask[ids], -math.inf)
+        return row - node.logz
+
+    def _drop_off_path(self, covers: CoverSet) -> None:
+        """Canonical meanings: once the cut (start of the last whitespace run) moves, every cover
+        with positive mass starts with enc(text before the cut); pending sequences off that path
+        have probability 0 (their bytes cannot be tokenized so) and are dropped."""
+        if self.valid is None or not self.valid.whitespace_cut:
+            return
+        cut = self.valid.cut(covers.data)
+        if cut <= covers.cut:
+            return
+        canon = self.valid.encode(covers.data[:cut])
+        covers.cut = cut
+        if canon is None:
+            return
+        k = len(canon)
+
+        def on_path(ids: tuple[int, ...]) -> bool:
+            return ids[:k] == canon if len(ids) >= k else canon[:len(ids)] == ids
+
+        covers.pending = [n for n in covers.pending if on_path(n.ids)]
+        covers.straddles = [s for s in covers.straddles if on_path(s.node.ids)]
+
+    def _settle(self, covers: CoverSet) -> None:
+        """Expand pending nodes, largest first and in batches, until the certified bound is at
+        most ``tolerance`` (all of them for tolerance 0)."""
+        import torch
+
+        end = len(covers.data)
+        while covers.pending:
+            self._mass(covers)
+            if covers.bound <= self.tolerance and covers.log_mass > -math.inf:
+                break
+            covers.pending.sort(key=lambda n: -n.logq)
+            take = len(covers.pending)
+            if self.tolerance > 0 and covers.log_mass > -math.inf:
+                # the fewest largest ones whose expansion (counted optimistically as included) meets it:
+                # after taking k, included <= M + sum(first k), left = sum(the rest)
+                masses = torch.tensor([n.logq for n in covers.pending], dtype=torch.float64)
+                left = torch.logcumsumexp(masses.flip(0), 0).flip(0)
+                left = torch.cat([left, torch.tensor([-math.inf], dtype=torch.float64)])
+                inc = torch.logcumsumexp(torch.cat([torch.tensor([covers.log_mass], dtype=torch.float64),
+                                                    masses]), 0)
+                ok = torch.nonzero(torch.sigmoid(left - inc) <= self.tolerance).flatten()
+                take = max(1, int(ok[0])) if len(ok) else take
+            batch, covers.pending = covers.pending[:take], covers.pending[take:]
+            at_end = sum(1 for n in batch if n.end == end) + len(covers.exact)
+            if at_end > self.max_exact_covers:
+                raise self._too_large(end, f"{at_end:,} covers ending on the byte boundary exceed "
+                                           f"max_exact_covers={self.max_exact_covers:,}")
+            self._expand(covers, batch)
+        self.counters["deferred"] += len(covers.pending)
+        self._mass(covers)
+
+    def _expand(self, covers: CoverSet, nodes: list[Node]) -> None:
+        """Run the forwards of ``nodes`` (one ``extend_batch`` per parent state, in chunks), then
+        put each where it belongs: an exact cover at the end, or its descendants over the rest."""
+        self._check_memory(covers, nodes)
+        groups: dict[int, list[Node]] = {}
+        for node in nodes:
+            groups.setdefault(id(node.parent), []).append(node)
+        vocab = self.lm.vocab_size
+        for group in groups.values():
+            parent = group[0].parent
+            past = len(parent.state.ids)
+            per_row = vocab + (past + 1) * self._kv_per_token / 4
+            chunk = max(1, BATCH_LOGITS // max(1, int(per_row)))
+            for i in range(0, len(group), chunk):
+                part = group[i: i + chunk]
+                states = self.lm.extend_batch(parent.state, [n.ids[len(parent.ids):] for n in part])
+                for node, state in zip(part, states):
+                    node.state, node.handle = state, None
+                    self.counters["expanded"] += 1
+                    self._finish(node, covers.data[: node.end])
+                    self._place(covers, node)
+
+    def _place(self, covers: CoverSet, node: Node) -> None:
+        if node.end == len(covers.data):
+            covers.exact.append(node)
+            return
+        straddles, children = self._branch(node, covers.data[node.end:])
+        covers.straddles += straddles
+        covers.pending += children
+
+    def _finish(self, node: Node, data: bytes) -> None:
+        """Store q(. | node): the LM row, the validity mask (canonical meanings) and its normalizer
+        (canonical-local renormalizes; canonical-global keeps the raw masses), and the first-byte
+        masses of the next token."""
+        import torch
+
+        row = node.state.logprobs.detach().to("cpu")
+        mask = None
+        if self.valid is not None:
+            mask = self._valid_mask(node.ids, data)
+            if bool(mask.all()):
+                mask = None
+        logq = row.double() if mask is None else row.double().masked_fill(~mask, -math.inf)
+        node.logz = float(torch.logsumexp(logq, 0)) if self.meaning == "canonical-local" else 0.0
+        if node.logz == -math.inf:  # a dead end: no valid next token, so its mass goes nowhere
+            node.logz = 0.0
+        node.row, node.mask = row, mask
+        node.buckets = torch.zeros(BYTE_EOS + 1, dtype=torch.float64).scatter_add_(
+            0, self.view.first, torch.exp(logq - node.logz))
+
+    def _valid_mask(self, ids: tuple[int, ...], data: bytes) -> Any:
+        """Validity of ``ids + (v,)`` for every ``v``: canonical, and with ``invalid_utf8="invalid"``
+        also still a prefix of valid UTF-8."""
+        mask = self.valid.next_mask(ids, data)
+        if self.invalid_utf8 == "invalid":
+            mask = mask & utf8_prefix_ok(self.view, data)
+        return mask
+
+    # -- bounds --------------------------------------------------------------
+    def _too_large(self, at: int, what: str) -> CoverSetTooLargeError:
+        return CoverSetTooLargeError(
+            f"after {at} bytes, {what}", component=self.component,
+            hint="the marginal meaning grows exponentially with the text: use a canonical meaning, a shorter "
+                 "text, a larger tolerance, or raise the bound")
+
+    def _check_memory(self, covers: CoverSet, nodes: list[Node]) -> None:
+        """Refuse a forward that would take the cover set past ``max_memory``: what its nodes hold
+        (rows, masks, KV of their own tokens), its straddle tensors, and the batch to run."""
+        from tokensmith import tensor_bytes
+
+        if self._kv_per_token is None:  # bytes of KV cache per token, measured on the head once
+            head = covers.head
+            self._kv_per_token = tensor_bytes(head.state.cache) / max(1, len(head.state.ids))
+        row = self.lm.vocab_size * 4
+        kv = self._kv_per_token
+        held = sum(row + (self.lm.vocab_size if n.mask is not None else 0) for n in covers.exact)
+        held += sum(s.ids.numel() * 16 for s in covers.straddles)
+        held += len({id(s.node) for s in covers.straddles}) * 2 * kv  # their nodes' own KV segments
+        past = max((len(n.parent.state.ids) for n in nodes if n.parent is not None), default=0)
+        batch = len(nodes) * (2 * row + (past + 1) * kv + self.lm.vocab_size)
+        if held + batch > self.max_memory:
+            raise self._too_large(len(covers.data), f"{held + batch:,} bytes of cover set and batch would "
+                                  f"exceed max_memory={self.max_memory:,}")
+
+    # -- log P(head | context), for log_prefix (issue 13, item 6) -------------------------
+    def _head_logprob(self, ctx: tuple[int, ...], ids: tuple[int, ...]) -> float:
+        """log q(head ids | context) under this meaning (one batched forward, then the validity
+        mask of each prefix), cached per (context, head)."""
+        import torch
+
+        key = (ctx, ids)
+        if key not in self._head_logp:
+            total = 0.0
+            if ids:
+                rows = self.lm.logprobs_batch([list(ctx) + list(ids)])[0]
+                for i, tok in enumerate(ids):
+                    row = rows[len(ctx) - 1 + i].detach().double().cpu()
+                    if self.valid is not None:
+                        data = b"".join(self.view.bytes[t] or b"" for t in ids[:i])
+                        row = row.masked_fill(~self._valid_mask(ids[:i], data), -math.inf)
+                    lp = float(row[tok])
+                    if self.meaning == "canonical-local":
+                        lp -= float(torch.logsumexp(row, 0))
+                    total += lp
+            self._head_logp[key] = total
+        return self._head_logp[key]

@@ -25,6 +25,7 @@ from tokensmith import (
     Generation,
     IncompatibleComponentsError,
     LanguageModel,
+    TrustedText,
     filtered_probs,
     non_negative,
     positive_int,
@@ -32,7 +33,21 @@ from tokensmith import (
 )
 
 from .byte_view import check_byte_tokenizer
-from .cover_set import MAX_COVERS, MAX_EXACT_COVERS, ByteProbLM, Meaning, check_meaning
+from .cover_set import (
+    INVALID_UTF8,
+    MAX_COVERS,
+    MAX_EXACT_COVERS,
+    MAX_MEMORY,
+    SPECIALS,
+    TOLERANCE,
+    ByteProbLM,
+    InvalidUtf8,
+    Meaning,
+    Specials,
+    check_choice,
+    check_meaning,
+    check_tolerance,
+)
 
 #: with no ``max_new_bytes``, a token budget becomes this many bytes (English averages ~4)
 BYTES_PER_TOKEN = 4
@@ -85,7 +100,10 @@ class ByteDecoder(Decoder):
 
     meaning: Meaning = attrs.field(
         default="canonical", validator=check_meaning,
-        metadata={"doc": "canonical: valid encodings only (the paper's); marginal: every tokenization"})
+        metadata={"doc": "canonical-local (alias canonical): valid encodings, masked and renormalized "
+                  "per step "
+                  "(the paper's); canonical-global: the raw model conditioned on canonical covers; marginal: "
+                  "every tokenization"})
     temperature: float = attrs.field(default=0.0, validator=non_negative,
                                      metadata={"doc": "0 = greedy byte; else temperature on bytes"})
     top_p: float = attrs.field(default=1.0, validator=probability, metadata={"doc": "nucleus mass on bytes"})
@@ -96,9 +114,22 @@ class ByteDecoder(Decoder):
     max_covers: int = attrs.field(default=MAX_COVERS, validator=positive_int, metadata={
         "doc": "bound on the token sequences of a cover set (ResourceLimitError beyond it)"})
     max_exact_covers: int = attrs.field(default=MAX_EXACT_COVERS, validator=positive_int, metadata={
-        "doc": "bound on the covers ending on a byte boundary (each: a forward and vocabulary x 8 bytes)"})
+        "doc": "bound on the expanded covers ending on a byte boundary (each: a forward and a "
+               "vocabulary row)"})
+    tolerance: float = attrs.field(default=TOLERANCE, validator=check_tolerance, metadata={
+        "doc": "certified bound on |error| per byte probability; forwards of covers with a smaller share are "
+               "deferred (0: every forward, exact)"})
+    max_memory: int = attrs.field(default=MAX_MEMORY, validator=positive_int, metadata={
+        "doc": "bytes of tensors a cover set may hold, plus its next forward's batch "
+               "(ResourceLimitError beyond)"})
+    invalid_utf8: InvalidUtf8 = attrs.field(
+        default="unjudged", validator=check_choice(INVALID_UTF8), metadata={
+        "doc": "canonical meanings: bytes that are not (yet) UTF-8 text are unjudged (valid) or invalid"})
+    specials: Specials = attrs.field(default="error", validator=check_choice(SPECIALS), metadata={
+        "doc": "special-token text in a plain prompt: error, or parse (the part up to the last one becomes "
+               "the context); a TrustedText prompt is always parsed"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
-    _byte_lms: dict[int, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _byte_lms: dict[Any, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         tokenizer = self.ctx.tokenizer if self.ctx is not None else None
@@ -114,8 +145,20 @@ class ByteDecoder(Decoder):
         """The :class:`ByteProbLM` over ``lm``, built once per LM (its tables cost a vocabulary pass)."""
         key = id(lm)
         if key not in self._byte_lms or self._byte_lms[key].lm is not lm:
-            self._byte_lms[key] = ByteProbLM(lm, meaning=self.meaning, max_covers=self.max_covers,
-                                             max_exact_covers=self.max_exact_covers)
+            self._byte_lms[key] = ByteProbLM(
+                lm, meaning=self.meaning, max_covers=self.max_covers, max_exact_covers=self.max_exact_covers,
+                tolerance=self.tolerance, max_memory=self.max_memory, invalid_utf8=self.invalid_utf8,
+                specials=self.specials)
+        return self._byte_lms[key]
+
+    def _parsing(self, blm: ByteProbLM) -> ByteProbLM:
+        key = ("parse", id(blm.lm))
+        if key not in self._byte_lms or self._byte_lms[key].lm is not blm.lm:
+            self._byte_lms[key] = ByteProbLM(
+                blm.lm, meaning=self.meaning, max_covers=self.max_covers,
+                max_exact_covers=self.max_exact_covers,
+                tolerance=self.tolerance, max_memory=self.max_memory, invalid_utf8=self.invalid_utf8,
+                specials="parse")
         return self._byte_lms[key]
 
     def generate(self, lm: LanguageModel, prompt: str, *, max_new_tokens: int = 32,
@@ -124,8 +167,11 @@ class ByteDecoder(Decoder):
         budget = (self.max_new_bytes or BYTES_PER_TOKEN * max_new_tokens) if max_new_tokens else 0
         out, finish = b"", "length"
         if budget:
-            out, finish = generate_bytes(self.byte_lm(lm), prompt.encode("utf-8"), budget,
-                                         temperature=self.temperature, top_p=self.top_p,
+            blm = self.byte_lm(lm)
+            data = prompt.encode("utf-8")
+            if isinstance(prompt, TrustedText):  # a chat template's markers are control tokens: the context
+                blm = self._parsing(blm)
+            out, finish = generate_bytes(blm, data, budget, temperature=self.temperature, top_p=self.top_p,
                                          generator=request.generator)
         return request.generation((), out, finish_reason=finish, counters={"bytes": len(out)})
 
