@@ -1,5 +1,5 @@
-"""SmolLM2 (byte-level BPE, 49,152 tokens, digits split one by one): zero merges is its own
-logits bit for bit; merges stay inside its pre-tokens and every byte is still scored."""
+"""SmolLM2 (byte-level BPE, 49,152 tokens, GPT-2 pre-tokenizer): zero merges is its own logits
+bit for bit; merges stay inside its pre-tokens and every byte is still scored."""
 
 from __future__ import annotations
 
@@ -30,6 +30,5 @@ def test_smollm2_zero_merges_exact_and_merges_inside_pretokens(smollm2_lm):
     batch = zero.batch()
     for text, row in zip(TEXTS, batch.rows):
         assert [t.bytes.decode() for t in row] == [p.text for p in tok.pretokenize(text)]
-    assert [t.bytes for t in batch.rows[0] if t.bytes.isdigit()] == [b"2", b"0", b"2", b"4"]  # one by one
     nll = dlm.score(batch)
     assert all(math.isfinite(x) and x > 0 for x in nll)
