@@ -3,8 +3,9 @@
 - our ``clip-higher`` loss on the advantages of ``group-normalized`` (scale "batch") equals
   TRL 1.16's GRPOTrainer loss with ``loss_type="dapo"``, ``epsilon_high``, ``scale_rewards="batch"``,
   ``delta`` (= our dual clip) and ``beta`` (= our k3 KL; ``use_bias_correction_kl=False``: TRL 1.16
-  multiplies the KL by the ratio by default, the DLER recipe does not): loss and every parameter gradient within
-  1e-5, with old log-probabilities perturbed so the ratios fall on both sides of both clip bounds;
+  multiplies the KL by the ratio by default, the DLER recipe does not): loss and every parameter
+  gradient within 1e-5, with old log-probabilities perturbed so the ratios fall past both clip
+  bounds;
 - the DLERTrainer (TRL's GRPOTrainer running our components) gives the same loss through its
   ``_compute_loss`` on the same inputs, and trains end to end with the truncation reward.
 

@@ -42,3 +42,15 @@ def tokensmith_register_recipes():
             "update-selective merge of the trained model into its base (largest-|delta| share kept)",
         )
     ]
+
+
+@hookimpl
+def tokensmith_register_benchmarks():
+    return [
+        Component(
+            "dler",
+            f"{_M}.benchmark:DLERBenchmark",
+            "DLER vs naive GRPO with the same truncation (TRL's GRPOTrainer, tiny Llama on additions): "
+            "accuracy and response length over training",
+        )
+    ]
