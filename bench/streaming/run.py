@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -26,6 +27,10 @@ EXTRA = {"tokenizer-metrics": {"parallel": None}}
 #: before each run): linguistic-integrity loads zemberek's Turkish analyser (millions of small
 #: objects) on every run, which under tracemalloc took over 10 minutes on our shared 2-core machine
 RSS = frozenset({"linguistic-integrity"})
+#: evaluations whose runs are training, not measuring: left out, with the reason in the report
+LEAVE_OUT = {"kl3m": "trains three tokenizers per run (16 min at sample 1,000 on our shared 2-core machine)"}
+#: TOKENSMITH_STREAMING_ONLY=a,b measures only these evaluations
+ONLY = "TOKENSMITH_STREAMING_ONLY"
 
 
 def _measure_rss(evaluation, tokenizer) -> tuple[float, float]:
@@ -62,6 +67,7 @@ def main(out_dir: Path, quick: bool = False):
     registry = Registry.from_environment()
     tokenizer = source_tokenizer("smollm2")
     sizes = QUICK_SIZES if quick else SIZES
+    only = {n.strip() for n in os.environ.get(ONLY, "").split(",") if n.strip()}
     rows, series, notes, metrics = [], [], [], {}
     for record in registry.components("evaluation"):
         targets = getattr(registry.factory(record)[0], "targets", ("pipeline",))
@@ -69,6 +75,12 @@ def main(out_dir: Path, quick: bool = False):
             continue
         if "tokenizers" in targets:
             notes.append(f"{record.name}: a composition of the others, left out")
+            continue
+        if record.name in LEAVE_OUT:
+            notes.append(f"{record.name}: left out, it {LEAVE_OUT[record.name]}")
+            continue
+        if only and record.name not in only:
+            notes.append(f"{record.name}: not measured in this run ({ONLY}={','.join(sorted(only))})")
             continue
         points = []
         for n in sizes:
