@@ -231,6 +231,10 @@ def test_bad_input_is_a_clear_error():
         BatchMerger(TOK, ["a"], boundary="morphemes")
     with pytest.raises(InputError, match="special token"):
         BatchMerger(TOK, ["a b"], ids=[[TOK.bos_id] + list(TOK.encode("a b").ids)])
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        BatchMerger(TOK, ["a"], ids=[[10 ** 6]])
+    with pytest.raises(InputError, match="id lists"):
+        BatchMerger(TOK, ["a", "b"], ids=[[1]])
     with pytest.raises(ConfigError, match="merges, target_reduction"):
         DynamicBPE()
     with pytest.raises(ValueError):

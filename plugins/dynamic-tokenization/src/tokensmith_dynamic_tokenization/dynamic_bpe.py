@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
-from tokensmith import ConfigError, IncompatibleComponentsError, InputError, require_texts
+from tokensmith import ConfigError, IncompatibleComponentsError, InputError, require_ids, require_texts
 
 #: The paper's boundary types (its ``tokenizer_boundary``):
 #: ``pretokens`` the model's own pre-tokenizer; ``word`` whitespace-separated words;
@@ -74,6 +74,10 @@ class DynamicBatch:
     new_tokens: tuple[bytes, ...]
     pieces_of: Mapping[bytes, tuple[int, ...]]
     boundary: str
+    _positions: dict[bytes, int] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_positions", {t: i for i, t in enumerate(self.new_tokens)})
 
     @property
     def lengths(self) -> tuple[int, ...]:
@@ -91,11 +95,6 @@ class DynamicBatch:
     def reduction(self) -> float:
         """The fraction by which the batch's total sequence length fell: ``1 - merged / base``."""
         return 1.0 - self.total_length / self.base_total
-
-    _positions: dict[bytes, int] = attrs.field(init=False, repr=False, eq=False)
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_positions", {t: i for i, t in enumerate(self.new_tokens)})
 
     def new_index(self, token: DynamicToken) -> int | None:
         """The position of ``token`` in :attr:`new_tokens` (``None`` for a vocabulary token)."""
@@ -148,6 +147,10 @@ class BatchMerger:
     the most frequent), so a merge costs time proportional to the pair's occurrences, not to
     the batch. Ties in frequency are broken by the pair's bytes (the smaller ``(left, right)``
     first), so the merges depend on the batch's texts alone, not on their order.
+
+    ``ids`` (one list per text) gives the model's tokens when they are already known; by
+    default each text is encoded with ``tokenizer`` (no special tokens: BOS is the model's
+    business, added around the row).
     """
 
     def __init__(
@@ -189,7 +192,11 @@ class BatchMerger:
         self._space_bytes: list[list[int]] = []  # prefix sums: bytes belonging to whitespace characters
         self.base_lengths: list[int] = []
         for r, text in enumerate(texts):
-            row_ids = list(tokenizer.encode(text).ids) if ids is None else list(ids[r])
+            row_ids = (
+                list(tokenizer.encode(text).ids)
+                if ids is None
+                else require_ids(ids[r], tokenizer.vocab_size, component)
+            )
             self._add_row(r, text, row_ids)
         self.counts: dict[tuple[int, int], int] = {}
         self.where: dict[tuple[int, int], set[int]] = {}

@@ -250,8 +250,16 @@ class DynamicTokenizationEval(Evaluation):
             cache_hits=lm.cache_hits,
         )
 
-    def _prefill(self, tokenizer: Any, lm: DynamicLM, batch: list, grid: tuple[int, ...], points: dict,
-                 totals: dict, bar: Any) -> None:
+    def _prefill(
+        self,
+        tokenizer: Any,
+        lm: DynamicLM,
+        batch: list,
+        grid: tuple[int, ...],
+        points: dict,
+        totals: dict,
+        bar: Any,
+    ) -> None:
         cut = [(p[:c], p[c:]) for p, c in batch if c > 0]
         totals["no_cut"] += len(batch) - len(cut)
         if not cut:
