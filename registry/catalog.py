@@ -33,6 +33,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-kl3m": {"tokenizer_trainer": ("kl3m-bpe", "kl3m-char"),
                         "evaluation": ("domain-terms", "kl3m")},
     "tokensmith-dahsf": {"tokenizer_stage": ("dahsf",), "benchmark": ("dahsf",)},
+    "tokensmith-tokenadapt": {"embedding": ("tokenadapt",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",

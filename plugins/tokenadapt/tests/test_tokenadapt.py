@@ -1,0 +1,214 @@
+"""TokenAdapt's invariants (arXiv 2505.09738) on tiny models: same tokenizer -> same logits,
+shared rows bit-identical, convex weights (rows in the old table's convex hull), λ = 0 / 1 are
+the local / global ablations, the seeded fallback, and artifacts bound to their tokenizer."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokensmith_tokenadapt.heuristics import (
+    CharNgramEmbedder,
+    global_weights,
+    local_weights,
+    plan_transplant,
+)
+from tokensmith_tokenadapt.provider import TokenAdapt, load_embeddings, save_embeddings, transplant
+
+from tokensmith import ConfigError, IncompatibleComponentsError, map_shared_tokens
+from tokensmith.testing import EmbeddingContract, tiny_llama, tiny_tokenizer
+
+OTHER_CORPUS = ["licence terms: the licensee shall redistribute the software without warranty"] * 6 + [
+    "Permission is hereby granted, free of charge, to any person obtaining a copy"] * 6
+
+
+@pytest.fixture(scope="module")
+def old():
+    return tiny_tokenizer("byte_level")
+
+
+@pytest.fixture(scope="module")
+def new():
+    return tiny_tokenizer("byte_level", vocab_size=300, corpus=OTHER_CORPUS)
+
+
+@pytest.fixture(scope="module")
+def plan(old, new):
+    return plan_transplant(old, new, CharNgramEmbedder(), temperature=0.3, top_k=3, threshold=0.0)
+
+
+def untie(model):
+    head = model.get_output_embeddings()
+    head.weight = torch.nn.Parameter(head.weight.detach().clone() + 0.01)
+    model.config.tie_word_embeddings = False
+    return model
+
+
+def ctx(tokenizer):
+    return types.SimpleNamespace(model_tokenizer=tokenizer)
+
+
+class TestContract(EmbeddingContract):
+    @pytest.fixture
+    def model_and_tokenizer(self, old):
+        return tiny_llama(old)
+
+    @pytest.fixture
+    def embedding_provider(self, model_and_tokenizer):
+        return TokenAdapt(embedder="char-ngrams", ctx=ctx(model_and_tokenizer[1]))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_same_tokenizer_same_logits(old, tied):
+    model, _ = tiny_llama(old)
+    if not tied:
+        untie(model)
+    ids = torch.tensor([old.encode("The quick brown fox jumps").ids])
+    before = model(input_ids=ids).logits
+    TokenAdapt(embedder="char-ngrams", ctx=ctx(old)).apply(model, old)
+    assert torch.equal(model(input_ids=ids).logits, before)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_shared_rows_bit_identical_and_others_from_the_plan(old, new, plan, tied):
+    model, _ = tiny_llama(old)
+    if not tied:
+        untie(model)
+    emb_old = model.get_input_embeddings().weight.detach().clone()
+    head_old = model.get_output_embeddings().weight.detach().clone()
+    transplant(model, old, new, TokenAdapt(embedder="char-ngrams"), plan=plan)
+    emb = model.get_input_embeddings().weight.detach()
+    head = model.get_output_embeddings().weight.detach()
+    assert emb.shape[0] == new.vocab_size
+    assert (head is emb) == tied or torch.equal(head, emb) == tied
+    shared = map_shared_tokens(old, new)
+    assert 0 < len(shared) < new.vocab_size
+    for n, o in shared.items():
+        assert torch.equal(emb[n], emb_old[o]) and torch.equal(head[n], head_old[o])
+    rows = plan.row_weights("hybrid", 0.3)
+    for n, est in rows.items():
+        assert est is not None  # the char-ngram φ always finds neighbours at threshold 0
+        idx = list(est.ids)
+        torch.testing.assert_close(emb[n], est.weights @ emb_old[idx])
+        # untied: the head row is the same combination of the old head's rows
+        torch.testing.assert_close(head[n], est.weights @ head_old[idx])
+
+
+def test_rows_in_the_convex_hull(old, new, plan):
+    model, _ = tiny_llama(old)
+    emb_old = model.get_input_embeddings().weight.detach().clone()
+    max_norm = emb_old.norm(dim=1).max()
+    transplant(model, old, new, TokenAdapt(embedder="char-ngrams"), plan=plan)
+    emb = model.get_input_embeddings().weight.detach()
+    for mode in ("hybrid", "local", "global", "fvt"):
+        for est in plan.row_weights(mode, 0.3).values():
+            if est is None:
+                continue
+            assert (est.weights >= 0).all()
+            assert float(est.weights.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert (emb.norm(dim=1) <= max_norm + 1e-5).all()
+
+
+def test_lambda_zero_is_local_and_one_is_global(plan):
+    hybrid0, hybrid1 = plan.row_weights("hybrid", 0.0), plan.row_weights("hybrid", 1.0)
+    table = torch.randn(plan.old_vocab, 5, generator=torch.Generator().manual_seed(0))
+
+    def row(est):
+        return est.weights @ table[list(est.ids)]
+
+    both = [i for i in plan.local if plan.local[i] is not None and plan.global_[i] is not None]
+    assert both
+    for i in both:
+        torch.testing.assert_close(row(hybrid0[i]), row(plan.local[i]))
+        torch.testing.assert_close(row(hybrid1[i]), row(plan.global_[i]))
+
+
+def test_local_weights_match_the_formula_by_hand():
+    phi = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), dim=1)
+    w = local_weights(phi[0], phi[1:], [2, 3], 5, 0.3)
+    c = [2 ** -0.5, 0.0]
+    e = [torch.tensor(x).exp() for x in c]
+    a = [float(x / (e[0] + e[1])) for x in e]
+    z = [((a[0] + 2 / 5) / 2) / 0.3, ((a[1] + 3 / 5) / 2) / 0.3]
+    ez = [torch.tensor(x).exp() for x in z]
+    expected = torch.tensor([float(ez[0] / (ez[0] + ez[1])), float(ez[1] / (ez[0] + ez[1]))])
+    torch.testing.assert_close(w, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=1, max_size=8), st.floats(0.05, 2.0), st.floats(-1, 1))
+def test_global_weights_convex_and_masked(sims, tau, threshold):
+    s = torch.tensor(sims)
+    u = global_weights(s, tau, threshold)
+    if not (s >= threshold).any():
+        assert u is None
+        return
+    assert (u >= 0).all() and float(u.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert (u[s < threshold] == 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.floats(0.05, 2.0), st.integers(0, 10_000))
+def test_local_weights_convex(n, tau, seed):
+    g = torch.Generator().manual_seed(seed)
+    phi = torch.nn.functional.normalize(torch.randn(n + 1, 4, generator=g), dim=1)
+    lengths = torch.randint(1, 5, (n,), generator=g).tolist()
+    w = local_weights(phi[0], phi[1:], lengths, sum(lengths), tau)
+    assert (w >= 0).all() and float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_fallback_is_seeded_normal_draw(old, new):
+    # threshold 1.0 masks every neighbour: global-only has no estimate, every unique row falls back
+    plan = plan_transplant(old, new, CharNgramEmbedder(), threshold=1.0)
+    assert plan.counts("global", 1.0)["estimated"] == 0
+    tables = []
+    for seed in (3, 3, 4):
+        model, _ = tiny_llama(old)
+        transplant(model, old, new, TokenAdapt(embedder="char-ngrams", mode="global", seed=seed,
+                                               threshold=1.0), plan=plan)
+        tables.append(model.get_input_embeddings().weight.detach().clone())
+    assert torch.equal(tables[0], tables[1]) and not torch.equal(tables[0], tables[2])
+    assert torch.isfinite(tables[0]).all()
+
+
+def test_artifact_round_trip_and_vocabulary_mismatch(old, new, plan, tmp_path):
+    model, _ = tiny_llama(old)
+    untie(model)
+    transplant(model, old, new, TokenAdapt(embedder="char-ngrams"), plan=plan)
+    path = save_embeddings(tmp_path / "table.safetensors", model, new, config={"mode": "hybrid"})
+    table, head = load_embeddings(path, new)
+    assert torch.equal(table, model.get_input_embeddings().weight.detach())
+    assert torch.equal(head, model.get_output_embeddings().weight.detach())
+    again, _ = tiny_llama(old)
+    untie(again)
+    TokenAdapt(artifact=path, ctx=ctx(old)).apply(again, new)
+    assert torch.equal(again.get_input_embeddings().weight, model.get_input_embeddings().weight)
+    with pytest.raises(IncompatibleComponentsError, match="300 rows"):
+        load_embeddings(path, old)  # 320 ids: a row-count mismatch
+    same_size = tiny_tokenizer("byte_level", vocab_size=300)  # the default corpus: other merges
+    assert same_size.vocab_size == new.vocab_size and same_size.fingerprint() != new.fingerprint()
+    with pytest.raises(IncompatibleComponentsError, match="fingerprint"):
+        load_embeddings(path, same_size)
+
+
+def test_registry_validates_parameters(make_registry):
+    import tokensmith_tokenadapt.plugin as plugin
+
+    registry = make_registry(plugin)
+    for bad in ({"temperature": 0}, {"weight": 1.5}, {"top_k": 0}, {"threshold": 2.0}, {"mode": "both"}):
+        with pytest.raises(ConfigError):
+            registry.build("embedding", {"type": "tokenadapt", **bad})
+    built = registry.build("embedding", {"type": "tokenadapt", "embedder": "char-ngrams"})
+    assert isinstance(built, TokenAdapt) and built.weight == 0.3 and built.top_k == 3
+
+
+@pytest.mark.minilm
+def test_minilm_embedder_neighbours(minilm):
+    from tokensmith_tokenadapt.heuristics import MiniLMEmbedder
+
+    phi = MiniLMEmbedder().embed(["dog", "puppy", "carburettor"])
+    assert torch.allclose(phi.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert float(phi[0] @ phi[1]) > float(phi[0] @ phi[2])
