@@ -83,6 +83,15 @@ def main(out_dir: Path, quick: bool = False):
             notes.append(f"{record.name}: not measured in this run ({ONLY}={','.join(sorted(only))})")
             continue
         points = []
+        # one untraced run first, so that imports and caches filled once per process (numpy, a
+        # dataset's index) do not count as the smallest sample's memory
+        warm = {"type": f"{record.distribution}:{record.name}", "sample": sizes[0],
+                **EXTRA.get(record.name, {})}
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                registry.build("evaluation", warm).run(tokenizer)
+        except TokensmithError:
+            pass  # the measured run below reports it
         for n in sizes:
             spec = {"type": f"{record.distribution}:{record.name}", "sample": n, **EXTRA.get(record.name, {})}
             try:
