@@ -34,6 +34,9 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
                         "evaluation": ("domain-terms", "kl3m")},
     "tokensmith-dahsf": {"tokenizer_stage": ("dahsf",), "benchmark": ("dahsf",)},
     "tokensmith-tokenadapt": {"embedding": ("tokenadapt",)},
+    "tokensmith-dler": {"objective": ("truncation-penalty", "batch-whitened", "correct-sample-boost",
+                                      "clip-higher"),
+                        "recipe": ("dler-merge",), "benchmark": ("dler",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",

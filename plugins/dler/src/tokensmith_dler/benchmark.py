@@ -182,7 +182,10 @@ class DLERBenchmark(Benchmark):
                 ]
                 tail = max(1, len(logs) // 4)
                 last = slice(len(logs) - tail, len(logs))
-                mean = lambda v: sum(v[last]) / len(v[last])  # noqa: E731
+
+                def mean(v: tuple[float, ...], last: slice = last) -> float:
+                    return sum(v[last]) / len(v[last])
+
                 rows.append((label, acc[0], mean(acc), length[0], mean(length), mean(reward), mean(clipped)))
                 metrics[f"{method}_final_accuracy"] = mean(acc)
                 metrics[f"{method}_final_length"] = mean(length)

@@ -150,10 +150,13 @@ class TruncationPenalty(Reward):
         return finished, lengths
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], **info: Any) -> list[float]:
-        from tokensmith_baselines.objectives import ExactMatch
+        from tokensmith import default_registry
 
         prompts, completions = self.check_inputs(prompts, completions, info, require=("answer",))
-        correct = ExactMatch(extract=self.extract)(prompts, completions, answer=info["answer"])
+        # correctness is tokensmith-baselines' exact-match, built by name (plugins share components
+        # through the registry, not imports)
+        exact = default_registry().build("objective", {"type": "exact-match", "extract": self.extract})
+        correct = exact(prompts, completions, answer=info["answer"])
         finished, lengths = self.finished_and_lengths(len(completions), info)
         caps = self._column(info, "truncation_length") or [self.max_length] * len(completions)
         rewards = []
