@@ -1,0 +1,1 @@
+"""tokensmith-lexinvariant: Lexinvariant Language Models (Huang et al., NeurIPS 2023, arXiv 2305.16349)."""

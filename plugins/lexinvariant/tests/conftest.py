@@ -1,0 +1,8 @@
+import pytest
+
+
+@pytest.fixture
+def plugin_registry(make_registry):
+    import tokensmith_lexinvariant.plugin as plugin
+
+    return make_registry(plugin)
