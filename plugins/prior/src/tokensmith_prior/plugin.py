@@ -1,0 +1,14 @@
+"""Hook implementations of tokensmith-prior (records only; nothing heavy is imported)."""
+
+from __future__ import annotations
+
+from tokensmith import Component, hookimpl
+
+_M = "tokensmith_prior"
+
+
+@hookimpl
+def tokensmith_register_objectives():
+    return [Component("prior", f"{_M}.weights:PRIORWeights",
+                      "weights: PRIOR's (1 - P_ref(token))^alpha from a frozen text-only reference model, "
+                      "normalised to mean 1 over each caption's tokens")]
