@@ -34,6 +34,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
                         "evaluation": ("domain-terms", "kl3m")},
     "tokensmith-dahsf": {"tokenizer_stage": ("dahsf",), "benchmark": ("dahsf",)},
     "tokensmith-tokenadapt": {"embedding": ("tokenadapt",)},
+    "tokensmith-sstoken": {"objective": ("sstoken",), "recipe": ("sstoken",)},
+    "tokensmith-prior": {"objective": ("prior",)},
     "tokensmith-dler": {"objective": ("truncation-penalty", "batch-whitened", "correct-sample-boost",
                                       "clip-higher"),
                         "recipe": ("dler-merge",), "benchmark": ("dler",)},
