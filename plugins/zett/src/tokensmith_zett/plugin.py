@@ -1,0 +1,28 @@
+"""Hook implementations of tokensmith-zett (records only; nothing heavy is imported)."""
+
+from __future__ import annotations
+
+from tokensmith import Component, hookimpl
+
+_M = "tokensmith_zett"
+
+
+@hookimpl
+def tokensmith_register_embeddings():
+    return [Component("zett", f"{_M}.provider:ZeTT",
+                      "ZeTT: a trained hypernetwork predicts input/output embeddings for any tokenizer "
+                      "from its tokens' decompositions by the original tokenizer")]
+
+
+@hookimpl
+def tokensmith_register_recipes():
+    return [Component("zett", f"{_M}.recipe:ZeTTRecipe",
+                      "trains a ZeTT hypernetwork on a frozen LM: a sampled UnigramLM tokenizer per batch, "
+                      "identity warm-up, saved as a safetensors artifact")]
+
+
+@hookimpl
+def tokensmith_register_objectives():
+    return [Component("zett", f"{_M}.recipe:ZeTTLoss",
+                      "loss: ZeTT's LM loss over the sampled tokenization + lexical_weight x the "
+                      "auxiliary embedding MSE")]

@@ -1,0 +1,230 @@
+"""ZeTT's invariants (arXiv 2405.07883) on tiny models: the identity warm-up reproduces the
+original embeddings (and so the model's loss), a single-piece token maps close to its source
+row, a new vocabulary gets exactly its own rows with specials copied, predictions are
+deterministic, the sampled UnigramLM segments by Viterbi (brute force agrees) and spells the
+text, and hypernetwork artifacts are bound to their base tokenizer."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import types
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokensmith_zett.hypernet import (
+    byte_index,
+    decompose,
+    hypernetwork_for,
+    load_hypernetwork,
+    save_hypernetwork,
+)
+from tokensmith_zett.provider import ZeTT
+from tokensmith_zett.recipe import ARTIFACT_NAME, ZeTTLoss, ZeTTRecipe
+from tokensmith_zett.sampler import pretokens, sample_tokenizer
+
+import tokensmith
+from tokensmith import ConfigError, IncompatibleComponentsError, InputError
+from tokensmith.testing import TINY_CORPUS, EmbeddingContract, tiny_llama, tiny_tokenizer
+
+OTHER_CORPUS = ["licence terms: the licensee shall redistribute the software without warranty"] * 6 + [
+    "Permission is hereby granted, free of charge, to any person obtaining a copy"] * 6
+
+
+def ctx(tokenizer):
+    return types.SimpleNamespace(model_tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def old():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def trained(old, tmp_path_factory):
+    """A hypernetwork after the identity warm-up only, through the core runner. The base model
+    is random, so its LM loss is not at a minimum at its own embeddings: the lexical term is
+    weighted up (20, not the paper's 0.5) for the warm-up to reach the identity in 100 steps."""
+    torch.manual_seed(0)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    source = model.get_input_embeddings().weight.detach().clone()
+    recipe = ZeTTRecipe(layers=1, heads=2, identity_steps=1000, vocab_size=512)
+    out = tmp_path_factory.mktemp("zett")
+    result = tokensmith.run_recipe(
+        model=model, tokenizer=old, train_data=[{"text": s} for s in TINY_CORPUS.split(". ")],
+        recipe=recipe, objectives=[ZeTTLoss(lexical_weight=20.0)], data={"max_length": 32, "packing": True},
+        arguments={"steps": 100, "batch_size": 4, "lr": 3e-3, "schedule": "constant", "progress": "off",
+                   "save_final": False}, output_dir=out)
+    return types.SimpleNamespace(model=model, source=source, path=out / ARTIFACT_NAME, result=result,
+                                 hn=recipe.model.hn)
+
+
+def relative_mse(a, b):
+    return (((a - b) ** 2).mean() / b.var()).item()
+
+
+def test_identity_warm_up_reproduces_the_original_embeddings(old, trained):
+    untrained = hypernetwork_for(trained.model, layers=1, heads=2, hidden=None, surface_maxlen=7)
+    before, _ = untrained.predict([(i,) for i in range(old.vocab_size)])
+    loaded = load_hypernetwork(trained.path, trained.model, old)
+    after, _ = loaded.predict([(i,) for i in range(old.vocab_size)])
+    assert relative_mse(after, trained.source) < 0.1
+    assert relative_mse(before, trained.source) > 5 * relative_mse(after, trained.source)
+    # (ii) a single-piece token is nearer its own source row than any other row, for most tokens
+    nearest = torch.cdist(after, trained.source).argmin(1)
+    assert (nearest == torch.arange(old.vocab_size)).float().mean() > 0.9
+    assert trained.model.get_input_embeddings().weight.requires_grad is False or torch.equal(
+        trained.model.get_input_embeddings().weight, trained.source)  # the base LM stayed frozen
+
+
+def test_identity_transfer_keeps_the_loss(old, trained):
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    model.load_state_dict(trained.model.state_dict())
+    ids = torch.tensor([old.encode(TINY_CORPUS[:200]).ids])
+    before = model(input_ids=ids, labels=ids).loss.item()
+    report = ZeTT(hypernetwork=trained.path, ctx=ctx(old)).apply(model, old)
+    after = model(input_ids=ids, labels=ids).loss.item()
+    assert report.changes and abs(after - before) < 0.05 * before
+    assert math.isfinite(after)
+
+
+def test_new_vocabulary_rows_specials_copied_and_deterministic(old, trained):
+    new = tiny_tokenizer("byte_level", vocab_size=300, corpus=OTHER_CORPUS)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    model.load_state_dict(trained.model.state_dict())
+    emb = model.get_input_embeddings().weight.detach().clone()
+    zett = ZeTT(hypernetwork=trained.path, ctx=ctx(old))
+    table, head = zett.predict(model, old, new)
+    again, _ = ZeTT(hypernetwork=trained.path).predict(model, old, new)
+    assert torch.equal(table, again) and head is None  # (iv) deterministic; tied model
+    zett.apply(model, new)
+    rows = model.get_input_embeddings().weight
+    assert rows.shape[0] == new.vocab_size and model.config.vocab_size == new.vocab_size  # (iii)
+    by_text = {t: i for i, t in old.special_tokens.items()}
+    for i, text in new.special_tokens.items():
+        assert torch.equal(rows[i], emb[by_text[text]])
+    ids = torch.tensor([new.encode("Permission is granted to the licensee").ids])
+    assert torch.isfinite(model(input_ids=ids).logits).all()
+
+
+def test_copy_shared_copies_every_shared_row(old, trained):
+    new = tiny_tokenizer("byte_level", vocab_size=300, corpus=OTHER_CORPUS)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    model.load_state_dict(trained.model.state_dict())
+    emb = model.get_input_embeddings().weight.detach().clone()
+    table, _ = ZeTT(hypernetwork=trained.path, copy_shared=True).predict(model, old, new)
+    shared = tokensmith.map_shared_tokens(old, new)
+    assert shared and all(torch.equal(table[n], emb[o]) for n, o in shared.items())
+
+
+def test_artifact_of_another_tokenizer_is_a_clear_error(old, trained):
+    other = tiny_tokenizer("byte_level", vocab_size=old.vocab_size, corpus=OTHER_CORPUS)
+    model, _ = tiny_llama(other, hidden_size=32, layers=1)
+    with pytest.raises(IncompatibleComponentsError, match="trained for base tokenizer"):
+        ZeTT(hypernetwork=trained.path, ctx=ctx(other)).apply(model, other)
+    meta = tokensmith.load_artifact(trained.path)[1]["config"]
+    assert meta["tokenizer"] == old.fingerprint() and meta["steps"] == 100
+    assert meta["recipe"]["identity_steps"] == 1000
+
+
+def test_save_and_load_round_trip(old, tmp_path):
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    hn = hypernetwork_for(model, layers=1, heads=2, hidden=16, surface_maxlen=5)
+    path = save_hypernetwork(tmp_path / "hn.safetensors", hn, old)
+    back = load_hypernetwork(path, model, old)
+    pieces = [(1, 2, 3), (4,), (5, 6, 7, 8, 9, 10)]
+    assert torch.equal(hn.eval().predict(pieces)[0], back.predict(pieces)[0])
+
+
+class TestContract(EmbeddingContract):
+    @pytest.fixture
+    def model_and_tokenizer(self, old):
+        return tiny_llama(old, hidden_size=32, layers=1)
+
+    @pytest.fixture
+    def embedding_provider(self, model_and_tokenizer, tmp_path):
+        model, tok = model_and_tokenizer
+        hn = hypernetwork_for(model, layers=1, heads=2, hidden=None, surface_maxlen=7)
+        return ZeTT(hypernetwork=save_hypernetwork(tmp_path / "hn.safetensors", hn, tok), ctx=ctx(tok))
+
+
+# -- the decomposition and the sampled tokenizers ------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(min_size=1, max_size=12))
+def test_decomposition_spells_the_token(old, text):
+    piece = text.encode("utf-8")
+    ids = decompose(piece, old, byte_index(old), maxlen=64)
+    assert old.decode_bytes(ids) == piece
+    assert len(decompose(piece, old, byte_index(old), maxlen=2)) <= 2
+
+
+def brute_force_best(p, index, scores, max_len):
+    best = -math.inf
+    for cuts in itertools.product([0, 1], repeat=len(p) - 1):
+        parts, start = [], 0
+        for i, c in enumerate(cuts, 1):
+            if c:
+                parts.append(p[start:i])
+                start = i
+        parts.append(p[start:])
+        if all(len(x) <= max_len and x in index for x in parts):
+            best = max(best, sum(scores[index[x]] for x in parts))
+    return best
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.text(alphabet="abc d,", min_size=1, max_size=9), min_size=1, max_size=4),
+       st.integers(0, 2**16), st.integers(8, 40))
+def test_sampled_unigram_is_viterbi_and_spells_the_text(texts, seed, vocab_size):
+    data = [t.encode() for t in texts]
+    sampled = sample_tokenizer(data, vocab_size=vocab_size, max_len=4, noise_mean=1e-5, noise_std=4.0,
+                               generator=random.Random(seed))
+    index = sampled.index
+    assert len(sampled.vocab) == len(set(sampled.vocab)) <= max(vocab_size, len({b for t in data for b in t}))
+    assert all(bytes([b]) in index for t in data for b in t)
+    for t in data:
+        ids = sampled.tokenize(t)
+        assert b"".join(sampled.vocab[i] for i in ids) == t
+        for p in pretokens(t):
+            got = sum(sampled.scores[i] for i in sampled.tokenize(p))
+            assert got == pytest.approx(brute_force_best(p, index, sampled.scores, 4))
+    again = sample_tokenizer(data, vocab_size=vocab_size, max_len=4, noise_mean=1e-5, noise_std=4.0,
+                             generator=random.Random(seed))
+    assert again == sampled
+
+
+def test_noise_changes_the_sampled_vocabulary():
+    data = [TINY_CORPUS.encode()]
+    a, b = (sample_tokenizer(data, vocab_size=200, max_len=6, noise_mean=1e-5, noise_std=4.0,
+                             generator=random.Random(s)) for s in (0, 1))
+    assert set(a.vocab) != set(b.vocab)
+    flat = [sample_tokenizer(data, vocab_size=200, max_len=6, noise_mean=0.0, noise_std=0.0,
+                             generator=random.Random(s)) for s in (0, 1)]
+    assert flat[0] == flat[1]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+def test_recipe_without_the_zett_loss_is_a_config_error(old, tmp_path):
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    with pytest.raises(ConfigError, match="zett"):
+        tokensmith.run_recipe(model=model, tokenizer=old, train_data=[{"text": TINY_CORPUS[:300]}],
+                              recipe=ZeTTRecipe(layers=1, heads=2, vocab_size=64),
+                              data={"max_length": 32, "packing": True},
+                              arguments={"steps": 1, "batch_size": 1, "progress": "off", "save_final": False},
+                              output_dir=tmp_path)
+
+
+def test_bad_parameters_and_pieces(old, trained):
+    with pytest.raises((ValueError, TypeError)):
+        ZeTTRecipe(vocab_size=0)
+    with pytest.raises((ValueError, TypeError)):
+        ZeTTRecipe(noise_mean=float("nan"))
+    with pytest.raises(InputError):
+        ZeTT(hypernetwork="")
+    with pytest.raises(InputError, match="pieces"):
+        ZeTT(hypernetwork=trained.path).embed_tokens(trained.model, old, [(old.vocab_size,)])
