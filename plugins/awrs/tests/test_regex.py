@@ -112,3 +112,20 @@ def test_unicode_categories_match_re():
         assert c.accepts(text.encode()) == bool(re.fullmatch(r"\w\d\s", text)), text
     ascii_c = RegexConstraint(r"(?a)\w")
     assert ascii_c.accepts(b"a") and not ascii_c.accepts("é".encode())
+
+
+@pytest.mark.parametrize("pattern", [r"\d{2}-\d", r"(ab|cd)+e?", r"[a-c]*x", "é+|a"])
+def test_can_occur_is_false_only_for_pieces_no_accepted_string_contains(pattern):
+    """The a-priori pruning test: a piece that "cannot occur" is refused after every allowed
+    prefix, and the alphabet contains every byte of an accepted string (brute force)."""
+    constraint = RegexConstraint(pattern)
+    symbols = sorted(set(pattern.encode()) | set(b"19-z") | set("é".encode()))
+    pieces = [bytes(p) for n in range(1, 4) for p in itertools.product(symbols, repeat=n)]
+    prefixes = [b""] + [bytes(p) for n in range(1, 4) for p in itertools.product(symbols, repeat=n)]
+    prefixes = [p for p in prefixes if constraint.allows(p)]
+    alphabet = constraint.byte_alphabet()
+    for piece in pieces:
+        if not constraint.can_occur(piece):
+            assert not any(constraint.allows(p + piece) for p in prefixes), piece
+        if constraint.accepts(piece):
+            assert set(piece) <= alphabet and constraint.can_occur(piece)

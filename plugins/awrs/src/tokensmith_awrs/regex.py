@@ -458,6 +458,8 @@ class RegexConstraint(IncrementalConstraint):
     _accept: int = attrs.field(init=False, repr=False, eq=False)
     _live: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
     _alphabet: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    _anywhere: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    _anywhere_memo: dict = attrs.field(init=False, repr=False, eq=False)
 
     @staticmethod
     def check_parameters(values: dict[str, Any]) -> None:
@@ -478,6 +480,8 @@ class RegexConstraint(IncrementalConstraint):
         reached = nfa.reachable(self._start)
         self._alphabet = frozenset(b for s in reached for lo, hi, t in nfa.edges[s] if t in self._live
                                    for b in range(lo, hi + 1))
+        self._anywhere = self._closure(reached)
+        self._anywhere_memo = {}
 
     def _restrict(self, nfa: _NFA, tokenizer: Any) -> _NFA:
         """``nfa`` reading only bytes some token contains; an error when it then accepts nothing."""
@@ -501,6 +505,22 @@ class RegexConstraint(IncrementalConstraint):
         that are reachable from the start and can still reach the accept state (decoders
         prune tokens with any other byte, a priori)."""
         return self._alphabet
+
+    def can_occur(self, piece: bytes) -> bool:
+        """Can ``piece`` occur anywhere inside an accepted string? Its bytes are walked from the
+        set of every live reachable state at once, so a false answer holds after any prefix:
+        decoders prune such tokens a priori (finer than the alphabet: a token of Unicode-digit
+        bytes in the wrong order is refused too)."""
+        key: frozenset[int] | None = self._anywhere
+        memo = self._anywhere_memo
+        for byte in piece:
+            nxt = memo.get((key, byte), ())
+            if nxt == ():
+                nxt = memo[(key, byte)] = self._step(key, byte)
+            if nxt is None:
+                return False
+            key = nxt
+        return True
 
     def _closure(self, states) -> frozenset[int]:
         out, todo = set(states), list(states)

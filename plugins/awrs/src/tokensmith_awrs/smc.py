@@ -203,7 +203,7 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
     if sampler in TAKES_MAX_ACCEPTS:
         step_fn = functools.partial(step_fn, max_accepts=max_accepts)
     if prune:
-        space.restrict(byte_alphabet(constraint))
+        space.restrict(byte_alphabet(constraint), constraint)
     checks0 = constraint.checks if constraint is not None else 0
     calls0 = space.calls()
     root = space.start(prompt)

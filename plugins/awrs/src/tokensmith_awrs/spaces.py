@@ -49,6 +49,24 @@ def byte_alphabet(constraint: Constraint | None) -> frozenset[int] | None:
     return frozenset(declared()) if callable(declared) else None
 
 
+def can_occur_test(constraint: Constraint | None) -> Any:
+    """A test ``piece -> bool`` that is False only for pieces no accepted string contains, or
+    ``None``. A constraint declares it with ``can_occur(piece)``; ``&`` needs every part that
+    declares one to agree, ``|`` any part (and only when every part declares one)."""
+    if constraint is None:
+        return None
+    if isinstance(constraint, (AllOf, AnyOf)):
+        tests = [can_occur_test(part) for part in constraint.parts]
+        if isinstance(constraint, AllOf):
+            known = [t for t in tests if t is not None]
+            return (lambda piece: all(t(piece) for t in known)) if known else None
+        if any(t is None for t in tests):
+            return None
+        return lambda piece: any(t(piece) for t in tests)
+    declared = getattr(constraint, "can_occur", None)
+    return declared if callable(declared) else None
+
+
 #: prune vectors by (vocabulary, alphabet); the value keeps the vocabulary alive, so its id
 #: cannot be reused while it is cached
 _PRUNE_CACHE: dict[tuple[int, frozenset[int]], tuple[Any, Any]] = {}
@@ -96,14 +114,17 @@ class TokenSpace:
             return constraint.token_masker(self.lm.tokenizer, self.lm.vocab_size)
         return None
 
-    def restrict(self, alphabet: frozenset[int] | None) -> None:
-        """Prune every token with a byte outside ``alphabet`` (special tokens stay)."""
-        if alphabet is None or len(alphabet) == 256:
-            return
-        outside = _outside_alphabet(self.pieces, alphabet)
-        if outside:
+    def restrict(self, alphabet: frozenset[int] | None, constraint: Constraint | None = None) -> None:
+        """Prune every token with a byte outside ``alphabet``, then those ``constraint`` says
+        cannot occur inside any accepted string (:func:`can_occur`); special tokens stay."""
+        out = [] if alphabet is None or len(alphabet) == 256 else _outside_alphabet(self.pieces, alphabet)
+        occurs = can_occur_test(constraint)
+        if occurs is not None:
+            gone = set(out)
+            out += [i for i, b in enumerate(self.pieces) if b and i not in gone and not occurs(b)]
+        if out:
             self._prune = self._prune.clone()
-            self._prune[outside] = -math.inf
+            self._prune[out] = -math.inf
 
     def start(self, prompt: str) -> Any:
         # special-token strings are control tokens only in a TrustedText prompt
@@ -141,7 +162,7 @@ class ByteSpace:
         """Bytes are checked by the constraint itself (llguidance's byte matcher included)."""
         return None
 
-    def restrict(self, alphabet: frozenset[int] | None) -> None:
+    def restrict(self, alphabet: frozenset[int] | None, constraint: Constraint | None = None) -> None:
         """Prune the byte values outside ``alphabet`` (EOS stays)."""
         import torch
 
