@@ -322,8 +322,8 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
     }
     notes = [f"{result['model']}, {result['threads']} CPU thread(s); speed over the bytes of "
              f"{sp['tokens_per_prompt']} greedy tokens per prompt (token-level greedy first, then byte-exact "
-             "greedy over as many bytes, at the default tolerance and at 0); memory = distinct tensor storages "
-             "the decoding states hold"]
+             "greedy over as many bytes, at the default tolerance and at 0); memory = distinct tensor "
+             "storages the decoding states hold"]
     mn = result["meanings"]
     long = mn["marginal_long_prompt"]
     outcome = (f"finished in {long['seconds']:.1f} s, {long['forwards']} forwards, certified bound "

@@ -521,6 +521,7 @@ class ByteProbLM(ByteLanguageModel):
         import torch
 
         end = len(covers.data)
+        floor = 1  # doubles per round: few rounds when much must be expanded, the fewest forwards otherwise
         while covers.pending:
             self._mass(covers)
             if covers.bound <= self.tolerance and covers.log_mass > -math.inf:
@@ -536,13 +537,16 @@ class ByteProbLM(ByteLanguageModel):
                 inc = torch.logcumsumexp(torch.cat([torch.tensor([covers.log_mass], dtype=torch.float64),
                                                     masses]), 0)
                 ok = torch.nonzero(torch.sigmoid(left - inc) <= self.tolerance).flatten()
-                take = max(1, int(ok[0])) if len(ok) else take
+                take = min(len(covers.pending), max(floor, int(ok[0]))) if len(ok) else take
+            floor *= 2
             batch, covers.pending = covers.pending[:take], covers.pending[take:]
             at_end = sum(1 for n in batch if n.end == end) + len(covers.exact)
             if at_end > self.max_exact_covers:
                 raise self._too_large(end, f"{at_end:,} covers ending on the byte boundary exceed "
                                            f"max_exact_covers={self.max_exact_covers:,}")
             self._expand(covers, batch)
+            if len(covers) > self.max_covers:
+                raise self._too_large(end, f"{len(covers):,} covers exceed max_covers={self.max_covers:,}")
         self.counters["deferred"] += len(covers.pending)
         self._mass(covers)
 
