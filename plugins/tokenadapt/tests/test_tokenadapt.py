@@ -212,3 +212,22 @@ def test_minilm_embedder_neighbours(minilm):
     phi = MiniLMEmbedder().embed(["dog", "puppy", "carburettor"])
     assert torch.allclose(phi.norm(dim=1), torch.ones(3), atol=1e-5)
     assert float(phi[0] @ phi[1]) > float(phi[0] @ phi[2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab é\n€"), max_size=200), st.integers(4, 40))
+def test_benchmark_chunks_keep_every_byte(text, limit):
+    from tokensmith_tokenadapt.benchmark import chunks
+
+    pieces = chunks(text, limit)
+    assert "".join(pieces) == text
+    assert all(piece and len(piece.encode("utf-8")) <= limit for piece in pieces)
+
+
+def test_benchmark_parameters_checked(make_registry):
+    import tokensmith_tokenadapt.plugin as plugin
+
+    registry = make_registry(plugin)
+    with pytest.raises(ConfigError):
+        registry.build("benchmark", {"type": "transplant", "inits": ["mean", "omp"]})
+    assert registry.build("benchmark", {"type": "transplant", "inits": ["mean"]}).inits == ("mean",)

@@ -33,7 +33,14 @@ from typing import Any, Literal
 
 import attrs
 
-from tokensmith import ConfigError, IncompatibleComponentsError, Tokenizer, map_shared_tokens, progress
+from tokensmith import (
+    ConfigError,
+    IncompatibleComponentsError,
+    InputError,
+    Tokenizer,
+    map_shared_tokens,
+    progress,
+)
 
 COMPONENT = "embedding 'tokenadapt'"
 MODES = ("hybrid", "local", "global", "fvt")
@@ -257,7 +264,14 @@ def plan_transplant(old: Tokenizer, new: Tokenizer, embedder: Any, *, temperatur
         texts[i] = text if text is not None else data.decode("utf-8", "replace")
         if not data:
             continue
-        ids = list(old.encode(text).ids) if text is not None else greedy_pieces(data, lookup, longest)
+        ids = None
+        if text is not None:
+            try:
+                ids = list(old.encode(text).ids)
+            except InputError:  # characters the old tokenizer has no token for (e.g. a control byte)
+                ids = None
+        if ids is None:
+            ids = greedy_pieces(data, lookup, longest)
         if ids:
             pieces[i] = ids
     piece_ids = sorted({p for ids in pieces.values() for p in ids})

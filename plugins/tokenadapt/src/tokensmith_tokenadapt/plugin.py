@@ -12,3 +12,10 @@ def tokensmith_register_embeddings():
     return [Component("tokenadapt", f"{_M}.provider:TokenAdapt",
                       "TokenAdapt transplant: shared rows copied, the others the local+global hybrid "
                       "(or local/global/FVT)")]
+
+
+@hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("transplant", f"{_M}.benchmark:TransplantBenchmark",
+                      "SmolLM2 onto a licence-text BPE: bits/byte per initialiser vs the original, "
+                      "before/after an embedding fine-tune")]

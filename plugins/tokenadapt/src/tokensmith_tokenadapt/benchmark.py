@@ -1,0 +1,224 @@
+"""The ``transplant`` benchmark (``tokensmith bench transplant``): SmolLM2 moved onto a
+byte-level BPE trained on licence texts, one initialiser after another, in bits per byte.
+
+TokenAdapt: Sharthak, Pahalwan, Kamath & Shirawalmath, arXiv 2505.09738.
+
+Per initialiser (random = N(mean, std) of the old rows, mean, FVT = mean of sub-tokens,
+TokenAdapt local / global / hybrid, and ZeTT when a plugin registers the embedding ``zett``):
+the held-out licence text's bits per byte relative to the original model on its own tokenizer
+(bits per byte is the unit comparable across tokenizers; per-token perplexity is not), before
+and after the same short fine-tune of the embedding table alone through the core recipe runner,
+and the token-count change. The original model is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from typing import Any
+
+import attrs
+
+from tokensmith import (
+    Benchmark,
+    BuildContext,
+    HFCausalLM,
+    InputError,
+    Provenance,
+    Report,
+    Series,
+    Table,
+    non_negative_int,
+    positive,
+    positive_int,
+    progress,
+    run_recipe,
+    score_texts,
+)
+
+from .heuristics import make_embedder, plan_transplant
+from .provider import TokenAdapt, transplant
+
+COMPONENT = "benchmark 'transplant'"
+INITS = ("random", "mean", "fvt", "tokenadapt-local", "tokenadapt-global", "tokenadapt-hybrid", "zett")
+FULL = {"held_out_bytes": 60_000, "steps": 60, "train_texts": 400}
+QUICK = {"held_out_bytes": 12_000, "steps": 12, "train_texts": 100}
+CHUNK_BYTES = 1_500
+
+
+def chunks(text: str, limit: int) -> list[str]:
+    """``text`` cut at line breaks into pieces of at most ``limit`` UTF-8 bytes (a longer line
+    becomes its own piece at character boundaries); nothing is dropped: ``"".join`` gives it back."""
+    out, current = [], ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode("utf-8")) > limit:
+            cut = limit
+            while len(line[:cut].encode("utf-8")) > limit:
+                cut -= 1
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:cut])
+            line = line[cut:]
+        if current and len((current + line).encode("utf-8")) > limit:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return out
+
+
+@attrs.define
+class TransplantBenchmark(Benchmark):
+    """Bits per byte of SmolLM2 on a licence-text BPE per initialiser, before and after an
+    equal-budget fine-tune of the embeddings, against the original model in the same run."""
+
+    name = "transplant"
+
+    vocab_size: int = attrs.field(default=8000, validator=positive_int, metadata={
+        "doc": "the new byte-level BPE's vocabulary (trained on the licences' train split)"})
+    held_out_bytes: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int),
+                                             metadata={"doc": "held-out licence bytes scored (None: 60,000; "
+                                                              "quick 12,000)"})
+    steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(non_negative_int),
+                                    metadata={"doc": "fine-tune steps per initialiser (None: 60; quick 12; "
+                                                     "0: no fine-tune)"})
+    batch_size: int = attrs.field(default=4, validator=positive_int, metadata={"doc": "sequences per step"})
+    max_length: int = attrs.field(default=64, validator=positive_int, metadata={
+        "doc": "tokens per fine-tune sequence (packed)"})
+    lr: float = attrs.field(default=2e-3, validator=positive, metadata={"doc": "AdamW learning rate"})
+    train_texts: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int),
+                                          metadata={"doc": "licence texts in the fine-tune data (None: 400; "
+                                                           "quick 100)"})
+    inits: tuple[str, ...] = attrs.field(default=INITS, converter=tuple, metadata={
+        "doc": f"initialisers to compare, of {', '.join(INITS)}"})
+    embedder: str = attrs.field(default="minilm", validator=attrs.validators.in_(("minilm", "char-ngrams")),
+                                metadata={"doc": "TokenAdapt's auxiliary embedder"})
+    threads: int = attrs.field(default=2, validator=positive_int, metadata={"doc": "CPU threads"})
+    seed: int = attrs.field(default=0, validator=non_negative_int, metadata={"doc": "seed of every run"})
+    ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
+
+    @inits.validator
+    def _known(self, attribute: Any, value: tuple[str, ...]) -> None:
+        bad = [v for v in value if v not in INITS]
+        if bad or not value:
+            raise ValueError(f"inits must be a non-empty subset of {', '.join(INITS)}, got {bad or value}")
+
+    @staticmethod
+    def _unscorable(text: str, tokenizer: Any) -> bool:
+        """Whether ``tokenizer`` (SmolLM2's) lacks a token for some byte of ``text`` (a control
+        character): the original model cannot score it, so no ratio is defined for it."""
+        return bool(tokenizer.unrepresentable_bytes & set(text.encode("utf-8")))
+
+    def run(self, *, quick: bool = False) -> Report:
+        sizes = QUICK if quick else FULL
+        held_out = self.held_out_bytes or sizes["held_out_bytes"]
+        steps = sizes["steps"] if self.steps is None else self.steps
+        n_train = self.train_texts or sizes["train_texts"]
+        registry = self.registry()
+        licenses = registry.build("dataset", {"type": "licenses"})
+        trainer = registry.build("tokenizer_trainer",
+                                 {"type": "byte-level-bpe", "vocab_size": self.vocab_size})
+        new = trainer.train(e["text"] for e in licenses.examples("train") if e["text"].strip())
+        pipeline = self.cpu_pipeline("smollm2", threads=self.threads, seed=self.seed)
+        base, old, runtime = pipeline.model, pipeline.tokenizer, pipeline.runtime
+        texts, total, unscorable = [], 0, 0
+        for example in licenses.examples("eval"):
+            if total >= held_out:
+                break
+            if self._unscorable(example["text"], old):
+                unscorable += 1  # counted in the notes: SmolLM2 has no token for some byte of it
+            elif example["text"].strip():
+                texts.extend(chunks(example["text"], CHUNK_BYTES))
+                total += len(example["text"].encode("utf-8"))
+        if not texts:
+            raise InputError("the licences' eval split is empty", component=COMPONENT)
+        train_data = []
+        for example in licenses.examples("train"):
+            if len(train_data) >= n_train:
+                break
+            if example["text"].strip():
+                train_data.append({"text": example["text"]})
+
+        original = score_texts(pipeline.lm, progress(texts, total=len(texts), desc="original", unit="text"))
+        plan = None
+        if any(i.startswith("tokenadapt") for i in self.inits):
+            plan = plan_transplant(old, new, make_embedder(self.embedder))
+        rows, notes, metrics = [], [], {"original_bits_per_byte": original.bits_per_byte,
+                                        "original_tokens": original.tokens, "new_vocab_size": new.vocab_size,
+                                        "held_out_bytes": original.bytes, "fine_tune_steps": steps}
+        if plan is not None:
+            counts = plan.counts("hybrid", 0.3)
+            metrics.update({f"tokenadapt_{k}": v for k, v in counts.items()})
+        for init in self.inits:
+            model = copy.deepcopy(base)
+            if init == "zett":
+                if "zett" not in {c.name for c in registry.components("embedding")}:
+                    notes.append("zett: no plugin registers the embedding 'zett' here (tokensmith-zett not "
+                                 "installed); not measured")
+                    continue
+                context = BuildContext(runtime=runtime, model=model, tokenizer=new, model_tokenizer=old,
+                                       registry=registry)
+                registry.build("embedding", "zett", context).apply(model, new)
+            elif init in ("random", "mean"):
+                from tokensmith import install_embeddings
+
+                install_embeddings(model, new, old_tokenizer=old,
+                                   init="normal" if init == "random" else "mean", seed=self.seed)
+            else:
+                mode = {"fvt": "fvt", "tokenadapt-local": "local", "tokenadapt-global": "global",
+                        "tokenadapt-hybrid": "hybrid"}[init]
+                transplant(model, old, new, TokenAdapt(mode=mode, embedder=self.embedder, seed=self.seed),
+                           plan=plan)
+            before = score_texts(HFCausalLM(model, new, runtime), texts)
+            after = None
+            if steps:
+                emb = model.get_input_embeddings().weight
+                head = model.get_output_embeddings()
+                names = [n for n, p in model.named_parameters()
+                         if p is emb or (head is not None and p is head.weight)]
+                with tempfile.TemporaryDirectory() as out:
+                    run_recipe(model=model, tokenizer=new, train_data=train_data,
+                               data={"max_length": self.max_length, "packing": True},
+                               arguments={"steps": steps, "batch_size": self.batch_size, "lr": self.lr,
+                                          "trainable": names, "progress": "off", "save_final": False,
+                                          "seed": self.seed},
+                               runtime=runtime, output_dir=out, registry=registry)
+                after = score_texts(HFCausalLM(model, new, runtime), texts)
+            ratio_before = before.bits_per_byte / original.bits_per_byte
+            ratio_after = None if after is None else after.bits_per_byte / original.bits_per_byte
+            rows.append((init, before.bits_per_byte, ratio_before,
+                         None if after is None else after.bits_per_byte, ratio_after,
+                         before.tokens / original.tokens))
+            metrics[f"{init}_bits_per_byte"] = before.bits_per_byte
+            metrics[f"{init}_ratio"] = ratio_before
+            if after is not None:
+                metrics[f"{init}_bits_per_byte_after"] = after.bits_per_byte
+                metrics[f"{init}_ratio_after"] = ratio_after
+            del model
+        measured = [r[0] for r in rows]
+        series = [Series("before fine-tune", measured, [r[1] for r in rows], plot="bar",
+                         group="bits per byte",
+                         y_label=f"bits/byte (original: {original.bits_per_byte:.3f})")]
+        if steps:
+            series.append(Series(f"after {steps} steps", measured, [r[3] for r in rows], plot="bar",
+                                 group="bits per byte"))
+        notes += [
+            f"{unscorable} eval-split licence(s) left out of the held-out text: SmolLM2's tokenizer has no "
+            "token for one of their bytes",
+            f"new tokenizer: byte-level BPE, {new.vocab_size} ids, trained on the licences' train split; "
+            f"held-out: {original.bytes} bytes of the eval split in pieces of at most {CHUNK_BYTES} bytes",
+            f"fine-tune: the embedding table only (tied head), {steps} steps x {self.batch_size} x "
+            f"{self.max_length} tokens, AdamW lr {self.lr}, same data and budget for every initialiser",
+            "ratio: bits per byte over the original SmolLM2 on its own tokenizer (measured here)",
+            "tokens: held-out tokens under the new tokenizer / under SmolLM2's",
+        ]
+        return Report(
+            name="transplant-quick" if quick else "transplant", metrics=metrics,
+            tables=(Table("bits per byte by initialiser",
+                          ("init", "bpb before", "ratio before", "bpb after", "ratio after", "tokens"),
+                          tuple(rows)),),
+            series=tuple(series), notes=tuple(notes),
+            provenance=Provenance.collect(registry=registry, runtime=runtime, model="smollm2",
+                                          seed=self.seed))
