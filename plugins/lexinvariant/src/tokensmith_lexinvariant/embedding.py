@@ -32,14 +32,19 @@ from tokensmith import (
     InputError,
     ModelReport,
     Recipe,
-    TrainContext,
     Tokenizer,
+    TrainContext,
     positive,
     unit_interval,
 )
-from tokensmith.core.embedding import describe
 
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive)
+
+
+def describe(module: Any) -> str:
+    """A module's class and table shape, for the surgery report."""
+    shape = getattr(getattr(module, "weight", None), "shape", None)
+    return f"{type(module).__name__}{tuple(shape) if shape is not None else ''}"
 
 
 def _optional_seed(instance: Any, attribute: Any, value: Any) -> None:
@@ -98,10 +103,12 @@ def _module_classes() -> tuple[type, type, type, type]:
 
         def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
             if input_ids.dim() != 2:
-                raise InputError(f"lexinvariant: input_ids must be (batch, length), got {tuple(input_ids.shape)}")
-            if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= self.num_embeddings):
+                raise InputError("lexinvariant: input_ids must be (batch, length), got "
+                                 f"{tuple(input_ids.shape)}")
+            low, high = (int(input_ids.min()), int(input_ids.max())) if input_ids.numel() else (0, 0)
+            if low < 0 or high >= self.num_embeddings:
                 raise InputError(f"lexinvariant: token ids must lie in [0, {self.num_embeddings}), got "
-                                 f"[{int(input_ids.min())}, {int(input_ids.max())}]")
+                                 f"[{low}, {high}]")
             rows = input_ids.shape[0]
             if self._fixed is not None:
                 fixed = self._fixed.to(device=self.anchor.device, dtype=self.anchor.dtype)
@@ -218,7 +225,8 @@ def _check_model(model: Any, tokenizer: Tokenizer | None, component: str) -> tup
     rows, width = weight.shape
     if tokenizer is not None and tokenizer.vocab_size > rows:
         raise IncompatibleComponentsError(
-            f"{component}: the tokenizer has {tokenizer.vocab_size} ids but the model only {rows} embedding rows",
+            f"{component}: the tokenizer has {tokenizer.vocab_size} ids but the model only {rows} "
+            "embedding rows",
             hint="resize the model's embeddings to the tokenizer first")
     return int(rows), int(width)
 
@@ -239,7 +247,7 @@ class Lexinvariant(EmbeddingProvider):
     name = "lexinvariant"
 
     sigma: float | None = attrs.field(default=None, validator=_OPTIONAL_POSITIVE, metadata={
-        "doc": "standard deviation of the random entries (default 1/sqrt(width): rows of unit expected norm)"})
+        "doc": "standard deviation of the random entries (default 1/sqrt(width): unit-norm rows on average)"})
     seed: int | None = attrs.field(default=None, validator=_optional_seed, metadata={
         "doc": "seed of the provider's own generator (default: torch's global one, which the run seeds)"})
 
@@ -254,7 +262,8 @@ class Lexinvariant(EmbeddingProvider):
     def install(self, model: Any, module: Any) -> ModelReport:
         embedding_cls, head_cls, _, _ = _module_classes()
         if not isinstance(module, embedding_cls):
-            raise InputError(f"embedding 'lexinvariant' installs a LexinvariantEmbedding, got {type(module).__name__}")
+            raise InputError("embedding 'lexinvariant' installs a LexinvariantEmbedding, got "
+                             f"{type(module).__name__}")
         changes: list[Change] = []
         _untie(model, changes)
         old_in, old_out = model.get_input_embeddings(), model.get_output_embeddings()
@@ -315,7 +324,8 @@ class LexinvariantRecipe(Recipe):
 
 @attrs.define
 class SemiLexinvariantRecipe(Recipe):
-    """Ordinary training regularised by semi-lexinvariance: ``prepare`` installs :class:`SemiLexinvariant`."""
+    """Ordinary training regularised by semi-lexinvariance (``prepare`` installs
+    :class:`SemiLexinvariant`)."""
 
     name = "semi-lexinvariant"
 

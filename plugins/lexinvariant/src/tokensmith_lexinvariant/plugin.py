@@ -32,5 +32,5 @@ def tokensmith_register_recipes():
 @hookimpl
 def tokensmith_register_benchmarks():
     return [Component("lexinvariant", f"{_M}.benchmark:LexinvariantBenchmark",
-                      "tiny byte-level Llama from scratch, lexinvariant vs standard through the recipe runner: "
+                      "tiny byte-level Llama from scratch, lexinvariant vs standard (recipe runner): "
                       "loss per context position, on plain and substitution-ciphered text")]
