@@ -136,7 +136,8 @@ def test_sampling_follows_the_byte_distribution(toy_lm):
     blm = ByteProbLM(toy_lm)
     probs = torch.exp(blm.start(b"a").logprobs)
     gen = torch.Generator().manual_seed(0)
-    draws = torch.tensor([pick_byte(blm.start(b"a").logprobs, 1.0, 1.0, gen) for _ in range(2000)])
+    logprobs = blm.start(b"a").logprobs
+    draws = torch.tensor([pick_byte(logprobs, 1.0, 1.0, gen) for _ in range(2000)])
     freq = torch.bincount(draws, minlength=257).double() / 2000
     assert float((freq - probs).abs().max()) < 0.05
 
