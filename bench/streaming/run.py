@@ -29,6 +29,10 @@ EXTRA = {"tokenizer-metrics": {"parallel": None}}
 RSS = frozenset({"linguistic-integrity"})
 #: evaluations whose runs are training, not measuring: left out, with the reason in the report
 LEAVE_OUT = {"kl3m": "trains three tokenizers per run (16 min at sample 1,000 on our shared 2-core machine)"}
+#: evaluations whose sample counts something other than lines or texts: their own sizes
+#: (charbench-covariates: words per task and word length, 4 tasks x 7 lengths per unit;
+#: uuid-chars-per-token: generated texts per kind and length, up to 32k characters each)
+OWN_SIZES = {"charbench-covariates": ((8, 32, 128), (4, 16)), "uuid-chars-per-token": ((1, 2, 4), (1, 2))}
 #: TOKENSMITH_STREAMING_ONLY=a,b measures only these evaluations
 ONLY = "TOKENSMITH_STREAMING_ONLY"
 
@@ -83,16 +87,18 @@ def main(out_dir: Path, quick: bool = False):
             notes.append(f"{record.name}: not measured in this run ({ONLY}={','.join(sorted(only))})")
             continue
         points = []
+        own = OWN_SIZES.get(record.name)
+        record_sizes = (own[1] if quick else own[0]) if own else sizes
         # one untraced run first, so that imports and caches filled once per process (numpy, a
         # dataset's index) do not count as the smallest sample's memory
-        warm = {"type": f"{record.distribution}:{record.name}", "sample": sizes[0],
+        warm = {"type": f"{record.distribution}:{record.name}", "sample": record_sizes[0],
                 **EXTRA.get(record.name, {})}
         try:
             with contextlib.redirect_stderr(io.StringIO()):
                 registry.build("evaluation", warm).run(tokenizer)
         except TokensmithError:
             pass  # the measured run below reports it
-        for n in sizes:
+        for n in record_sizes:
             spec = {"type": f"{record.distribution}:{record.name}", "sample": n, **EXTRA.get(record.name, {})}
             try:
                 measure = _measure_rss if record.name in RSS else _measure
