@@ -13,7 +13,7 @@ from .constraint import Constraint
 from .dataset import Dataset
 from .decoding import Decoder
 from .embedding import EmbeddingProvider
-from .errors import InputError
+from .errors import IncompatibleComponentsError, InputError
 from .normalization import NormalizationProvider
 from .objectives import Objective
 from .recipe import Recipe
@@ -71,6 +71,17 @@ class Evaluation(ABC):
 
     @abstractmethod
     def run(self, target: Any, *, quick: bool = False) -> Report: ...
+
+    def lm_of(self, target: Any) -> Any:
+        """The causal language model of a pipeline target (``target.lm``); anything without one
+        (a tokenizer alone, an encoder pipeline) is an IncompatibleComponentsError naming this
+        evaluation."""
+        lm = getattr(target, "lm", None)
+        if lm is None:
+            raise IncompatibleComponentsError(
+                "needs a pipeline with a causal language model", component=f"evaluation '{self.name}'",
+                hint=f"tokensmith eval {self.name} --model smollm2")
+        return lm
 
     @staticmethod
     def tokenizer_of(target: Any) -> Tokenizer:

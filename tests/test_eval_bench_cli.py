@@ -12,6 +12,7 @@ import statistics
 import attrs
 import pytest
 
+import tokensmith
 import tokensmith.cli as cli
 from tokensmith import (
     Benchmark,
@@ -263,3 +264,17 @@ def test_a_benchmark_measures_on_the_registry_that_built_it(make_registry):
     assert bench.registry() is mine
     pipeline = bench.cpu_pipeline("tiny-llama", threads=1)
     assert pipeline.runtime.device == "cpu" and pipeline.runtime.threads == 1 and pipeline.lm is not None
+
+
+def test_lm_of_gives_the_pipeline_lm_or_names_the_evaluation():
+    class NeedsLM(tokensmith.Evaluation):
+        name = "needs-lm"
+
+        def run(self, target, *, quick=False):
+            raise AssertionError("not run")
+
+    lm = object()
+    assert NeedsLM().lm_of(type("P", (), {"lm": lm})()) is lm
+    with pytest.raises(tokensmith.IncompatibleComponentsError, match="causal language model") as err:
+        NeedsLM().lm_of(object())
+    assert "needs-lm" in str(err.value) and "--model" in str(err.value)

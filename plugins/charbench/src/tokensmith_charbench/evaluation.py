@@ -20,7 +20,6 @@ from tokensmith import (
     ConfigError,
     DataUnavailableError,
     Evaluation,
-    IncompatibleComponentsError,
     InputError,
     Report,
     Series,
@@ -225,13 +224,7 @@ class CharBench(_CharBenchItems, Evaluation):
         return text
 
     def run(self, target: Any, *, quick: bool = False) -> Report:
-        lm = getattr(target, "lm", None)
-        if lm is None:
-            raise IncompatibleComponentsError(
-                "needs a pipeline with a causal language model",
-                component=self.component,
-                hint="tokensmith eval charbench --model smollm2",
-            )
+        lm = self.lm_of(target)
         tokenizer = self.tokenizer_of(target)
         decoder = self._registry().build("decoder", self.decoder)
         prepare = getattr(target, "prepare", lambda text: text)

@@ -22,7 +22,6 @@ from tokensmith import (
     ConfigError,
     ContextLengthError,
     Evaluation,
-    IncompatibleComponentsError,
     InputError,
     Report,
     Series,
@@ -228,13 +227,7 @@ class NeedleThreading(Evaluation):
         return text
 
     def run(self, target: Any, *, quick: bool = False) -> Report:
-        lm = getattr(target, "lm", None)
-        if lm is None:
-            raise IncompatibleComponentsError(
-                "needs a pipeline with a causal language model",
-                component=self.component,
-                hint="tokensmith eval needle-threading --model smollm2",
-            )
+        lm = self.lm_of(target)
         tokenizer = self.tokenizer_of(target)
         prepare = getattr(target, "prepare", lambda text: text)
         questions = self.questions(quick=quick)
