@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 from tokensmith_sstoken import SSToken, SSTokenRecipe
+from tokensmith_sstoken.objectives import HISTORY_FILE
+from transformers import TrainerCallback
 
 import tokensmith
 from tokensmith import IGNORE_INDEX, IncompatibleComponentsError
@@ -98,3 +100,55 @@ def test_registered_and_built_from_a_context():
     assert mask.ratio == 0.3 and mask.history is not model
     assert all(not p.requires_grad for p in mask.history.parameters())
     assert isinstance(registry.build("recipe", "sstoken"), SSTokenRecipe)
+
+
+class _Snapshots(TrainerCallback):
+    """θ after every optimizer step (θ_1 ... θ_k), for the EMA's closed form."""
+
+    def __init__(self, model):
+        self.model, self.thetas = model, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.thetas.append({n: p.detach().clone() for n, p in self.model.named_parameters()})
+
+
+def _ema_run(tmp_path, name, steps, decay, resume=None):
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model, _ = tiny_llama(tokenizer, hidden_size=16, layers=1)
+    theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mask = SSToken(ratio=0.5, history_mode="ema", ema_decay=decay).with_history(model)
+    snapshots = _Snapshots(model)
+    result = tokensmith.run_recipe(
+        model=model, tokenizer=tokenizer, train_data=EXAMPLES, objectives=[mask], recipe=SSTokenRecipe(),
+        data={"prompt": "prompt", "response": "response", "max_length": 48}, callbacks=[snapshots],
+        arguments={"steps": steps, "batch_size": 4, "lr": 1e-2, "progress": "off", "save_every": 2,
+                   "save_final": False, "seed": 0},
+        output_dir=tmp_path / name, resume=resume)
+    return result, mask, theta0, snapshots.thetas
+
+
+def test_ema_history_is_the_closed_form_after_k_steps_and_resumes_from_its_checkpoint(tmp_path):
+    decay, k = 0.7, 3
+    full, mask, theta0, thetas = _ema_run(tmp_path, "ema", k, decay)
+    assert len(thetas) == k
+    # θ_his(k) = α^k θ_0 + Σ_i (1 - α) α^(k-i) θ_i
+    for name, his in mask.history.named_parameters():
+        expected = decay ** k * theta0[name] + sum((1 - decay) * decay ** (k - i) * thetas[i - 1][name]
+                                                   for i in range(1, k + 1))
+        assert torch.allclose(his, expected, atol=1e-6), name
+    # the history moved away from the base and is not the trained model either
+    name = "model.embed_tokens.weight"
+    assert not torch.allclose(mask.history.get_parameter(name), theta0[name])
+    assert not torch.allclose(mask.history.get_parameter(name), thetas[-1][name])
+    assert all(not p.requires_grad for p in mask.history.parameters())
+    # resumed at step 2: θ_his comes back from the checkpoint, so step 3 and θ_his(3) are the same
+    assert (tmp_path / "ema" / "checkpoint-2" / HISTORY_FILE).is_file()
+    resumed, again, _, _ = _ema_run(tmp_path, "ema", k, decay, resume=tmp_path / "ema" / "checkpoint-2")
+    assert resumed.losses[-1][1] == pytest.approx(full.losses[2][1], rel=1e-5)
+    for (name, a), b in zip(mask.history.named_parameters(), again.history.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    # precomputed (base) history losses do not fit an EMA history
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with pytest.raises(IncompatibleComponentsError, match="ema"):
+        again.history_losses({"input_ids": ids, "labels": ids, "history_losses": torch.zeros(1, 4)})
