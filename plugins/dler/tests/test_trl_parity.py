@@ -28,9 +28,10 @@ from tokensmith_dler.objectives import (  # noqa: E402
     DifficultyAwareTruncation,
     TruncationPenalty,
 )
+from tokensmith_dler.sampling import DynamicSampling, SampledGroup  # noqa: E402
 
 import tokensmith  # noqa: E402
-from tokensmith import IGNORE_INDEX, Reward  # noqa: E402
+from tokensmith import IGNORE_INDEX, ResourceLimitError, Reward  # noqa: E402
 from tokensmith.testing import tiny_llama  # noqa: E402
 
 pytestmark = [
@@ -252,6 +253,7 @@ def test_dler_trainer_trains_with_dynamic_sampling_and_difficulty_aware_caps(
         train_dataset=_data(),
         processing_class=hf_tokenizer,
         difficulty_aware=DifficultyAwareTruncation(min_length=4, max_length=8),
+        dynamic_sampling=DynamicSampling(max_extra_rounds=0),  # the mask-only path
     )
     trainer.train()
     assert len(seen) == 2
@@ -267,3 +269,127 @@ def test_dler_trainer_trains_with_dynamic_sampling_and_difficulty_aware_caps(
                 assert mask[rows].sum() > 0
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert any("dler/kept_groups_frac" in e for e in trainer.state.log_history)
+
+
+class EvenPromptsConstant(Reward):
+    """0 on prompts "i + i =" with i even (a zero-variance group), distinct letters / 10 otherwise."""
+
+    name = "even-prompts-constant"
+
+    def __call__(self, prompts, completions, **info):
+        prompts, completions = self.check_inputs(prompts, completions, info)
+        return [
+            0.0 if int(p.split()[0]) % 2 == 0 else len({c for c in text if c.isalpha()}) / 10
+            for p, text in zip(prompts, completions)
+        ]
+
+
+def test_dynamic_sampling_refills_the_batch_with_informative_groups(tiny_tokenizer, hf_tokenizer, tmp_path):
+    """TRL has no dynamic sampling: DLERTrainer samples more prompts until every group of the
+    update batch has reward variance, and the batch keeps its size."""
+    from tokensmith_dler.trainer import DLERTrainer
+
+    model, _ = tiny_llama(tiny_tokenizer)
+    seen = []
+
+    class Spy(DLERTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            seen.append((self.dler_last_sampling, self._dler_rewards.clone(), {k: v for k, v in out.items()}))
+            return out
+
+    trainer = Spy(
+        model=model,
+        reward_funcs=tokensmith.reward_funcs(EvenPromptsConstant()),
+        args=_args(tmp_path, max_steps=2),
+        train_dataset=_data(),
+        processing_class=hf_tokenizer,
+        dynamic_sampling=DynamicSampling(max_extra_rounds=8),
+    )
+    trainer.train()
+    assert len(seen) == 2
+    refilled = 0
+    for result, rewards, out in seen:
+        assert not result.cap_reached and result.kept_groups == 2
+        refilled += result.rounds > 1
+        assert out["completion_ids"].size(0) == 8 and out["prompt_ids"].size(0) == 8
+        for k in range(2):
+            rows = slice(4 * k, 4 * k + 4)
+            assert float(rewards[rows].max() - rewards[rows].min()) > 1e-6
+            assert out["completion_mask"][rows].sum() > 0
+        assert int(out["num_items_in_batch"]) == int(out["completion_mask"].sum())
+    assert refilled  # the seeded run drew an even prompt at least once
+    logged = [e for e in trainer.state.log_history if "dler/dynamic_sampling/rounds" in e]
+    assert logged and all(e["dler/dynamic_sampling/cap_reached"] == 0 for e in logged)
+
+
+class Constant(Reward):
+    name = "constant"
+
+    def __call__(self, prompts, completions, **info):
+        prompts, completions = self.check_inputs(prompts, completions, info)
+        return [0.0] * len(completions)
+
+
+def test_a_reached_cap_is_logged_and_masked_or_raised(tiny_tokenizer, hf_tokenizer, tmp_path):
+    from tokensmith_dler.trainer import DLERTrainer
+
+    model, _ = tiny_llama(tiny_tokenizer)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    common = dict(
+        model=model,
+        reward_funcs=tokensmith.reward_funcs(Constant()),
+        args=_args(tmp_path, max_steps=1),
+        train_dataset=_data(),
+        processing_class=hf_tokenizer,
+    )
+    trainer = DLERTrainer(**common, dynamic_sampling=DynamicSampling(max_extra_rounds=1))
+    trainer.train()
+    result = trainer.dler_last_sampling
+    assert result.cap_reached and result.rounds == 2 and result.short == 2
+    logged = [e for e in trainer.state.log_history if "dler/dynamic_sampling/cap_reached" in e]
+    assert logged and logged[0]["dler/dynamic_sampling/cap_reached"] == 1.0
+    assert logged[0]["dler/dynamic_sampling/short_groups"] == 2.0
+    # every group masked: nothing is learned from zero-advantage groups
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    strict = DLERTrainer(**common, dynamic_sampling=DynamicSampling(max_extra_rounds=1, on_cap="error"))
+    with pytest.raises(ResourceLimitError, match="dynamic sampling"):
+        strict.train()
+
+
+def test_assembled_rounds_keep_trls_padding(tiny_tokenizer, hf_tokenizer, tmp_path):
+    from tokensmith_dler.trainer import DLERTrainer
+
+    model, _ = tiny_llama(tiny_tokenizer)
+    trainer = DLERTrainer(
+        model=model,
+        reward_funcs=tokensmith.reward_funcs(Constant()),
+        args=_args(tmp_path),
+        train_dataset=_data(),
+        processing_class=hf_tokenizer,
+    )
+    pad = hf_tokenizer.pad_token_id
+
+    def rollout(prompt_width, completion_width, start):
+        ids = torch.arange(start, start + 8 * prompt_width).view(8, prompt_width) % 50 + 100
+        done = torch.arange(start, start + 8 * completion_width).view(8, completion_width) % 50 + 100
+        return {
+            "prompt_ids": ids,
+            "prompt_mask": torch.ones(8, prompt_width, dtype=torch.long),
+            "completion_ids": done,
+            "completion_mask": torch.ones(8, completion_width, dtype=torch.long),
+            "advantages": torch.zeros(8),
+            "num_items_in_batch": torch.tensor(0),
+        }
+
+    a, b = rollout(3, 5, 0), rollout(6, 2, 7)
+    picks = (SampledGroup(1, 1, True), SampledGroup(0, 0, True))
+    merged = trainer._assemble([a, b], picks, 4)
+    assert merged["prompt_ids"].shape == (8, 6) and merged["completion_ids"].shape == (8, 5)
+    # round 1's group 1 first, as it is; then round 0's group 0, left-padded / right-padded
+    assert torch.equal(merged["prompt_ids"][:4], b["prompt_ids"][4:])
+    assert torch.equal(merged["prompt_ids"][4:, 3:], a["prompt_ids"][:4])
+    assert (merged["prompt_ids"][4:, :3] == pad).all() and (merged["prompt_mask"][4:, :3] == 0).all()
+    assert torch.equal(merged["completion_ids"][:4, :2], b["completion_ids"][4:])
+    assert (merged["completion_mask"][:4, 2:] == 0).all()
+    assert torch.equal(merged["completion_ids"][4:], a["completion_ids"][:4])

@@ -24,7 +24,8 @@ from typing import Any
 
 from tokensmith import ConfigError
 
-from .objectives import ClipHigher, CorrectSampleBoost, DifficultyAwareTruncation, informative_groups
+from .objectives import ClipHigher, CorrectSampleBoost, DifficultyAwareTruncation
+from .sampling import DynamicSampling
 
 _INSTALL = "pip install 'tokensmith[trl]'"
 
@@ -37,8 +38,7 @@ class _DLERMixin:
         *args: Any,
         advantage: Any = None,
         loss: Any = None,
-        dynamic_sampling: bool = True,
-        dynamic_sampling_eps: float = 1e-6,
+        dynamic_sampling: DynamicSampling | bool | None = True,
         difficulty_aware: DifficultyAwareTruncation | None = None,
         **kwargs: Any,
     ) -> None:
@@ -56,14 +56,18 @@ class _DLERMixin:
                 component="DLERTrainer",
                 hint="ClipHigher(epsilon_low=0.2, epsilon_high=0.28)",
             )
-        if not isinstance(dynamic_sampling, bool):
-            raise ConfigError("dynamic_sampling must be a bool", component="DLERTrainer")
-        if not dynamic_sampling_eps >= 0:
+        if dynamic_sampling is True:
+            dynamic_sampling = DynamicSampling()
+        elif dynamic_sampling is False:
+            dynamic_sampling = None
+        if dynamic_sampling is not None and not isinstance(dynamic_sampling, DynamicSampling):
             raise ConfigError(
-                f"dynamic_sampling_eps must be >= 0, got {dynamic_sampling_eps}", component="DLERTrainer"
+                "dynamic_sampling must be a DynamicSampling, True or False, got "
+                f"{type(dynamic_sampling).__name__}",
+                component="DLERTrainer",
+                hint="e.g. DynamicSampling(eps=1e-6, max_extra_rounds=3)",
             )
         self.dynamic_sampling = dynamic_sampling
-        self.dynamic_sampling_eps = dynamic_sampling_eps
         self.difficulty_aware = difficulty_aware
         args_ = kwargs.get("args")
         kl = getattr(self.dler_loss, "kl_coef", 0.0)
@@ -75,6 +79,9 @@ class _DLERMixin:
                 hint="set GRPOConfig(beta=...) to the loss's kl_coef",
             )
         super().__init__(*args, **kwargs)
+        if self.dynamic_sampling is not None and self.dynamic_sampling.max_extra_rounds:
+            self._check_refill()
+        self.dler_last_sampling = None  # the SamplingResult of the latest generation batch
         if (
             self.difficulty_aware is not None
             and self.difficulty_aware.max_length > self.max_completion_length
@@ -116,37 +123,176 @@ class _DLERMixin:
         self._dler_rewards = self._summed(rewards_per_func)
         return rewards_per_func
 
+    def _check_refill(self) -> None:
+        """Refill rounds are generated and assembled on one process, from an indexable dataset,
+        with transformers' generation: say which of these a run lacks."""
+        problems = []
+        if self.accelerator.num_processes > 1:
+            problems.append(f"{self.accelerator.num_processes} processes")
+        if self.use_vllm:
+            problems.append("vLLM generation")
+        if not (hasattr(self.train_dataset, "__getitem__") and hasattr(self.train_dataset, "__len__")):
+            problems.append("an iterable dataset (refill prompts are drawn by index)")
+        if getattr(self, "environment_factories", None) is not None or getattr(self, "tools", None):
+            problems.append("tools or environments")
+        if self.beta != 0.0 and self.ref_model is None:
+            problems.append("a PEFT adapter as the reference model")
+        if problems:
+            raise ConfigError(
+                f"dynamic sampling with refill (max_extra_rounds = {self.dynamic_sampling.max_extra_rounds}) "
+                f"does not support {', '.join(problems)}",
+                component="DLERTrainer",
+                hint="DynamicSampling(max_extra_rounds=0) drops the zero-variance groups by masking them",
+            )
+
+    def _refill_rows(self, n_prompts: int, round_: int) -> list[dict[str, Any]]:
+        """``n_prompts`` fresh prompts from the train dataset (seeded by the run's seed, the step
+        and the round), each repeated ``num_generations`` times like TRL's sampler does."""
+        import torch
+
+        seed = int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 1_009 + round_
+        gen = torch.Generator().manual_seed(seed)
+        n = len(self.train_dataset)
+        if n >= n_prompts:
+            picked = torch.randperm(n, generator=gen)[:n_prompts]
+        else:
+            picked = torch.randint(n, (n_prompts,), generator=gen)
+        rows = []
+        for i in picked.tolist():
+            row = dict(self.train_dataset[int(i)])
+            rows += [dict(row) for _ in range(self.num_generations)]
+        return rows
+
+    def _assemble(self, outs: list[dict[str, Any]], picks: Any, g: int) -> dict[str, Any]:
+        """One batch from the picked groups of several rounds: prompts re-padded on the left and
+        completions on the right to the widest round (TRL's layout); log-probabilities computed
+        under a round's own padding are recomputed for the assembled batch."""
+        import torch
+
+        prompt_keys = ("prompt_ids", "prompt_mask")
+        completion_keys = (
+            "completion_ids",
+            "completion_mask",
+            "old_per_token_logps",
+            "ref_per_token_logps",
+            "sampling_per_token_logps",
+            "tool_mask",
+        )
+        known = {*prompt_keys, *completion_keys, "advantages", "num_items_in_batch"}
+        for out in outs:
+            unknown = sorted(set(out) - known)
+            if unknown:
+                raise ConfigError(
+                    f"dynamic sampling with refill cannot assemble rollouts that carry {unknown}",
+                    component="DLERTrainer",
+                    hint="DynamicSampling(max_extra_rounds=0) for multimodal or custom rollouts",
+                )
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+        widths = {
+            "prompt": max(o["prompt_ids"].size(1) for o in outs),
+            "completion": max(o["completion_ids"].size(1) for o in outs),
+        }
+        merged: dict[str, Any] = {}
+        for key in prompt_keys + completion_keys:
+            if key not in outs[0]:
+                continue
+            side = "prompt" if key in prompt_keys else "completion"
+            fill = pad_id if key.endswith("_ids") else 0
+            parts = []
+            for p in picks:
+                t = outs[p.round][key][p.group * g : (p.group + 1) * g]
+                extra = widths[side] - t.size(1)
+                if extra:
+                    block = t.new_full((t.size(0), extra), fill)
+                    t = torch.cat([block, t] if side == "prompt" else [t, block], dim=1)
+                parts.append(t)
+            merged[key] = torch.cat(parts)
+        if "old_per_token_logps" in merged or "ref_per_token_logps" in merged:
+            ids = torch.cat([merged["prompt_ids"], merged["completion_ids"]], dim=1)
+            attention = torch.cat([merged["prompt_mask"], merged["completion_mask"]], dim=1)
+            size = self.args.per_device_train_batch_size
+            with torch.no_grad():
+                if "old_per_token_logps" in merged:
+                    merged["old_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
+                        self.model, ids, attention, widths["completion"], batch_size=size
+                    )
+                if "ref_per_token_logps" in merged:
+                    merged["ref_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
+                        self.ref_model, ids, attention, widths["completion"], batch_size=size
+                    )
+        return merged
+
     def _generate_and_score_completions(self, inputs):
         import torch
 
-        out = super()._generate_and_score_completions(inputs)
-        mode = "train" if self.model.training else "eval"
-        rewards = self._dler_rewards
-        g = self.num_generations if mode == "train" else self.num_generations_eval
+        parent = super()._generate_and_score_completions
+        train = self.model.training
+        mode = "train" if train else "eval"
+        g = self.num_generations if train else self.num_generations_eval
+        result = None
+        if self.dynamic_sampling is None or not train:
+            # no filter (or evaluation: nothing is updated, every group is scored)
+            out = parent(inputs)
+            rewards = self._dler_rewards.detach().cpu()
+            keep = torch.ones(len(rewards), dtype=torch.bool)
+        else:
+            rounds: list[tuple[dict[str, Any], Any, Any]] = []
+
+            def sample(round_: int) -> tuple[Any, Any]:
+                batch = inputs if round_ == 0 else self._refill_rows(len(inputs) // g, round_)
+                scored = parent(batch)
+                caps = getattr(self, "_dler_caps", None) if self.difficulty_aware is not None else None
+                rounds.append((scored, self._dler_rewards.detach().cpu(), caps))
+                n = len(rounds[-1][1])
+                return rounds[-1][1], torch.arange(n // g).repeat_interleave(g)
+
+            target = len(inputs) * self.accelerator.num_processes // g
+            result = self.dynamic_sampling.collect(sample, target)
+            self.dler_last_sampling = result
+            informative = {(p.round, p.group) for p in result.picks if p.informative}
+            if result.rounds == 1:
+                # the first round alone: keep TRL's rows (and its split across processes) as they
+                # are, and mask the dropped groups
+                out, rewards, _ = rounds[0]
+                keep = torch.tensor([(0, k // g) in informative for k in range(len(rewards))])
+            else:
+                out = self._assemble([r[0] for r in rounds], result.picks, g)
+
+                def picked(column: int) -> Any:
+                    return torch.cat(
+                        [rounds[p.round][column][p.group * g : (p.group + 1) * g] for p in result.picks]
+                    )
+
+                rewards = picked(1)
+                keep = torch.tensor([p.informative for p in result.picks]).repeat_interleave(g)
+                if self.difficulty_aware is not None:
+                    self._dler_caps = picked(2)
+            self._dler_rewards = rewards
         groups = torch.arange(len(rewards) // g).repeat_interleave(g)
         mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
         lengths = self.accelerator.gather(mask.sum(dim=1)).detach().cpu()
-        keep = (
-            informative_groups(rewards, groups, self.dynamic_sampling_eps)
-            if self.dynamic_sampling
-            else torch.ones(len(rewards), dtype=torch.bool)
-        )
         advantages = torch.zeros(len(rewards), dtype=torch.float32)
         if keep.any():
             advantages[keep] = torch.as_tensor(
-                self.dler_advantage(rewards.cpu()[keep], groups[keep], lengths=lengths[keep]),
+                self.dler_advantage(rewards[keep], groups[keep], lengths=lengths[keep]),
                 dtype=torch.float32,
             )
-        local = self._local_slice(len(out["advantages"]))
-        device = out["advantages"].device
+        local = self._local_slice(len(out["completion_ids"]))
+        device = out["completion_ids"].device
         keep_local = keep[local].to(device)
         out["advantages"] = advantages[local].to(device)
+        # dropped groups leave the update: no loss tokens, and the normaliser excludes them (the
+        # same gradient as removing their rows)
         out["completion_mask"] = out["completion_mask"] * keep_local.unsqueeze(1).to(
             out["completion_mask"].dtype
         )
         kept_mask = mask * keep_local.unsqueeze(1).to(mask.dtype)
         out["num_items_in_batch"] = self.accelerator.gather(kept_mask.sum()).sum()
         self._metrics[mode]["dler/kept_groups_frac"].append(keep.float().mean().item())
+        if result is not None:
+            for name, value in result.counters().items():
+                self._metrics[mode][f"dler/dynamic_sampling/{name}"].append(value)
         if self.difficulty_aware is not None:
             self._metrics[mode]["dler/mean_truncation_length"].append(self._dler_caps.float().mean().item())
         return out
