@@ -44,6 +44,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-dler": {"objective": ("truncation-penalty", "batch-whitened", "correct-sample-boost",
                                       "clip-higher"),
                         "recipe": ("dler-merge",), "benchmark": ("dler",)},
+    "tokensmith-dupmae": {"objective": ("dupmae",), "recipe": ("dupmae",),
+                          "benchmark": ("dupmae-retrieval",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
