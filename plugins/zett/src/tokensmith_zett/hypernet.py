@@ -126,16 +126,38 @@ class HyperNetwork(nn.Module):
             return e_in, None
         return e_in, self.out_out(h) * self.std[d:] + self.mean[d:]
 
+    def embed(self, pieces: Sequence[tuple[int, ...]], *, batch: int | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``forward`` over every decomposition, run in groups of equal length, in the input order.
+        Padding is masked out of the encoder, so a padded matrix gives the same rows; but every
+        padded position still costs the projector, attention and MLP, and most tokens of a sampled
+        vocabulary are one or two original pieces while the longest is ``surface_maxlen``: grouping
+        by length does only the work that counts. ``batch`` caps a group's size (memory only)."""
+        lengths = [min(len(p), self.surface_maxlen) for p in pieces]
+        groups: dict[int, list[int]] = {}
+        for k, n in enumerate(lengths):
+            groups.setdefault(n, []).append(k)
+        ins, outs, order = [], [], []
+        for n in sorted(groups):
+            members = groups[n]
+            step = batch or len(members)
+            for start in range(0, len(members), step):
+                chunk = members[start:start + step]
+                e_in, e_out = self(*self.pack([pieces[k] for k in chunk]))
+                ins.append(e_in)
+                outs.append(e_out)
+                order.extend(chunk)
+        where = torch.empty(len(order), dtype=torch.long)
+        where[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        where = where.to(self.source.device)
+        e_in = torch.cat(ins)[where]
+        return e_in, (None if self.tied else torch.cat(outs)[where])
+
     def predict(self, pieces: Sequence[tuple[int, ...]], *, batch: int = 4096
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Embeddings for every decomposition, without gradients, in chunks (memory only)."""
-        ins, outs = [], []
         with torch.no_grad():
-            for start in range(0, len(pieces), batch):
-                e_in, e_out = self(*self.pack(pieces[start:start + batch]))
-                ins.append(e_in)
-                outs.append(e_out)
-        return torch.cat(ins), (None if self.tied else torch.cat(outs))
+            return self.embed(pieces, batch=batch)
 
 
 def hypernetwork_for(model: Any, *, layers: int, heads: int, hidden: int | None,

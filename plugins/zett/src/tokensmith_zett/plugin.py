@@ -26,3 +26,10 @@ def tokensmith_register_objectives():
     return [Component("zett", f"{_M}.recipe:ZeTTLoss",
                       "loss: ZeTT's LM loss over the sampled tokenization + lexical_weight x the "
                       "auxiliary embedding MSE")]
+
+
+@hookimpl
+def tokensmith_register_benchmarks():
+    return [Component("zett-transfer", f"{_M}.benchmark:ZeTTTransferBenchmark",
+                      "SmolLM2 moved by a trained ZeTT hypernetwork onto its own tokenizer (identity case) "
+                      "and onto an 8k licence BPE vs mean and FVT: held-out bits per byte, zero-shot")]

@@ -5,8 +5,10 @@ Minixhofer, Ponti & Vulić, "Zero-Shot Tokenizer Transfer" (arXiv 2405.07883), S
 is tokenized with it, the hypernetwork predicts the embeddings of its vocabulary, the **frozen**
 base LM runs on them, and the loss is the LM loss plus ``lexical_weight`` (0.5) times the
 auxiliary MSE between predicted and original embeddings of the tokens the sampled vocabulary
-shares with the original one. The first ``identity_steps`` steps use the original tokenizer
-(the identity warm-up).
+shares with the original one. The first ``identity_steps`` steps are the MIMICK-style identity
+warm-up: the hypernetwork is given original tokens (each its own single piece) and regresses their
+original embeddings; the base LM is not run (the reference implementation's ``identity_train_step``
+has no LM term), so warm-up steps cost one small hypernetwork forward each.
 
 The runner owns the loop: :class:`ZeTTRecipe` wraps the base LM and a fresh hypernetwork into
 :class:`ZeTTModel` in ``prepare`` (only the hypernetwork trains), the runner's data collation
@@ -50,11 +52,12 @@ ARTIFACT_NAME = "hypernetwork.safetensors"
 @dataclass
 class ZeTTOutput(ModelOutput):
     """Logits over this batch's sampled vocabulary, the labels in that tokenization, and the
-    auxiliary (lexical) loss."""
+    auxiliary (lexical) loss; in an identity warm-up step only the lexical loss (``identity``)."""
 
     logits: torch.Tensor | None = None
     zett_labels: torch.Tensor | None = None
     lexical_loss: torch.Tensor | None = None
+    identity: bool | None = None
 
 
 class ZeTTModel(nn.Module):
@@ -73,6 +76,14 @@ class ZeTTModel(nn.Module):
         self._decompositions: dict[bytes, tuple[int, ...]] = {}
         for p in self.base.parameters():
             p.requires_grad_(False)
+        self.base.eval()
+
+    def train(self, mode: bool = True) -> ZeTTModel:
+        # The frozen backbone runs in inference mode (no dropout), as the reference's default
+        # run_backbone_in_training_mode = False; only the hypernetwork follows the Trainer's mode.
+        super().train(mode)
+        self.base.eval()
+        return self
 
     # -- the batch in a tokenization -------------------------------------------------------
 
@@ -93,18 +104,17 @@ class ZeTTModel(nn.Module):
             out.append(b"".join(run))
         return out
 
-    def _identity(self, rows: list[list[int]], rng: random.Random
-                  ) -> tuple[list[tuple[int, ...]], list[list[int]], list[int | None]]:
-        """The warm-up's tokenizer, the original one. Its vocabulary is the batch's tokens, plus
-        other original tokens drawn uniformly up to ``vocab_size`` (all of them when the original
-        vocabulary is no larger): the softmax over all 49k rows of SmolLM2 per step would cost more
-        than the rest of the step on a CPU."""
+    def _identity(self, rows: list[list[int]], rng: random.Random) -> list[int]:
+        """The warm-up's tokens: original ids, each its own single piece. The batch's tokens plus
+        other original tokens drawn uniformly up to ``identity_vocab_size`` (the reference's
+        ``identity_n_subsample``; all of them when the original vocabulary is no larger)."""
+        s = self.settings
+        size = s.vocab_size if s.identity_vocab_size is None else s.identity_vocab_size
         used = sorted({i for r in rows for i in r})
-        rest = [i for i in range(self.tokenizer.vocab_size) if i not in set(used)]
-        extra = max(0, self.settings.vocab_size - len(used))
-        vocab = used + (rest if extra >= len(rest) else rng.sample(rest, extra))
-        position = {old: k for k, old in enumerate(vocab)}
-        return [(i,) for i in vocab], [[position[i] for i in r] for r in rows], list(vocab)
+        taken = set(used)
+        rest = [i for i in range(self.tokenizer.vocab_size) if i not in taken]
+        extra = max(0, size - len(used))
+        return used + (rest if extra >= len(rest) else rng.sample(rest, extra))
 
     def _sampled(self, rows: list[list[int]], rng: random.Random
                  ) -> tuple[list[tuple[int, ...]], list[list[int]], list[int | None]]:
@@ -147,9 +157,14 @@ class ZeTTModel(nn.Module):
         # a different tokenizer per batch and rank, reproducible from the seed
         rng = random.Random(f"{self.settings.seed}/{self.rank}/{self.calls}")
         self.calls += 1
-        identity = self.training and self.step < self.settings.identity_steps
-        pieces, new_rows, shared = (self._identity if identity else self._sampled)(rows, rng)
-        e_in, e_out = self.hn(*self.hn.pack(pieces))
+        if self.training and self.step < self.settings.identity_steps:
+            # MIMICK-style warm-up: regress the original rows; the frozen LM is not needed
+            vocab = self._identity(rows, rng)
+            e_in, e_out = self.hn.embed([(i,) for i in vocab])
+            old = torch.tensor(vocab, dtype=torch.long, device=e_in.device)
+            return ZeTTOutput(lexical_loss=self._lexical(e_in, e_out, old), identity=True)
+        pieces, new_rows, shared = self._sampled(rows, rng)
+        e_in, e_out = self.hn.embed(pieces)
         e_head = e_in if e_out is None else e_out
 
         length = max(len(r) for r in new_rows)
@@ -175,15 +190,19 @@ class ZeTTModel(nn.Module):
         k = torch.tensor([i for i, s in enumerate(shared) if s is not None], dtype=torch.long, device=device)
         old = torch.tensor([s for s in shared if s is not None], dtype=torch.long, device=device)
         if len(k):
-            # measured in the hypernetwork's rescaled (standardised) space, so the term weighs the
-            # same whatever the scale of the model's embeddings (raw MSE on SmolLM2's or a tiny
-            # model's rows would be ~1e-3 next to an LM loss of ~5)
-            target = self.hn.source[old]
-            predicted = e_in[k] if e_out is None else torch.cat([e_in[k], e_out[k]], dim=1)
-            lexical = (((predicted - target) / self.hn.std) ** 2).mean()
+            lexical = self._lexical(e_in[k], None if e_out is None else e_out[k], old)
         else:
             lexical = e_in.sum() * 0.0
-        return ZeTTOutput(logits=logits, zett_labels=labels, lexical_loss=lexical)
+        return ZeTTOutput(logits=logits, zett_labels=labels, lexical_loss=lexical, identity=False)
+
+    def _lexical(self, e_in: torch.Tensor, e_out: torch.Tensor | None, old: torch.Tensor) -> torch.Tensor:
+        """MSE of predicted rows against the original rows ``old``, measured in the hypernetwork's
+        rescaled (standardised) space, so the term weighs the same whatever the scale of the
+        model's embeddings (raw MSE on SmolLM2's or a tiny model's rows would be ~1e-3 next to an
+        LM loss of ~5)."""
+        target = self.hn.source[old]
+        predicted = e_in if e_out is None else torch.cat([e_in, e_out], dim=1)
+        return (((predicted - target) / self.hn.std) ** 2).mean()
 
 
 def _finite(instance: Any, attribute: Any, value: Any) -> None:
@@ -203,15 +222,20 @@ class ZeTTLoss(Loss):
 
     def __call__(self, batch: Any, outputs: Any, *, num_items: Any = None) -> Any:
         labels = getattr(outputs, "zett_labels", None)
-        if labels is None:
+        if getattr(outputs, "identity", None) is True:
+            # the identity warm-up's loss is the embedding regression alone (unweighted, as the
+            # reference's identity_train_step)
+            loss = outputs.lexical_loss
+        elif labels is None:
             raise ConfigError("the model's outputs hold no sampled-tokenization labels", component=COMPONENT,
                               hint="the 'zett' loss trains a hypernetwork: use it with "
                               "[recipe] type = 'zett'")
-        logits = outputs.logits[:, :-1]
-        target = labels[:, 1:]
-        lm = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                         ignore_index=IGNORE_INDEX)
-        loss = lm + self.lexical_weight * outputs.lexical_loss
+        else:
+            logits = outputs.logits[:, :-1]
+            target = labels[:, 1:]
+            lm = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                             ignore_index=IGNORE_INDEX)
+            loss = lm + self.lexical_weight * outputs.lexical_loss
         if num_items is None:
             return loss
         # The runner counts num_items over the *original* labels of the whole accumulated batch
@@ -239,7 +263,11 @@ class ZeTTRecipe(Recipe):
     surface_maxlen: int = attrs.field(default=7, validator=positive_int, metadata={
         "doc": "pieces of a token's decomposition by the original tokenizer kept (the paper: 7)"})
     vocab_size: int = attrs.field(default=32768, validator=positive_int, metadata={
-        "doc": "tokens of each sampled UnigramLM (the paper: 32768); also the warm-up's softmax size"})
+        "doc": "tokens of each sampled UnigramLM, the LM loss's softmax (the paper: 32768)"})
+    identity_vocab_size: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive_int), metadata={
+            "doc": "original tokens regressed per identity warm-up step (the reference's "
+                   "identity_n_subsample; None: vocab_size)"})
     max_token_bytes: int = attrs.field(default=16, validator=positive_int, metadata={
         "doc": "longest candidate token of a sampled tokenizer, in bytes"})
     noise_mean: float = attrs.field(default=1e-5, validator=_finite, metadata={
@@ -247,11 +275,16 @@ class ZeTTRecipe(Recipe):
     noise_std: float = attrs.field(default=4.0, validator=non_negative, metadata={
         "doc": "σ of the log-scale noise on token scores (the paper: 4)"})
     identity_steps: int = attrs.field(default=10000, validator=non_negative_int, metadata={
-        "doc": "identity warm-up: optimizer steps on the original tokenizer first (the paper: 10k)"})
+        "doc": "identity warm-up: optimizer steps regressing the original embeddings first (the paper: "
+               "10k)"})
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={
         "doc": "seeds the tokenizer sampling (per batch and rank)"})
     artifact: str = attrs.field(default=ARTIFACT_NAME, validator=attrs.validators.instance_of(str), metadata={
         "doc": "file name of the saved hypernetwork in the output directory"})
+    save_every: int = attrs.field(default=0, validator=non_negative_int, metadata={
+        "doc": "also write the artifact every N optimizer steps (0: at the end only), so an interrupted "
+               "run leaves its latest hypernetwork (a few MB; the runner's checkpoints hold the frozen LM "
+               "too)"})
     model: ZeTTModel | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     def prepare(self, model: Any, ctx: TrainContext) -> Any:
@@ -279,7 +312,15 @@ class ZeTTRecipe(Recipe):
             def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 recipe.model.step = state.global_step
 
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if recipe.save_every and state.global_step % recipe.save_every == 0 \
+                        and state.global_step < state.max_steps:
+                    self.save(state)
+
             def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.save(state)
+
+            def save(self, state: Any) -> None:
                 if ctx.is_main_process and ctx.output_dir is not None:
                     save_hypernetwork(ctx.output_dir / recipe.artifact, recipe.model.hn, ctx.tokenizer,
                                       config={"steps": state.global_step,
