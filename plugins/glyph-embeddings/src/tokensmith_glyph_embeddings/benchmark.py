@@ -36,7 +36,7 @@ from tokensmith import (
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 
 MODELS = ("frozen-glyph", "trainable")
-FULL = {"steps": 500, "batch": 16, "context": 128, "eval_windows": 48, "eval_every": 50, "width": 64}
+FULL = {"steps": 400, "batch": 16, "context": 128, "eval_windows": 48, "eval_every": 50, "width": 64}
 QUICK = {"steps": 20, "batch": 4, "context": 64, "eval_windows": 8, "eval_every": 10, "width": 64}
 OPTIMISATION = {"lr": 3e-3, "schedule": "cosine", "weight_decay": 0.01, "grad_clip": 1.0}
 PAIRS = (("O", "0"), ("l", "1"), ("I", "l"), ("o", "0"), ("S", "5"), ("B", "8"))
@@ -229,6 +229,7 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
         metrics[f"nats_per_token[{kind}]"] = r["nats_per_token"]
         metrics[f"final_train_loss[{kind}]"] = r["train_loss"][-1][1]
         metrics[f"trainable_parameters[{kind}]"] = r["trainable_parameters"]
+        metrics[f"train_seconds[{kind}]"] = r["seconds"]
         rows.append((kind, r["bits_per_byte"], r["nats_per_token"], r["train_loss"][-1][1],
                      r["trainable_parameters"], r["parameters"]))
     frozen = runs["frozen-glyph"]

@@ -83,6 +83,11 @@ class GlyphEmbeddings(EmbeddingProvider):
         "doc": "install with requires_grad = False (the paper); false: the glyph table as a trainable init"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
+    def render_settings(self) -> dict[str, Any]:
+        """The rendering parameters, as :func:`~tokensmith_glyph_embeddings.glyphs.render` takes them."""
+        return {"augment": self.augment, "rotation": self.rotation, "shift": self.shift, "noise": self.noise,
+                "blur": self.blur, "seed": self.seed}
+
     def table_for(self, tokenizer: Tokenizer, width: int, registry: Any = None) -> GlyphTable:
         """The glyph table of ``tokenizer`` at ``width``: loaded from ``path`` (checked) or rendered."""
         component = f"embedding '{self.name}'"
@@ -95,8 +100,7 @@ class GlyphEmbeddings(EmbeddingProvider):
 
             registry = default_registry()
         return build_table(tokenizer, width, registry=registry, glyph_file=self.glyph_file,
-                           augment=self.augment, rotation=self.rotation, shift=self.shift,
-                           noise=self.noise, blur=self.blur, seed=self.seed, component=component)
+                           component=component, **self.render_settings())
 
     def build(self, model: Any, tokenizer: Tokenizer) -> Any:
         """A (frozen) ``nn.Embedding`` holding the glyph table, in the model's dtype and device."""

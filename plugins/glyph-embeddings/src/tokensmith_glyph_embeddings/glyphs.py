@@ -127,9 +127,10 @@ def _gaussian_kernel(sigma: float) -> Any:
     return (k[:, None] * k[None, :])[None, None]
 
 
-def render(texts: list[str], bank: GlyphBank, *, augment: bool = True, rotation: float = 4.0,
-           shift: int = 2, noise: float = 0.1, blur: float = 0.5, seed: int = 0) -> Any:
-    """Binary 32x32 images (``uint8``, ``(len(texts), 32, 32)``) of ``texts``.
+def render(texts: list[str], bank: GlyphBank, *, augment: bool, rotation: float, shift: int, noise: float,
+           blur: float, seed: int) -> Any:
+    """Binary 32x32 images (``uint8``, ``(len(texts), 32, 32)``) of ``texts`` (the settings are
+    the ``glyph-embeddings`` provider's parameters, declared there with their defaults).
 
     The augmentation, per token from its own seeded generator: a rotation uniform in
     ``[-rotation, rotation]`` degrees and a shift of ``-shift..shift`` whole pixels on each

@@ -118,11 +118,11 @@ class GlyphTable:
         return float(self.table[self.texts.index(a)] @ self.table[self.texts.index(b)])
 
 
-def build_table(tokenizer: Any, width: int, *, registry: Any, glyph_file: Path | None = None,
-                augment: bool = True, rotation: float = 4.0, shift: int = 2, noise: float = 0.1,
-                blur: float = 0.5, seed: int = 0,
+def build_table(tokenizer: Any, width: int, *, registry: Any, glyph_file: Path | None, augment: bool,
+                rotation: float, shift: int, noise: float, blur: float, seed: int,
                 component: str = "embedding 'glyph-embeddings'") -> GlyphTable:
-    """Render every token of ``tokenizer``, flatten in polar snake order, PCA to ``width``, L2."""
+    """Render every token of ``tokenizer``, flatten in polar snake order, PCA to ``width``, L2
+    (the render settings are the ``glyph-embeddings`` provider's parameters)."""
     bank = load_glyphs(registry, glyph_file)
     texts = token_texts(tokenizer)
     images = render(texts, bank, augment=augment, rotation=rotation, shift=shift, noise=noise, blur=blur,

@@ -8,7 +8,9 @@ monogram's id follows its code point and every n-gram comes after the characters
 
 - ``alphabet = "bmp"`` is the paper's layout: every BMP code point except the surrogates
   (which are not text) and the PUA slots the n-grams take, so the id of every code point below
-  U+D800 *is* that code point.
+  U+D800 *is* that code point, but for U+2581: the core reads that character as SentencePiece's
+  space marker in byte-fallback vocabularies, so it is spelled in bytes and its slot holds the
+  end-of-text token.
 - ``alphabet = "corpus"`` (the small-scale choice) keeps printable ASCII, tab and newline and
   the BMP characters seen at least ``min_frequency`` times in the corpus: a few hundred rows
   instead of 65,536, so that a tiny model's embedding table and output head stay small.
@@ -16,13 +18,13 @@ monogram's id follows its code point and every n-gram comes after the characters
 Text outside the monograms (astral code points such as emoji, or characters the corpus did
 not have) is spelled in UTF-8 bytes by 256 byte-fallback tokens ``<0x00>..<0xFF>`` in the
 first surrogate slots U+D800..U+D8FF (codes no character can have): every text is encoded
-losslessly, nothing is dropped. The end-of-text token takes the slot U+D900.
+losslessly, nothing is dropped. The end-of-text token takes the slot of U+2581 (see below).
 
 The segmentation is a BPE over code points (Hugging Face ``tokenizers``, no pre-tokenizer):
 each bigram ``ab`` is the merge ``(a, b)``, each trigram ``abc`` the merge ``(ab, c)`` or
-``(a, bc)`` of a bigram it contains (a trigram neither of whose bigrams was selected cannot be
-reached by merges and is passed over for the next most frequent); bigrams merge first, by
-frequency. The paper does not spell out its segmentation; a BPE keeps the result an ordinary
+``(a, bc)`` from whichever of its bigrams merges first (a trigram neither of whose bigrams was
+selected cannot be reached by merges and is passed over for the next most frequent); bigrams
+merge first, by frequency. The paper does not spell out its segmentation; a BPE keeps the result an ordinary
 ``tokenizer.json`` with a verified byte view that ``hf-file`` reloads.
 """
 
@@ -46,8 +48,12 @@ from tokensmith import (
 
 PUA = (0xE000, 0xF8FF)  # the n-grams' slots (6,400)
 BYTE_SLOT = 0xD800  # <0x00>..<0xFF> at U+D800..U+D8FF: surrogate codes, never a character
-SPECIAL_SLOT = 0xD900
 EOS = "<|endoftext|>"
+# U+2581 LOWER ONE EIGHTH BLOCK is SentencePiece's word marker: the core byte view of a
+# byte-fallback vocabulary reads it as a space, so it is no monogram here (it is spelled in bytes)
+# and the end-of-text token takes its slot, which keeps every other code point's id in place
+METASPACE = "\u2581"
+SPECIAL_SLOT = ord(METASPACE)
 BASE = tuple(chr(c) for c in range(0x20, 0x7F)) + ("\t", "\n")
 
 
@@ -76,7 +82,7 @@ def _texts(texts: Iterable[str], component: str) -> Iterator[str]:
 
 def slot_codes(tokenizer: Any) -> list[int]:
     """The slot code of every id of a tokenizer this trainer made: a monogram's code point, a
-    byte token's U+D800 + byte, the end-of-text token's U+D900, an n-gram's PUA code."""
+    byte token's U+D800 + byte, the end-of-text token's U+2581, an n-gram's PUA code."""
     vocab = tokenizer.vocab()
     by_id = sorted(vocab.items(), key=lambda item: item[1])
     codes, ngrams = [], 0
@@ -137,18 +143,18 @@ class UnicodeNgrams(TokenizerTrainer):
                     if n >= usable and all(ch in known for ch in s)]
 
         chosen_pairs = ranked(pairs)[:self.bigrams]
-        pair_set = set(chosen_pairs)
+        rank = {p: r for r, p in enumerate(chosen_pairs)}
         merges = [(p[0], p[1]) for p in chosen_pairs]
         chosen_triples = []
         for t in ranked(triples):
             if len(chosen_triples) == self.trigrams:
                 break
-            if t[:2] in pair_set:
-                merges.append((t[:2], t[2]))
-            elif t[1:] in pair_set:
-                merges.append((t[0], t[1:]))
-            else:
+            # BPE merges the better-ranked of the trigram's two bigrams first, so the trigram's
+            # merge must start from that one (else "abc" alone would never become one token)
+            first = min((g for g in (t[:2], t[1:]) if g in rank), key=rank.__getitem__, default=None)
+            if first is None:
                 continue
+            merges.append((first, t[2]) if first == t[:2] else (t[0], first))
             chosen_triples.append(t)
         return build_tokenizer(monograms, chosen_pairs + chosen_triples, merges, name=self.name)
 
@@ -157,16 +163,17 @@ class UnicodeNgrams(TokenizerTrainer):
             # the PUA slots the n-grams take are no longer monograms (the paper's layout); the
             # rest of the PUA stays as characters
             taken = range(PUA[0], PUA[0] + self.bigrams + self.trigrams)
-            return [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF and c not in taken]
+            return [chr(c) for c in range(0x10000)
+                    if not 0xD800 <= c <= 0xDFFF and c not in taken and chr(c) != METASPACE]
         seen = {ch for ch, n in chars.items() if n >= self.min_frequency and ord(ch) < 0x10000
-                and not PUA[0] <= ord(ch) <= PUA[1] and unicodedata.category(ch) != "Cs"}
+                and not PUA[0] <= ord(ch) <= PUA[1] and unicodedata.category(ch) != "Cs" and ch != METASPACE}
         return sorted(set(BASE) | seen, key=ord)
 
 
 def build_tokenizer(monograms: list[str], ngrams: list[str], merges: list[tuple[str, str]], *,
                     name: str = "unicode-ngrams") -> Any:
-    """The ``HFTokenizer`` of a vocabulary: ids in slot order (monograms < U+D800, bytes, EOS,
-    monograms U+D900.. , n-grams in the PUA by rank, monograms above the PUA)."""
+    """The ``HFTokenizer`` of a vocabulary: ids in slot order (monograms and EOS below U+D800,
+    bytes, n-grams in the PUA by rank, monograms above the PUA)."""
     import tokenizers
     from tokenizers import decoders, models
 
