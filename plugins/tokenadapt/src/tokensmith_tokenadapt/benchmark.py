@@ -36,7 +36,7 @@ from tokensmith import (
     score_texts,
 )
 
-from .heuristics import make_embedder, plan_transplant
+from .heuristics import CachedEmbedder, make_embedder, plan_transplant
 from .provider import TokenAdapt, transplant
 
 COMPONENT = "benchmark 'transplant'"
@@ -69,6 +69,29 @@ def chunks(text: str, limit: int) -> list[str]:
     return out
 
 
+def unscorable(text: str, tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` (SmolLM2's) lacks a token for some byte of ``text`` (a control
+    character): the original model cannot score it, so no ratio is defined for it."""
+    return bool(tokenizer.unrepresentable_bytes & set(text.encode("utf-8")))
+
+
+def held_out_texts(licenses: Any, old: Any, held_out_bytes: int) -> tuple[list[str], int]:
+    """The held-out text every transplant is scored on (also bench/tokensurgeon's): the
+    licences' eval split in order, whole licences until ``held_out_bytes`` bytes, cut by
+    :func:`chunks` into pieces of at most ``CHUNK_BYTES``; licences ``old`` cannot encode are
+    left out and counted (the second value)."""
+    texts, total, left_out = [], 0, 0
+    for example in licenses.examples("eval"):
+        if total >= held_out_bytes:
+            break
+        if unscorable(example["text"], old):
+            left_out += 1  # reported in the notes: SmolLM2 has no token for some byte of it
+        elif example["text"].strip():
+            texts.extend(chunks(example["text"], CHUNK_BYTES))
+            total += len(example["text"].encode("utf-8"))
+    return texts, left_out
+
+
 @attrs.define
 class TransplantBenchmark(Benchmark):
     """Bits per byte of SmolLM2 on a licence-text BPE per initialiser, before and after an
@@ -95,6 +118,19 @@ class TransplantBenchmark(Benchmark):
         "doc": f"initialisers to compare, of {', '.join(INITS)}"})
     embedder: str = attrs.field(default="minilm", validator=attrs.validators.in_(("minilm", "char-ngrams")),
                                 metadata={"doc": "TokenAdapt's auxiliary embedder"})
+    zett_hypernetwork: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
+            "doc": "a ZeTT hypernetwork artifact for SmolLM2 (tokensmith-zett's recipe output, e.g. "
+                   "/work/artifacts/zett-smollm2/hypernetwork.safetensors): the 'zett' row; None: no "
+                   "zett row"})
+    new_tokenizer: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
+            "doc": "a saved tokenizer.json (or its folder) to move SmolLM2 onto instead of training the "
+                   "licence BPE here (the same file for the tokensurgeon peer); None: train it"})
+    phi_cache: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
+            "doc": "a folder keeping the auxiliary embedder's φ of each vocabulary as safetensors "
+                   "(computed once per vocabulary); None: computed every run"})
     threads: int = attrs.field(default=2, validator=positive_int, metadata={"doc": "CPU threads"})
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={"doc": "seed of every run"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
@@ -105,12 +141,6 @@ class TransplantBenchmark(Benchmark):
         if bad or not value:
             raise ValueError(f"inits must be a non-empty subset of {', '.join(INITS)}, got {bad or value}")
 
-    @staticmethod
-    def _unscorable(text: str, tokenizer: Any) -> bool:
-        """Whether ``tokenizer`` (SmolLM2's) lacks a token for some byte of ``text`` (a control
-        character): the original model cannot score it, so no ratio is defined for it."""
-        return bool(tokenizer.unrepresentable_bytes & set(text.encode("utf-8")))
-
     def run(self, *, quick: bool = False) -> Report:
         sizes = QUICK if quick else FULL
         held_out = self.held_out_bytes or sizes["held_out_bytes"]
@@ -118,20 +148,17 @@ class TransplantBenchmark(Benchmark):
         n_train = self.train_texts or sizes["train_texts"]
         registry = self.registry()
         licenses = registry.build("dataset", {"type": "licenses"})
-        trainer = registry.build("tokenizer_trainer",
-                                 {"type": "byte-level-bpe", "vocab_size": self.vocab_size})
-        new = trainer.train(e["text"] for e in licenses.examples("train") if e["text"].strip())
+        if self.new_tokenizer is not None:
+            from tokensmith import HFTokenizer
+
+            new = HFTokenizer.from_file(self.new_tokenizer)
+        else:
+            trainer = registry.build("tokenizer_trainer",
+                                     {"type": "byte-level-bpe", "vocab_size": self.vocab_size})
+            new = trainer.train(e["text"] for e in licenses.examples("train") if e["text"].strip())
         pipeline = self.cpu_pipeline("smollm2", threads=self.threads, seed=self.seed)
         base, old, runtime = pipeline.model, pipeline.tokenizer, pipeline.runtime
-        texts, total, unscorable = [], 0, 0
-        for example in licenses.examples("eval"):
-            if total >= held_out:
-                break
-            if self._unscorable(example["text"], old):
-                unscorable += 1  # counted in the notes: SmolLM2 has no token for some byte of it
-            elif example["text"].strip():
-                texts.extend(chunks(example["text"], CHUNK_BYTES))
-                total += len(example["text"].encode("utf-8"))
+        texts, left_out = held_out_texts(licenses, old, held_out)
         if not texts:
             raise InputError("the licences' eval split is empty", component=COMPONENT)
         train_data = []
@@ -144,23 +171,34 @@ class TransplantBenchmark(Benchmark):
         original = score_texts(pipeline.lm, progress(texts, total=len(texts), desc="original", unit="text"))
         plan = None
         if any(i.startswith("tokenadapt") for i in self.inits):
-            plan = plan_transplant(old, new, make_embedder(self.embedder))
+            embedder = make_embedder(self.embedder)
+            if self.phi_cache is not None:
+                embedder = CachedEmbedder(embedder, self.phi_cache)
+            plan = plan_transplant(old, new, embedder)
         rows, notes, metrics = [], [], {"original_bits_per_byte": original.bits_per_byte,
                                         "original_tokens": original.tokens, "new_vocab_size": new.vocab_size,
-                                        "held_out_bytes": original.bytes, "fine_tune_steps": steps}
+                                        "held_out_bytes": original.bytes, "fine_tune_steps": steps,
+                                        "new_tokenizer_fingerprint": new.fingerprint()}
         if plan is not None:
             counts = plan.counts("hybrid", 0.3)
             metrics.update({f"tokenadapt_{k}": v for k, v in counts.items()})
         for init in self.inits:
             model = copy.deepcopy(base)
             if init == "zett":
+                if self.zett_hypernetwork is None:
+                    notes.append("zett: no zett_hypernetwork given (a trained ZeTT hypernetwork for "
+                                 "SmolLM2); "
+                                 "not measured")
+                    continue
                 if "zett" not in {c.name for c in registry.components("embedding")}:
                     notes.append("zett: no plugin registers the embedding 'zett' here (tokensmith-zett not "
                                  "installed); not measured")
                     continue
                 context = BuildContext(runtime=runtime, model=model, tokenizer=new, model_tokenizer=old,
                                        registry=registry)
-                registry.build("embedding", "zett", context).apply(model, new)
+                registry.build("embedding", {"type": "zett", "hypernetwork": self.zett_hypernetwork},
+                               context).apply(model, new)
+                notes.append(f"zett: hypernetwork {self.zett_hypernetwork}")
             elif init in ("random", "mean"):
                 from tokensmith import install_embeddings
 
@@ -205,9 +243,10 @@ class TransplantBenchmark(Benchmark):
             series.append(Series(f"after {steps} steps", measured, [r[3] for r in rows], plot="bar",
                                  group="bits per byte"))
         notes += [
-            f"{unscorable} eval-split licence(s) left out of the held-out text: SmolLM2's tokenizer has no "
+            f"{left_out} eval-split licence(s) left out of the held-out text: SmolLM2's tokenizer has no "
             "token for one of their bytes",
-            f"new tokenizer: byte-level BPE, {new.vocab_size} ids, trained on the licences' train split; "
+            f"new tokenizer: byte-level BPE, {new.vocab_size} ids, trained on the licences' train split"
+            + (f" (loaded from {self.new_tokenizer})" if self.new_tokenizer else "") + "; "
             f"held-out: {original.bytes} bytes of the eval split in pieces of at most {CHUNK_BYTES} bytes",
             f"fine-tune: the embedding table only (tied head), {steps} steps x {self.batch_size} x "
             f"{self.max_length} tokens, AdamW lr {self.lr}, same data and budget for every initialiser",

@@ -97,13 +97,17 @@ class MiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> Any:
         import torch
 
-        chunks = range(0, len(texts), self.batch_size)
-        out = []
+        encoded = [list(self.tokenizer.encode(t, add_special_tokens=True).ids) for t in texts]
+        # batches of similar length: vocabulary strings are short, and padding every batch to
+        # its longest member would multiply the work; the rows go back to the input order
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        chunks = range(0, len(order), self.batch_size)
+        out = torch.zeros((len(encoded), self.model.config.hidden_size))
         pad = self.tokenizer.pad_id or 0
         with torch.no_grad():
             for start in progress(chunks, total=len(chunks), desc="MiniLM φ", unit="batch"):
-                rows = [list(self.tokenizer.encode(t, add_special_tokens=True).ids)
-                        for t in texts[start:start + self.batch_size]]
+                batch = order[start:start + self.batch_size]
+                rows = [encoded[i] for i in batch]
                 longest = max(len(r) for r in rows)
                 if longest > self.max_tokens:
                     from tokensmith import ContextLengthError
@@ -114,10 +118,35 @@ class MiniLMEmbedder:
                 mask = torch.tensor([[1] * len(r) + [0] * (longest - len(r)) for r in rows])
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
                 m = mask.unsqueeze(-1).to(hidden.dtype)
-                out.append((hidden * m).sum(1) / m.sum(1).clamp_min(1.0))
-        if not out:
-            return torch.zeros((0, self.model.config.hidden_size))
-        return torch.nn.functional.normalize(torch.cat(out), dim=1)
+                out[torch.tensor(batch)] = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return torch.nn.functional.normalize(out, dim=1)
+
+
+class CachedEmbedder:
+    """Another embedder's φ of a list of strings, kept as a safetensors artifact in
+    ``directory`` under the sha256 of the embedder's name and the strings: the old vocabulary's
+    φ (49k strings for SmolLM2) is computed once per tokenizer, not once per run."""
+
+    def __init__(self, embedder: Any, directory: str) -> None:
+        self.embedder, self.directory = embedder, directory
+        self.name = getattr(embedder, "name", type(embedder).__name__)
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        from pathlib import Path
+
+        from tokensmith import load_artifact, save_artifact
+
+        digest = hashlib.sha256("\x00".join([self.name, *texts]).encode("utf-8", "surrogatepass")).hexdigest()
+        path = Path(self.directory) / f"phi-{self.name}-{digest[:32]}.safetensors"
+        if path.is_file():
+            tensors, meta = load_artifact(path, plugin="tokensmith-tokenadapt")
+            if meta["config"].get("sha256") == digest and tensors["phi"].shape[0] == len(texts):
+                return tensors["phi"]
+        phi = self.embedder.embed(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_artifact(path, {"phi": phi}, plugin="tokensmith-tokenadapt", version="1",
+                      config={"sha256": digest, "embedder": self.name, "strings": len(texts)})
+        return phi
 
 
 def make_embedder(name: str) -> Any:
@@ -279,8 +308,12 @@ def plan_transplant(old: Tokenizer, new: Tokenizer, embedder: Any, *, temperatur
 
     phi_old = embedder.embed(old_texts)
     phi_new = embedder.embed([texts[i] for i in unique]) if unique else phi_old[:0]
-    phi_piece = dict(zip(piece_ids, embedder.embed([piece_text[p] for p in piece_ids]), strict=True)) \
-        if piece_ids else {}
+    # a piece is an old token whose string is already in old_texts: its φ is that row
+    row_of = {i: r for r, i in enumerate(old_ids)}
+    missing = [p for p in piece_ids if p not in row_of]
+    phi_missing = dict(zip(missing, embedder.embed([piece_text[p] for p in missing]), strict=True)) \
+        if missing else {}
+    phi_piece = {p: phi_old[row_of[p]] if p in row_of else phi_missing[p] for p in piece_ids}
 
     local: dict[int, Estimate | None] = {}
     fvt: dict[int, Estimate | None] = {}

@@ -15,7 +15,17 @@ def tokensmith_register_embeddings():
 
 
 @hookimpl
+def tokensmith_register_tokenizer_trainers():
+    return [Component("supertoken-bpe", f"{_M}.supertokens:SupertokenBPE",
+                      "TokenAdapt supertokens: byte-level BPE trained on randomly chunked text, so tokens "
+                      "span words; no pre-tokenization at inference")]
+
+
+@hookimpl
 def tokensmith_register_benchmarks():
     return [Component("transplant", f"{_M}.benchmark:TransplantBenchmark",
                       "SmolLM2 onto a licence-text BPE: bits/byte per initialiser vs the original, "
-                      "before/after an embedding fine-tune")]
+                      "before/after an embedding fine-tune"),
+            Component("supertokens", f"{_M}.supertoken_bench:SupertokenBenchmark",
+                      "supertoken BPE vs byte-level BPE of the same vocabulary: held-out bytes/token, "
+                      "tokens/char, multi-word tokens")]

@@ -1,0 +1,153 @@
+"""Supertoken learning: a byte-level BPE whose tokens may span several words.
+
+TokenAdapt: Sharthak, Pahalwan, Kamath & Shirawalmath, arXiv 2505.09738 (section
+"Supertokens"; the authors' SuperTokenizer training set-up).
+
+An ordinary byte-level BPE pre-tokenizes on words (the GPT-2 regex), so no merge can cross a
+space: "of the" is two tokens forever. Supertoken learning replaces the word pre-tokenization
+by a *probabilistic* one during training: every training text is cut into chunks whose
+lengths in characters are drawn from a chunk-length distribution (the paper: a discretised
+Gaussian over 4-23 characters, most mass at 10-15), the cuts fall anywhere (mid-word, at a
+space), and BPE learns its merges inside the chunks. Since a chunk usually holds a word
+boundary, frequent multi-word strings ("ed to the", "tion of the") become tokens. At
+inference there is no pre-tokenization at all (byte-level, no regex): the whole text is one
+pre-token and the learned merges, applied in rank order, form supertokens wherever they fit.
+
+Everything else is the byte-level BPE of tokensmith-baselines: all 256 bytes in the alphabet
+(every text is representable, decoding is lossless), ``vocab_size`` counts every id.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+from tokensmith_baselines.trainers import ByteLevelBPE
+
+from tokensmith import ConfigError, HFTokenizer, InputError, non_negative_int, positive_int, train_tokenizer
+
+#: the paper's chunk-length distribution (characters, inclusive ranges, probabilities): a
+#: Gaussian discretised into two-character bins, mean about 13 characters. The authors' config
+#: lists the weights .044 .091 .146 .171 .185 .171 .146 .091 .044 .011, which sum to 1.1;
+#: these are those weights divided by 1.1 (same shape, a distribution).
+PAPER_CHUNK_LENGTHS = ((4, 5, 0.04), (6, 7, 0.0827), (8, 9, 0.1327), (10, 11, 0.1555), (12, 13, 0.1682),
+                       (14, 15, 0.1555), (16, 17, 0.1327), (18, 19, 0.0827), (20, 21, 0.04), (22, 23, 0.01))
+
+
+def _bins(value: Any) -> Any:
+    """TOML/JSON lists of ``[min, max, probability]`` become tuples; anything else is left
+    to the validator."""
+    if isinstance(value, list | tuple) and all(isinstance(v, list | tuple) for v in value):
+        return tuple(tuple(v) for v in value)
+    return value
+
+
+def _chunk_lengths(instance: Any, attribute: Any, value: Any) -> None:
+    """A non-empty list of ``(min, max, probability)`` with ``1 <= min <= max`` integers and
+    probabilities >= 0 summing to 1 (never renormalised silently)."""
+    if not isinstance(value, tuple) or not value:
+        raise ConfigError(f"{attribute.name} must be a non-empty list of [min, max, probability], "
+                          f"got {value!r}")
+    for item in value:
+        ok = (len(item) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in item[:2])
+              and isinstance(item[2], int | float) and not isinstance(item[2], bool))
+        if not ok:
+            raise ConfigError(f"{attribute.name}: {list(item)!r} is not [min, max, probability] "
+                              "(two integers, a number)")
+        low, high, p = item
+        if not 1 <= low <= high:
+            raise ConfigError(f"{attribute.name}: the range {low}-{high} needs 1 <= min <= max")
+        if not (p >= 0 and math.isfinite(p)):
+            raise ConfigError(f"{attribute.name}: probability {p!r} of {low}-{high} must be finite and >= 0")
+    total = sum(item[2] for item in value)
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ConfigError(f"{attribute.name}: the probabilities sum to {total:.6g}, not 1",
+                          hint="give a distribution over chunk lengths (probabilities summing to 1)")
+
+
+def sample_chunks(text: str, chunk_lengths: tuple[tuple[int, int, float], ...],
+                  rng: random.Random) -> Iterator[str]:
+    """``text`` cut into consecutive chunks whose character lengths follow ``chunk_lengths``:
+    a range drawn by its probability, a length uniform in it (clipped to what is left); a
+    remainder shorter than the shortest range is the last chunk. ``"".join`` gives ``text``
+    back: nothing is dropped or reordered."""
+    shortest = min(low for low, _, _ in chunk_lengths)
+    ranges = [(low, high) for low, high, _ in chunk_lengths]
+    weights = [p for _, _, p in chunk_lengths]
+    start = 0
+    while start < len(text):
+        left = len(text) - start
+        if left <= shortest:
+            size = left
+        else:
+            low, high = rng.choices(ranges, weights=weights, k=1)[0]
+            size = rng.randint(min(low, left), min(high, left))
+        yield text[start:start + size]
+        start += size
+
+
+@attrs.define
+class SupertokenBPE(ByteLevelBPE):
+    """Supertoken learning (TokenAdapt): a byte-level BPE trained on texts cut at random
+    character positions into chunks of sampled length, so merges cross word boundaries;
+    encoding applies the merges to the whole text (no word pre-tokenization)."""
+
+    name = "supertoken-bpe"
+
+    chunk_lengths: tuple[tuple[int, int, float], ...] = attrs.field(
+        default=PAPER_CHUNK_LENGTHS, converter=_bins, validator=_chunk_lengths, metadata={
+            "doc": "the chunk-length distribution of the probabilistic pre-tokenization during training: "
+                   "[min, max, probability] character ranges, probabilities summing to 1 (default: the "
+                   "paper's Gaussian over 4-23 characters)"})
+    max_token_length: int | None = attrs.field(
+        default=30, validator=attrs.validators.optional(positive_int), metadata={
+            "doc": "no token longer than this many characters of the byte alphabet (the paper: 30)"})
+    seed: int = attrs.field(default=0, validator=non_negative_int, metadata={
+        "doc": "seed of the chunking (the same texts and seed give the same tokenizer)"})
+
+    def _pipeline(self) -> tuple[Any, Any]:
+        from tokenizers import pre_tokenizers
+
+        backend, trainer = super()._pipeline()
+        # No word regex: during training each sampled chunk is one pre-token (texts are fed
+        # chunk by chunk), at inference the whole text is; the merges decide the boundaries.
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        return backend, trainer
+
+    def chunks(self, texts: Iterable[str]) -> Iterator[str]:
+        """The training stream: every text cut by :func:`sample_chunks` with one generator
+        seeded by ``seed`` (a fresh one per call: determinism). Non-``str`` items are passed on
+        unchanged for ``train_tokenizer`` to refuse with its own error."""
+        rng = random.Random(self.seed)
+        for text in texts:
+            if isinstance(text, str):
+                yield from sample_chunks(text, self.chunk_lengths, rng)
+            else:
+                yield text
+
+    def train(self, texts: Iterable[str], *, progress: bool = True) -> HFTokenizer:
+        if isinstance(texts, str):  # a str would be chunked as if it were the corpus' characters
+            raise InputError("train() takes an iterable of texts, got one str", component=self._component,
+                             hint="pass [text] for a single text")
+        backend, trainer = self._pipeline()
+        return train_tokenizer(backend, trainer, self.chunks(texts), progress=progress, name=self.name,
+                               component=self._component, max_vocab_size=self.vocab_size,
+                               finish=self._finish, **self._token_names())
+
+
+def spans_words(token: bytes) -> bool:
+    """Whether a token's bytes hold (parts of) two words: a non-space byte, whitespace, then a
+    non-space byte again, as in b"of the" or b"d to" (b" the", a word with its leading space,
+    is an ordinary token of a GPT-2-style BPE; so is a run of spaces)."""
+    state = 0  # 0: no text yet, 1: text seen, 2: whitespace after text
+    for b in token:
+        if chr(b).isspace():
+            state = 2 if state else 0
+        elif state == 2:
+            return True
+        else:
+            state = 1
+    return False
