@@ -55,4 +55,5 @@ def test_benchmark_report_on_a_tiny_model(tmp_path):
 
 def test_missing_hypernetwork_is_a_clear_error(tmp_path):
     with pytest.raises(DataUnavailableError, match="no hypernetwork"):
-        ZeTTTransferBenchmark(hypernetwork=str(tmp_path / "none.safetensors"), model="tiny-llama").run(quick=True)
+        ZeTTTransferBenchmark(hypernetwork=str(tmp_path / "none.safetensors"),
+                              model="tiny-llama").run(quick=True)
