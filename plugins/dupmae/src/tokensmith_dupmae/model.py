@@ -266,24 +266,31 @@ class DupMAEModel(nn.Module):
     # -- the representation for retrieval ----------------------------------------
     @torch.no_grad()
     def representations(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, top_k: int = 256
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        top_k: int = 256,
+        ot: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Unmasked encoding: ``cls`` (h_c), ``mean`` (mean of the attended last-layer states, as
-        sentence-transformers pools MiniLM), ``ot`` (ReLU'd OT max-pool, only its ``top_k`` largest
-        entries kept) and ``aggregated`` (see :func:`aggregate`)."""
+        sentence-transformers pools MiniLM) and, with ``ot``, ``ot`` (ReLU'd OT max-pool, only its
+        ``top_k`` largest entries kept) and ``aggregated`` (see :func:`aggregate`). ``ot=False``
+        skips the vocabulary projection (the dense poolings alone)."""
         ids, mask = self.wrap(input_ids, attention_mask)
         training = self.training
         self.eval()  # no dropout: the representation of a text is deterministic
         try:
             hidden = self.mlm.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = self.mlm.cls(hidden)
+            logits = self.mlm.cls(hidden) if ot else None
         finally:
             self.train(training)
-        ot = sparsify(torch.relu(ot_max_pool(logits, mask)), top_k)
         weights = mask[..., None].to(hidden.dtype)
-        mean = (hidden * weights).sum(1) / weights.sum(1)
-        cls = hidden[:, 0]
-        return {"cls": cls, "mean": mean, "ot": ot, "aggregated": aggregate(cls, ot)}
+        out = {"cls": hidden[:, 0], "mean": (hidden * weights).sum(1) / weights.sum(1)}
+        if logits is not None:
+            out["ot"] = sparsify(torch.relu(ot_max_pool(logits, mask)), top_k)
+            out["aggregated"] = aggregate(out["cls"], out["ot"])
+        return out
 
 
 def ot_max_pool(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
