@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any
 
 import attrs
@@ -129,9 +129,12 @@ class SupertokenBPE(ByteLevelBPE):
                 yield text
 
     def train(self, texts: Iterable[str], *, progress: bool = True) -> HFTokenizer:
-        if isinstance(texts, str):  # a str would be chunked as if it were the corpus' characters
-            raise InputError("train() takes an iterable of texts, got one str", component=self._component,
-                             hint="pass [text] for a single text")
+        # checked here, before chunking: a lone str would be chunked as if it were the corpus
+        if isinstance(texts, str | bytes | bytearray) or not isinstance(texts, Iterable) \
+                or isinstance(texts, Set | Mapping):
+            raise InputError(f"expected an iterable of texts, got {type(texts).__name__}",
+                             component=self._component,
+                             hint="pass a list or generator of str (a single text: [text])")
         backend, trainer = self._pipeline()
         return train_tokenizer(backend, trainer, self.chunks(texts), progress=progress, name=self.name,
                                component=self._component, max_vocab_size=self.vocab_size,
