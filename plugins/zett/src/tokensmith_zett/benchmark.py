@@ -153,8 +153,13 @@ class ZeTTTransferBenchmark(Benchmark):
             if old.unrepresentable_bytes & set(example["text"].encode("utf-8")):
                 unscorable += 1  # the original model has no token for a byte of it: no ratio exists
             elif example["text"].strip():
-                texts.extend(pieces_of(example["text"], self.piece_bytes))
-                total += len(example["text"].encode("utf-8"))
+                # the held-out sample: the eval split's pieces in order, up to held_out bytes (a long
+                # licence's later pieces are not part of the sample)
+                for piece in pieces_of(example["text"], self.piece_bytes):
+                    if total >= held_out:
+                        break
+                    texts.append(piece)
+                    total += len(piece.encode("utf-8"))
         if not texts:
             raise InputError("the licences' eval split has no text the model can score", component=COMPONENT)
 
@@ -212,8 +217,8 @@ class ZeTTTransferBenchmark(Benchmark):
             "is nearest its own source row among all rows",
             f"new tokenizer: byte-level BPE, {new.vocab_size} ids, trained on "
             f"{'the whole' if n_train is None else f'{n_train} texts of the'} licences' train split; "
-            f"held-out: {original.bytes} bytes of the eval split in pieces of at most {self.piece_bytes} "
-            "bytes",
+            f"held-out: the first {original.bytes} bytes of the eval split (licences in order, in pieces of "
+            f"at most {self.piece_bytes} bytes)",
             f"{unscorable} eval-split licence(s) left out: the model's tokenizer has no token for a byte "
             "of them",
             "ratio: bits per byte over the original SmolLM2 on its own tokenizer (measured here); "
