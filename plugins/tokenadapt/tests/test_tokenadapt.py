@@ -209,9 +209,32 @@ def test_registry_validates_parameters(make_registry):
 def test_minilm_embedder_neighbours(minilm):
     from tokensmith_tokenadapt.heuristics import MiniLMEmbedder
 
-    phi = MiniLMEmbedder().embed(["dog", "puppy", "carburettor"])
+    embedder = MiniLMEmbedder(batch_size=2)
+    phi = embedder.embed(["dog", "puppy", "carburettor"])
     assert torch.allclose(phi.norm(dim=1), torch.ones(3), atol=1e-5)
     assert float(phi[0] @ phi[1]) > float(phi[0] @ phi[2])
+    # batches are formed by length; the rows still follow the input order
+    again = embedder.embed(["carburettor", "dog", "puppy"])
+    assert torch.allclose(again, phi[[2, 0, 1]], atol=1e-5)
+
+
+def test_cached_embedder_computes_once_and_reloads(tmp_path):
+    from tokensmith_tokenadapt.heuristics import CachedEmbedder
+
+    class Counting(CharNgramEmbedder):
+        calls = 0
+
+        def embed(self, texts):
+            Counting.calls += 1
+            return super().embed(texts)
+
+    texts = ["licence", "the", "warranty"]
+    first = CachedEmbedder(Counting(), str(tmp_path)).embed(texts)
+    second = CachedEmbedder(Counting(), str(tmp_path)).embed(texts)
+    assert Counting.calls == 1 and torch.equal(first, second)
+    assert torch.equal(first, CharNgramEmbedder().embed(texts))
+    CachedEmbedder(Counting(), str(tmp_path)).embed(texts[:2])  # other strings: another entry
+    assert Counting.calls == 2 and len(list(tmp_path.glob("phi-*.safetensors"))) == 2
 
 
 @settings(max_examples=60, deadline=None)
@@ -231,3 +254,8 @@ def test_benchmark_parameters_checked(make_registry):
     with pytest.raises(ConfigError):
         registry.build("benchmark", {"type": "transplant", "inits": ["mean", "omp"]})
     assert registry.build("benchmark", {"type": "transplant", "inits": ["mean"]}).inits == ("mean",)
+    for bad in ({"zett_hypernetwork": 3}, {"new_tokenizer": ["a"]}, {"phi_cache": 1.5}):
+        with pytest.raises((ConfigError, TypeError)):
+            registry.build("benchmark", {"type": "transplant", **bad})
+    built = registry.build("benchmark", {"type": "transplant", "zett_hypernetwork": "hn.safetensors"})
+    assert built.zett_hypernetwork == "hn.safetensors"
