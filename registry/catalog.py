@@ -37,7 +37,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "tokensmith-tokenadapt": {"embedding": ("tokenadapt",), "benchmark": ("transplant",)},
     "tokensmith-sstoken": {"objective": ("sstoken",), "recipe": ("sstoken",)},
     "tokensmith-prior": {"objective": ("prior",)},
-    "tokensmith-zett": {"embedding": ("zett",), "recipe": ("zett",), "objective": ("zett",)},
+    "tokensmith-zett": {"embedding": ("zett",), "recipe": ("zett",), "objective": ("zett",),
+                        "benchmark": ("zett-transfer",)},
     "tokensmith-lexinvariant": {"embedding": ("lexinvariant", "semi-lexinvariant"),
                                 "recipe": ("lexinvariant", "semi-lexinvariant"),
                                 "benchmark": ("lexinvariant",)},
@@ -46,6 +47,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
                         "recipe": ("dler-merge",), "benchmark": ("dler",)},
     "tokensmith-dupmae": {"objective": ("dupmae",), "recipe": ("dupmae",),
                           "benchmark": ("dupmae-retrieval",)},
+    "tokensmith-text2token": {"objective": ("text2token",), "recipe": ("text2token",),
+                              "benchmark": ("text2token",)},
     "tokensmith-datasets": {"dataset": (
         "digits", "elementary-math-qa", "gsm-symbolic", "human-eval", "lee-corpus", "lee-similarity",
         "licenses", "mnist", "movielens", "natural-instructions", "simlex999", "squad-shifts", "stdlib-code",
