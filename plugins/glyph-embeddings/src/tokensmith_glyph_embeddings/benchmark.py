@@ -36,17 +36,20 @@ from tokensmith import (
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 
 MODELS = ("frozen-glyph", "trainable")
-FULL = {"steps": 400, "batch": 16, "context": 128, "eval_windows": 48, "eval_every": 50, "width": 64}
-QUICK = {"steps": 20, "batch": 4, "context": 64, "eval_windows": 8, "eval_every": 10, "width": 64}
+FULL = {"steps": 400, "batch": 16, "context": 128, "eval_windows": 48, "eval_every": 50, "width": 64,
+        "documents": None}
+QUICK = {"steps": 20, "batch": 4, "context": 64, "eval_windows": 8, "eval_every": 10, "width": 64,
+         "documents": 30}
 OPTIMISATION = {"lr": 3e-3, "schedule": "cosine", "weight_decay": 0.01, "grad_clip": 1.0}
 PAIRS = (("O", "0"), ("l", "1"), ("I", "l"), ("o", "0"), ("S", "5"), ("B", "8"))
 PROBES = ("O", "0", "l", "1", "I", "e", "th", "the")
 CORPUS = {"type": "lee-corpus", "part": "background", "eval_fraction": 0.1, "seed": 0}
 
 
-def read_documents(registry: Any, split: str) -> list[str]:
-    """The Lee background documents of ``split`` (300 news texts, ~360 kB in all)."""
-    texts = [e["text"] for e in registry.build("dataset", CORPUS).examples(split)]
+def read_documents(registry: Any, split: str, limit: int | None = None) -> list[str]:
+    """The Lee background documents of ``split`` (300 news texts, ~360 kB in all; the first
+    ``limit`` of the split)."""
+    texts = [e["text"] for e in registry.build("dataset", {**CORPUS, "limit": limit}).examples(split)]
     if not texts:
         raise DataUnavailableError(f"benchmark 'glyph-embeddings': the lee-corpus {split} split is empty",
                                    component="benchmark 'glyph-embeddings'")
@@ -115,10 +118,11 @@ def held_out(model: Any, rows: list[list[int]], byte_lengths: list[int]) -> tupl
 
 
 def train(kind: str, *, tokenizer: Any, setup: dict[str, Any], seed: int, train_rows: list[list[int]],
-          eval_rows: list[list[int]], byte_lengths: list[int], output_dir: Path,
-          registry: Any) -> dict[str, Any]:
-    """One model through ``tokensmith.run_recipe`` (the ``glyph-embeddings`` recipe for the frozen
-    one), then its held-out loss and, for the frozen one, whether the table stayed put."""
+          eval_rows: list[list[int]], byte_lengths: list[int], output_dir: Path, registry: Any,
+          glyph_table: Any, table_path: Path) -> dict[str, Any]:
+    """One model through ``tokensmith.run_recipe`` (for the frozen one, the ``glyph-embeddings``
+    recipe installing the saved table ``table_path``), then its held-out loss and, for the frozen
+    one, whether the table stayed bit-identical to ``glyph_table``."""
     import torch
 
     from tokensmith import run_recipe
@@ -126,10 +130,7 @@ def train(kind: str, *, tokenizer: Any, setup: dict[str, Any], seed: int, train_
     from .embedding import GlyphEmbeddingsRecipe
 
     model = build_model(tokenizer.vocab_size, setup["width"], setup["context"], seed)
-    recipe = GlyphEmbeddingsRecipe() if kind == "frozen-glyph" else None
-    glyph_table = None
-    if recipe is not None:
-        glyph_table = recipe.table_for(tokenizer, setup["width"], registry).table.clone()
+    recipe = GlyphEmbeddingsRecipe(path=table_path) if kind == "frozen-glyph" else None
     arguments = {**OPTIMISATION, "steps": setup["steps"], "batch_size": setup["batch"],
                  "warmup": max(1, setup["steps"] // 20), "shuffle": False, "seed": seed, "progress": "off",
                  "save_final": False, "eval_every": setup["eval_every"]}
@@ -145,10 +146,9 @@ def train(kind: str, *, tokenizer: Any, setup: dict[str, Any], seed: int, train_
            "bits_per_byte": bpb, "nats_per_token": nats, "seconds": result.seconds,
            "trainable_parameters": result.report.metrics["trainable_parameters"],
            "parameters": result.report.metrics["parameters"]}
-    if glyph_table is not None:
+    if recipe is not None:
         out["table_unchanged"] = bool(torch.equal(weight, glyph_table))
         out["table_max_change"] = float((weight - glyph_table).abs().max())
-        out["table"] = glyph_table
     return out
 
 
@@ -188,22 +188,26 @@ def measure(*, quick: bool, steps: int | None = None, seed: int = 0, threads: in
     setup = dict(QUICK if quick else FULL)
     if steps is not None:
         setup["steps"] = steps
-    train_docs, eval_docs = read_documents(registry, "train"), read_documents(registry, "eval")
+    limit = setup["documents"]
+    train_docs = read_documents(registry, "train", limit)
+    eval_docs = read_documents(registry, "eval", None if limit is None else max(1, limit // 3))
     trainer = registry.build("tokenizer_trainer", {"type": "unicode-ngrams"})
     tokenizer = trainer.train(train_docs, progress=False)
     byte_lengths = [len(b or b"") for b in tokenizer.byte_table]
     train_stream, eval_stream = token_stream(tokenizer, train_docs), token_stream(tokenizer, eval_docs)
     train_rows = windows(train_stream, setup["steps"] * setup["batch"], setup["context"], seed=1000 + seed)
     eval_rows = chunks(eval_stream, setup["eval_windows"], setup["context"])
+    from .embedding import GlyphEmbeddings
+    from .table import save_table
+
+    glyphs = GlyphEmbeddings().table_for(tokenizer, setup["width"], registry)
     runs = []
     with tempfile.TemporaryDirectory(prefix="tokensmith-bench-glyph-") as out:
+        table_path = save_table(Path(out) / "glyphs.safetensors", glyphs)
         for kind in MODELS:
             runs.append(train(kind, tokenizer=tokenizer, setup=setup, seed=seed, train_rows=train_rows,
                               eval_rows=eval_rows, byte_lengths=byte_lengths, output_dir=Path(out) / kind,
-                              registry=registry))
-    from .embedding import GlyphEmbeddings
-
-    glyphs = GlyphEmbeddings().table_for(tokenizer, setup["width"], registry)
+                              registry=registry, glyph_table=glyphs.table, table_path=table_path))
     monograms = sum(1 for t in token_texts(tokenizer) if len(t) == 1)
     return {"setup": setup, "seed": seed, "quick": quick, "threads": threads, "runs": runs,
             "eval_windows": len(eval_rows),
@@ -294,8 +298,6 @@ class GlyphBenchmark(Benchmark):
         registry = self.registry()
         results = measure(quick=quick, steps=self.steps, seed=self.seed, threads=self.threads,
                           registry=registry)
-        for run in results["runs"]:
-            run.pop("table", None)
         runtime = Runtime(device="cpu", dtype="float32", seed=self.seed, threads=self.threads)
         provenance = Provenance.collect(registry, runtime, "tiny Llama (from scratch)", self.seed)
         return to_report(results, provenance)
