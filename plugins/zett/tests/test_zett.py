@@ -25,6 +25,7 @@ from tokensmith_zett.hypernet import (
 from tokensmith_zett.provider import ZeTT
 from tokensmith_zett.recipe import ARTIFACT_NAME, ZeTTLoss, ZeTTRecipe
 from tokensmith_zett.sampler import pretokens, sample_tokenizer
+from transformers import TrainerCallback
 
 import tokensmith
 from tokensmith import ConfigError, IncompatibleComponentsError, InputError
@@ -45,9 +46,8 @@ def old():
 
 @pytest.fixture(scope="module")
 def trained(old, tmp_path_factory):
-    """A hypernetwork after the identity warm-up only, through the core runner. The base model
-    is random, so its LM loss is not at a minimum at its own embeddings: the lexical term is
-    weighted up (20, not the paper's 0.5) for the warm-up to reach the identity in 100 steps."""
+    """A hypernetwork after the identity warm-up only (100 steps of the MIMICK-style embedding
+    regression), through the core runner."""
     torch.manual_seed(0)
     model, _ = tiny_llama(old, hidden_size=32, layers=1)
     source = model.get_input_embeddings().weight.detach().clone()
@@ -55,7 +55,7 @@ def trained(old, tmp_path_factory):
     out = tmp_path_factory.mktemp("zett")
     result = tokensmith.run_recipe(
         model=model, tokenizer=old, train_data=[{"text": s} for s in TINY_CORPUS.split(". ")],
-        recipe=recipe, objectives=[ZeTTLoss(lexical_weight=20.0)], data={"max_length": 32, "packing": True},
+        recipe=recipe, objectives=[ZeTTLoss()], data={"max_length": 32, "packing": True},
         arguments={"steps": 100, "batch_size": 4, "lr": 3e-3, "schedule": "constant", "progress": "off",
                    "save_final": False}, output_dir=out)
     return types.SimpleNamespace(model=model, source=source, path=out / ARTIFACT_NAME, result=result,
@@ -149,6 +149,53 @@ class TestContract(EmbeddingContract):
         model, tok = model_and_tokenizer
         hn = hypernetwork_for(model, layers=1, heads=2, hidden=None, surface_maxlen=7)
         return ZeTT(hypernetwork=save_hypernetwork(tmp_path / "hn.safetensors", hn, tok), ctx=ctx(tok))
+
+
+def test_warm_up_skips_the_lm_then_lm_steps_train_only_the_hypernetwork(old, tmp_path):
+    """The identity warm-up is the embedding regression alone (the frozen LM is never called); the
+    LM steps after it backpropagate through the frozen LM into the hypernetwork only: no base
+    parameter gets a gradient or changes; the artifact is refreshed every save_every steps."""
+    torch.manual_seed(0)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+    model.model.register_forward_hook(lambda *a: calls.append(1))
+    recipe = ZeTTRecipe(layers=1, heads=2, vocab_size=128, identity_vocab_size=64, identity_steps=2,
+                        save_every=2)
+    seen = []
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            path = tmp_path / ARTIFACT_NAME
+            steps = tokensmith.load_artifact(path)[1]["config"]["steps"] if path.exists() else None
+            seen.append((state.global_step, len(calls), steps))
+
+    tokensmith.run_recipe(
+        model=model, tokenizer=old, train_data=[{"text": s} for s in TINY_CORPUS.split(". ")],
+        recipe=recipe, objectives=[ZeTTLoss()], data={"max_length": 32, "packing": True},
+        arguments={"steps": 4, "batch_size": 2, "lr": 3e-3, "progress": "off", "save_final": False},
+        callbacks=[Steps()], output_dir=tmp_path)
+    assert [s[1] for s in seen[:2]] == [0, 0] and seen[2][1] > 0 and seen[3][1] > seen[2][1]
+    assert seen[0][2] is None and seen[2][2] == 2  # written at step 2 (save_every), then at the end
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert tokensmith.load_artifact(tmp_path / ARTIFACT_NAME)[1]["config"]["steps"] == 4
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 200), min_size=1, max_size=9), min_size=1, max_size=12))
+def test_grouped_forward_equals_the_padded_forward(old, pieces):
+    """``embed`` runs the decompositions grouped by length (no padded work): the same rows, in
+    the input order, as one padded forward with the padding masked."""
+    torch.manual_seed(1)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    hn = hypernetwork_for(model, layers=1, heads=2, hidden=16, surface_maxlen=7).eval()
+    pieces = [tuple(p) for p in pieces]
+    with torch.no_grad():
+        grouped, _ = hn.embed(pieces)
+        padded, _ = hn(*hn.pack(pieces))
+    assert grouped.shape == padded.shape
+    assert torch.allclose(grouped, padded, atol=1e-5)
 
 
 # -- the decomposition and the sampled tokenizers ------------------------------------------
