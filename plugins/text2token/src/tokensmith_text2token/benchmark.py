@@ -49,7 +49,7 @@ from .targets import alignment, term_counts, top_tokens
 
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 NAME = "text2token"
-FULL = {"steps": 40, "batch": 8, "max_length": 128, "train_texts": 320, "squad_pairs": 200, "lee_docs": 50}
+FULL = {"steps": 32, "batch": 8, "max_length": 96, "train_texts": 256, "squad_pairs": 150, "lee_docs": 50}
 QUICK = {"steps": 4, "batch": 4, "max_length": 64, "train_texts": 16, "squad_pairs": 16, "lee_docs": 10}
 OPTIMISATION = {"schedule": "cosine", "weight_decay": 0.0, "grad_clip": 1.0}
 EVAL_MAX_LENGTH = 2048
