@@ -102,3 +102,71 @@ def test_the_recipe_merges_a_trained_model_into_its_base(tiny_tokenizer, tmp_pat
     assert any(not torch.equal(trained[k], base[k]) for k in base)
     expected = trained if keep == 1.0 else base
     assert all(torch.equal(final[k], expected[k]) for k in base)
+
+
+def _mergekit_yaml():
+    """mergekit's CLI, from $TOKENSMITH_MERGEKIT_YAML or PATH: mergekit is not a dependency of
+    tokensmith (nor installed in CI's envs), so it runs as a separate program from its own venv,
+    opted into by naming it (a mergekit run costs minutes of CPU, beyond a plugin's test budget)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    for candidate in (
+        os.environ.get("TOKENSMITH_MERGEKIT_YAML"),
+        shutil.which("mergekit-yaml"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(
+    _mergekit_yaml() is None,
+    reason="mergekit is not installed here (opt in: pip install mergekit==0.1.5 in a venv of its own "
+    "and set TOKENSMITH_MERGEKIT_YAML to its bin/mergekit-yaml)",
+)
+def test_one_model_ties_merge_is_mergekits(tiny_tokenizer, tmp_path):
+    """Where the rules coincide: mergekit's ``ties`` with one model (weight 1, normalised) keeps
+    the ``density`` share of the task vector with the largest magnitude per tensor — the sign
+    election and the disjoint mean are the identity for one model — and adds it to the base,
+    which is our update-selective merge with keep = density and no rescale (every tensor here has
+    an even size, so mergekit's floor(density·n) and our round(keep·n) agree)."""
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    base, _ = tiny_llama(tiny_tokenizer, seed=0)
+    tuned, _ = tiny_llama(tiny_tokenizer, seed=0)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    base.save_pretrained(tmp_path / "base", safe_serialization=True)
+    tuned.save_pretrained(tmp_path / "tuned", safe_serialization=True)
+    (tmp_path / "ties.yml").write_text(
+        f"merge_method: ties\nbase_model: {tmp_path / 'base'}\ndtype: float32\n"
+        f"parameters:\n  normalize: true\n"
+        f"models:\n  - model: {tmp_path / 'tuned'}\n    parameters:\n      density: 0.5\n      weight: 1.0\n"
+    )
+    run = subprocess.run(
+        [_mergekit_yaml(), str(tmp_path / "ties.yml"), str(tmp_path / "merged")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    theirs = {}
+    for f in sorted((tmp_path / "merged").glob("*.safetensors")):
+        theirs.update(load_file(f))
+    ours = update_selective_merge(base.state_dict(), tuned.state_dict(), keep=0.5)
+    # every parameter (tied embeddings counted once) is in mergekit's output, and equal to ours
+    assert set(dict(base.named_parameters())) <= set(theirs)
+    for name, tensor in theirs.items():
+        assert tensor.numel() % 2 == 0
+        assert torch.allclose(tensor.float(), ours[name].float(), atol=1e-6, rtol=0), name
+    # and the merge is neither side: half of each tensor's update was dropped
+    embed = "model.embed_tokens.weight"
+    assert not torch.equal(theirs[embed], tuned.state_dict()[embed])
+    assert not torch.equal(theirs[embed], base.state_dict()[embed])
