@@ -13,7 +13,7 @@ from .constraint import Constraint
 from .dataset import Dataset
 from .decoding import Decoder
 from .embedding import EmbeddingProvider
-from .errors import IncompatibleComponentsError, InputError
+from .errors import ConfigError, IncompatibleComponentsError, InputError
 from .normalization import NormalizationProvider
 from .objectives import Objective
 from .recipe import Recipe
@@ -49,6 +49,20 @@ class TokenizerTrainer(ABC):
         """Learn a tokenizer from ``texts``, any iterable of ``str`` (read once, streamed:
         a generator over a large corpus is never held in memory). ``progress`` shows a
         progress bar on a terminal (never when stderr is not one)."""
+
+    #: the parameters that name a special token's role (checked by :meth:`check_special_roles`)
+    special_roles: tuple[str, ...] = ("bos_token", "eos_token", "pad_token", "unk_token")
+
+    @classmethod
+    def check_special_roles(cls, values: Mapping[str, Any]) -> None:
+        """Every role in :attr:`special_roles` that ``values`` sets (not ``None``) names one of
+        ``values["special_tokens"]``; otherwise a ConfigError saying which role and what to do."""
+        specials = tuple(values.get("special_tokens", ()))
+        for role in cls.special_roles:
+            token = values.get(role)
+            if token is not None and token not in specials:
+                raise ConfigError(f"{role} {token!r} is not one of special_tokens {list(specials)}",
+                                  hint=f"add {token!r} to special_tokens or set {role} to another of them")
 
 
 class Evaluation(ABC):

@@ -170,3 +170,13 @@ def test_docs_tokenizers_md_runs_as_written(tmp_path, monkeypatch):
             exec(compile(body, "docs/tokenizers.md", "exec"), namespace)
     assert (tmp_path / "my-tokenizer" / "tokenizer.json").is_file()
     assert namespace["pipeline"].tokenizer.fingerprint() == namespace["tokenizer"].fingerprint()
+
+
+def test_check_special_roles_names_the_role_and_accepts_unset_or_listed_roles():
+    from tokensmith import ConfigError, TokenizerTrainer
+
+    TokenizerTrainer.check_special_roles({"special_tokens": ["<s>", "</s>"], "bos_token": "<s>",
+                                          "eos_token": None})
+    with pytest.raises(ConfigError, match="pad_token '<pad>' is not one of special_tokens") as info:
+        TokenizerTrainer.check_special_roles({"special_tokens": ["<s>"], "pad_token": "<pad>"})
+    assert "add '<pad>' to special_tokens" in info.value.hint

@@ -123,12 +123,8 @@ class _HFTrainer(TokenizerTrainer):
     @classmethod
     def check_parameters(cls, values: dict[str, Any]) -> None:
         """The named tokens are special tokens; the vocabulary holds everything reserved."""
+        cls.check_special_roles(values)
         specials = tuple(values["special_tokens"])
-        for role in ("bos_token", "eos_token", "pad_token", "unk_token"):
-            token = values.get(role)
-            if token is not None and token not in specials:
-                raise ConfigError(f"{role} {token!r} is not one of special_tokens {list(specials)}",
-                                  hint=f"add {token!r} to special_tokens or set {role} to another of them")
         clash = sorted(set(specials) & set(values.get("added_tokens", ())))
         if clash:
             raise ConfigError(f"{', '.join(map(repr, clash))} is both a special and an added token",

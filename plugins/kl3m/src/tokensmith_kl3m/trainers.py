@@ -144,14 +144,7 @@ class _KL3MTrainer(TokenizerTrainer):
 
     @classmethod
     def check_parameters(cls, values: dict[str, Any]) -> None:
-        specials = tuple(values["special_tokens"])
-        for role in ("bos_token", "eos_token", "pad_token", "unk_token"):
-            token = values.get(role)
-            if token is not None and token not in specials:
-                raise ConfigError(
-                    f"{role} {token!r} is not one of special_tokens {list(specials)}",
-                    hint=f"add {token!r} to special_tokens or set {role} to another of them",
-                )
+        cls.check_special_roles(values)
         if values["pad_to_power_of_two"] and not is_power_of_two(values["vocab_size"]):
             below = 2 ** int(math.log2(values["vocab_size"]))
             raise ConfigError(
