@@ -275,3 +275,20 @@ def test_bad_parameters_and_pieces(old, trained):
         ZeTT(hypernetwork="")
     with pytest.raises(InputError, match="pieces"):
         ZeTT(hypernetwork=trained.path).embed_tokens(trained.model, old, [(old.vocab_size,)])
+
+
+def test_cpu_and_gpu_recipes_share_one_format():
+    """The CPU recipe (the README's run), the GPU recipe (paper sizes, torchrun) and the tiny one
+    (the torchrun test) are the same recipe format: the same tables, the zett recipe and loss."""
+    from pathlib import Path
+
+    examples = Path(__file__).parents[1] / "examples"
+    specs = {p.name: tokensmith.RecipeSpec.from_toml(p) for p in sorted(examples.glob("zett-*.toml"))}
+    assert set(specs) == {"zett-smollm2.toml", "zett-smollm2-cpu.toml", "zett-tiny.toml"}
+    configs = {name: spec.to_config() for name, spec in specs.items()}
+    assert len({tuple(sorted(c)) for c in configs.values()}) == 1
+    for c in configs.values():
+        assert c["recipe"]["type"] == "zett" and [o["type"] for o in c["objective"]] == ["zett"]
+    gpu, cpu = configs["zett-smollm2.toml"], configs["zett-smollm2-cpu.toml"]
+    assert gpu["recipe"]["identity_steps"] == 10000 and gpu["recipe"]["vocab_size"] == 32768
+    assert cpu["train"]["steps"] * cpu["train"]["batch_size"] * cpu["data"]["max_length"] < 30_000

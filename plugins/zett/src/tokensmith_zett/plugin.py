@@ -17,15 +17,15 @@ def tokensmith_register_embeddings():
 @hookimpl
 def tokensmith_register_recipes():
     return [Component("zett", f"{_M}.recipe:ZeTTRecipe",
-                      "trains a ZeTT hypernetwork on a frozen LM: a sampled UnigramLM tokenizer per batch, "
-                      "identity warm-up, saved as a safetensors artifact")]
+                      "trains a ZeTT hypernetwork on a frozen LM: MIMICK-style identity warm-up, then a "
+                      "sampled UnigramLM tokenizer per batch; saved as a safetensors artifact")]
 
 
 @hookimpl
 def tokensmith_register_objectives():
     return [Component("zett", f"{_M}.recipe:ZeTTLoss",
                       "loss: ZeTT's LM loss over the sampled tokenization + lexical_weight x the "
-                      "auxiliary embedding MSE")]
+                      "auxiliary embedding MSE (the MSE alone in identity warm-up steps)")]
 
 
 @hookimpl

@@ -213,7 +213,8 @@ def _finite(instance: Any, attribute: Any, value: Any) -> None:
 @attrs.define
 class ZeTTLoss(Loss):
     """ZeTT's objective: the causal LM loss over the batch's sampled tokenization plus
-    ``lexical_weight`` times the auxiliary embedding loss (both from :class:`ZeTTModel`)."""
+    ``lexical_weight`` times the auxiliary embedding loss (both from :class:`ZeTTModel`); in an
+    identity warm-up step, the embedding regression alone."""
 
     name = "zett"
 
