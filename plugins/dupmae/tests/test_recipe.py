@@ -37,12 +37,30 @@ def _train(bert, wordpiece, corpus, tmp_path, **arguments):
 
 
 def test_the_recipe_trains_a_bert_encoder_through_the_runner(make_bert, wordpiece, corpus, tmp_path):
-    result = _train(make_bert(wordpiece), wordpiece, corpus, tmp_path, eval_at=[0])
+    result = _train(make_bert(wordpiece), wordpiece, corpus, tmp_path, eval_at=[0], save_final=True)
     assert isinstance(result.model, DupMAEModel)
     assert len(result.losses) == 4 and all(math.isfinite(v) for _, v in result.losses)
     assert [e.label for e in result.evaluations][-1] == "end"
     assert result.evaluations[-1].loss < result.evaluations[0].loss  # it learns the six sentences
     assert (tmp_path / "run" / "train.json").is_file()
+    # the final weights (a plain nn.Module's state_dict, the tied head stored once) load back exactly
+    final = tmp_path / "run" / "final" / "model.safetensors"
+    from safetensors.torch import load_model
+
+    fresh = (
+        Registry.from_environment()
+        .build("recipe", "dupmae")
+        .prepare(make_bert(wordpiece, seed=1), _Ctx(wordpiece))
+    )
+    load_model(fresh, str(final))
+    assert all(
+        torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), result.model.state_dict().values())
+    )
+
+
+class _Ctx:
+    def __init__(self, tokenizer):
+        self.tokenizer, self.settings = tokenizer, None
 
 
 def test_gradient_accumulation_is_refused(make_bert, wordpiece, corpus, tmp_path):
@@ -117,3 +135,12 @@ def test_minilm_becomes_a_dupmae_model_with_a_tied_head(minilm):
     assert reps["aggregated"].shape == (1, 384 + 30522)
     vanilla = encoder(input_ids=torch.tensor([[101, *ids[0].tolist(), 102]])).last_hidden_state
     assert torch.allclose(reps["cls"], vanilla[:, 0], atol=1e-5)  # unmasked encoding is MiniLM's own
+
+
+def test_the_shipped_recipe_file_validates():
+    from pathlib import Path
+
+    from tokensmith import RecipeSpec
+
+    spec = RecipeSpec.from_toml(Path(__file__).parents[1] / "recipes" / "dupmae-minilm.toml")
+    assert spec.problems(Registry.from_environment()) == []
