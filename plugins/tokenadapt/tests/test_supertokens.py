@@ -27,12 +27,9 @@ def corpus(n: int = 120, seed: int = 0) -> list[str]:
 
 @pytest.fixture
 def registry(make_registry):
-    """This plugin with the first-party plugins it depends on (trainers, datasets)."""
-    import tokensmith_baselines.plugin as baselines
-    import tokensmith_datasets.plugin as datasets
-    import tokensmith_tokenadapt.plugin as plugin
-
-    return make_registry(plugin, baselines, datasets)
+    """The installed plugins: this one and the first-party ones it depends on (tokensmith-baselines'
+    trainers, tokensmith-datasets' text-files), built by name."""
+    return make_registry(entry_points=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ boundary, frequent multi-word strings ("ed to the", "tion of the") become tokens
 inference there is no pre-tokenization at all (byte-level, no regex): the whole text is one
 pre-token and the learned merges, applied in rank order, form supertokens wherever they fit.
 
-Everything else is the byte-level BPE of tokensmith-baselines: all 256 bytes in the alphabet
-(every text is representable, decoding is lossless), ``vocab_size`` counts every id.
+Otherwise a byte-level BPE (GPT-2's byte alphabet): all 256 bytes in the alphabet (every text
+is representable, decoding is lossless), ``vocab_size`` counts every id.
 """
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any
 
 import attrs
-from tokensmith_baselines.trainers import ByteLevelBPE
 
-from tokensmith import ConfigError, HFTokenizer, InputError, non_negative_int, positive_int, train_tokenizer
+from tokensmith import (
+    ConfigError,
+    HFTokenizer,
+    InputError,
+    TokenizerTrainer,
+    non_negative_int,
+    positive_int,
+    train_tokenizer,
+)
 
 #: the paper's chunk-length distribution (characters, inclusive ranges, probabilities): a
 #: Gaussian discretised into two-character bins, mean about 13 characters. The authors' config
@@ -89,14 +96,27 @@ def sample_chunks(text: str, chunk_lengths: tuple[tuple[int, int, float], ...],
         start += size
 
 
+def _specials(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value) \
+            or len(set(value)) != len(value):
+        raise ConfigError(f"{attribute.name} must be a list of distinct non-empty strings, got {value!r}")
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 @attrs.define
-class SupertokenBPE(ByteLevelBPE):
+class SupertokenBPE(TokenizerTrainer):
     """Supertoken learning (TokenAdapt): a byte-level BPE trained on texts cut at random
     character positions into chunks of sampled length, so merges cross word boundaries;
     encoding applies the merges to the whole text (no word pre-tokenization)."""
 
     name = "supertoken-bpe"
+    deterministic = True
 
+    vocab_size: int = attrs.field(default=32000, validator=positive_int, metadata={
+        "doc": "the trained vocabulary's size at most (the 256 bytes and the special tokens included)"})
     chunk_lengths: tuple[tuple[int, int, float], ...] = attrs.field(
         default=PAPER_CHUNK_LENGTHS, converter=_bins, validator=_chunk_lengths, metadata={
             "doc": "the chunk-length distribution of the probabilistic pre-tokenization during training: "
@@ -105,16 +125,44 @@ class SupertokenBPE(ByteLevelBPE):
     max_token_length: int | None = attrs.field(
         default=30, validator=attrs.validators.optional(positive_int), metadata={
             "doc": "no token longer than this many characters of the byte alphabet (the paper: 30)"})
+    min_frequency: int = attrs.field(default=2, validator=non_negative_int, metadata={
+        "doc": "a pair seen fewer times is never merged"})
+    special_tokens: tuple[str, ...] = attrs.field(default=("<|endoftext|>",), converter=_tuple,
+                                                  validator=_specials, metadata={
+                                                      "doc": "control tokens, ids 0, 1, ... in this order"})
+    eos_token: str | None = attrs.field(default="<|endoftext|>", metadata={
+        "doc": "the special token that ends a text (one of special_tokens, or None)"})
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={
         "doc": "seed of the chunking (the same texts and seed give the same tokenizer)"})
 
-    def _pipeline(self) -> tuple[Any, Any]:
-        from tokenizers import pre_tokenizers
+    def __attrs_post_init__(self) -> None:
+        if self.eos_token is not None and self.eos_token not in self.special_tokens:
+            raise ConfigError(f"eos_token {self.eos_token!r} is not one of special_tokens "
+                              f"{list(self.special_tokens)}", component=self._component,
+                              hint="add it to special_tokens or set eos_token = None")
+        floor = 256 + len(self.special_tokens)
+        if self.vocab_size < floor:
+            raise ConfigError(f"vocab_size {self.vocab_size} is below the {floor} ids this trainer needs "
+                              f"(256 bytes and {len(self.special_tokens)} special token(s))",
+                              component=self._component, hint=f"set vocab_size >= {floor}")
 
-        backend, trainer = super()._pipeline()
-        # No word regex: during training each sampled chunk is one pre-token (texts are fed
-        # chunk by chunk), at inference the whole text is; the merges decide the boundaries.
+    @property
+    def _component(self) -> str:
+        return f"tokenizer_trainer '{self.name}'"
+
+    def _pipeline(self) -> tuple[Any, Any]:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        backend = Tokenizer(models.BPE())
+        # Byte-level without the word regex: during training each sampled chunk is one
+        # pre-token (texts are fed chunk by chunk), at inference the whole text is one; the
+        # merges alone decide the boundaries. All 256 bytes are in the alphabet: lossless.
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.vocab_size, min_frequency=self.min_frequency,
+            special_tokens=list(self.special_tokens), initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            max_token_length=self.max_token_length, show_progress=False)
         return backend, trainer
 
     def chunks(self, texts: Iterable[str]) -> Iterator[str]:
@@ -138,7 +186,7 @@ class SupertokenBPE(ByteLevelBPE):
         backend, trainer = self._pipeline()
         return train_tokenizer(backend, trainer, self.chunks(texts), progress=progress, name=self.name,
                                component=self._component, max_vocab_size=self.vocab_size,
-                               finish=self._finish, **self._token_names())
+                               eos_token=self.eos_token)
 
 
 def spans_words(token: bytes) -> bool:
