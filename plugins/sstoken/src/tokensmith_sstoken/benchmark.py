@@ -59,7 +59,7 @@ DEFAULT_ARMS = ("full", "random", "sstoken", "rel-only", "attention-only")
 TASKS = ("subtask016_mctaco_answer_generation_frequency", "subtask033_winogrande_answer_generation",
          "subtask037_qasc_generate_related_fact", "subtask040_qasc_question_generation",
          "subtask041_qasc_answer_generation", "subtask044_essential_terms_identifying_essential_words")
-FULL = {"steps": 12, "eval_examples": 48}
+FULL = {"steps": 8, "eval_examples": 40}
 QUICK = {"steps": 3, "eval_examples": 6}
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 
@@ -325,7 +325,7 @@ class SSTokenBenchmark(Benchmark):
                f"{QUICK['eval_examples']})"})
 
     batch_size: int = attrs.field(default=4, validator=positive_int, metadata={"doc": "examples per step"})
-    max_length: int = attrs.field(default=128, validator=positive_int,
+    max_length: int = attrs.field(default=96, validator=positive_int,
                                   metadata={"doc": "tokens per example at most (longer ones are not used)"})
     lr: float = attrs.field(default=5e-5, validator=positive, metadata={"doc": "AdamW learning rate"})
     ratio: float = attrs.field(default=0.6, validator=probability, metadata={"doc": "ρ (paper: 0.6)"})
