@@ -34,6 +34,7 @@ from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstra
 from tokensmith.core.dataset import Dataset, DatasetInfo, SplitDataset, seeded_sample, seeded_split, split_of
 from tokensmith.core.decoding import Decoder, DecodeRequest
 from tokensmith.core.embedding import EmbeddingProvider
+from tokensmith.core.embedding import describe as describe_module
 from tokensmith.core.errors import (
     ArtifactDeviceError,
     ArtifactError,
@@ -196,6 +197,7 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
+    "describe_module",
     "IGNORE_INDEX", "ROLES", "TOKEN_WEIGHTS_KEY", "ComposedLoss", "TokenCrossEntropy", "compose",
     "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "DataUnavailableError", "DatasetInfo",
     "SplitDataset", "seeded_sample", "seeded_split", "split_of", "Loss", "Recipe", "Reward", "TokenMask",

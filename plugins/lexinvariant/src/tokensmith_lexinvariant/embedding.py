@@ -34,17 +34,12 @@ from tokensmith import (
     Recipe,
     Tokenizer,
     TrainContext,
+    describe_module,
     positive,
     unit_interval,
 )
 
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive)
-
-
-def describe(module: Any) -> str:
-    """A module's class and table shape, for the surgery report."""
-    shape = getattr(getattr(module, "weight", None), "shape", None)
-    return f"{type(module).__name__}{tuple(shape) if shape is not None else ''}"
 
 
 def _optional_seed(instance: Any, attribute: Any, value: Any) -> None:
@@ -269,8 +264,9 @@ class Lexinvariant(EmbeddingProvider):
         old_in, old_out = model.get_input_embeddings(), model.get_output_embeddings()
         model.set_input_embeddings(module)
         model.set_output_embeddings(head_cls(module))
-        changes.append(Change("input_embeddings", describe(old_in), describe(module) + " (no parameters)"))
-        changes.append(Change("output_embeddings", describe(old_out), "lexinvariant head <h, E_s[v]>"))
+        changes.append(Change("input_embeddings", describe_module(old_in),
+                              describe_module(module) + " (no parameters)"))
+        changes.append(Change("output_embeddings", describe_module(old_out), "lexinvariant head <h, E_s[v]>"))
         return ModelReport("embedding 'lexinvariant'", tuple(changes))
 
 
@@ -301,8 +297,9 @@ class SemiLexinvariant(EmbeddingProvider):
         model.set_input_embeddings(module)
         # a tied head keeps sharing the learned weight through ``base``
         model.set_output_embeddings(head_cls(old_out, module))
-        changes = (Change("input_embeddings", describe(module.base), f"semi-lexinvariant (p={self.p:g})"),
-                   Change("output_embeddings", describe(old_out), "semi-lexinvariant head"))
+        changes = (Change("input_embeddings", describe_module(module.base),
+                          f"semi-lexinvariant (p={self.p:g})"),
+                   Change("output_embeddings", describe_module(old_out), "semi-lexinvariant head"))
         return ModelReport("embedding 'semi-lexinvariant'", changes)
 
 
