@@ -57,7 +57,8 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int, side: str = "right") -> tupl
 
 def forward(model: Any, input_ids: Any, attention_mask: Any, *, hidden: bool = False) -> Any:
     """The model's outputs on a padded batch. Positions count the text's own tokens
-    (``position_ids`` from the mask), so left padding gives the same states as right padding."""
+    (``position_ids`` from the mask), so left padding gives a text the positions it has alone
+    (needed for absolute position embeddings; rotary attention is shift-invariant anyway)."""
     import torch
 
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
