@@ -45,7 +45,7 @@ from tokensmith import (
 
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 COMPONENT = "benchmark 'dupmae-retrieval'"
-FULL = {"pairs": 200, "steps": 30, "squad_passages": 160, "lee_documents": 40, "instructions": 40}
+FULL = {"pairs": 200, "steps": 20, "squad_passages": 160, "lee_documents": 40, "instructions": 40}
 QUICK = {"pairs": 16, "steps": 2, "squad_passages": 12, "lee_documents": 4, "instructions": 4}
 METHODS = ("minilm cls", "minilm mean", "dupmae cls", "dupmae mean", "dupmae ot", "dupmae cls+ot")
 
@@ -171,7 +171,7 @@ class DupMAERetrieval(Benchmark):
         metadata={"doc": "tokens per training text (longer ones are cut: [data] truncate)"},
     )
     encode_length: int = attrs.field(
-        default=128,
+        default=96,
         validator=positive_int,
         metadata={"doc": "tokens per encoded question or paragraph (longer ones are cut)"},
     )
