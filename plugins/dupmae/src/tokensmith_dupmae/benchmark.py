@@ -175,7 +175,7 @@ class DupMAERetrieval(Benchmark):
         validator=positive_int,
         metadata={"doc": "tokens per encoded question or paragraph (longer ones are cut)"},
     )
-    lr: float = attrs.field(default=5e-5, validator=positive, metadata={"doc": "AdamW learning rate"})
+    lr: float = attrs.field(default=1e-4, validator=positive, metadata={"doc": "AdamW learning rate (RetroMAE pre-training: 1e-4)"})
     bow_weight: float = attrs.field(
         default=0.1, validator=non_negative, metadata={"doc": "λ_bow (paper code: 0.1)"}
     )
