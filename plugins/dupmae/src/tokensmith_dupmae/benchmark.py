@@ -175,7 +175,11 @@ class DupMAERetrieval(Benchmark):
         validator=positive_int,
         metadata={"doc": "tokens per encoded question or paragraph (longer ones are cut)"},
     )
-    lr: float = attrs.field(default=1e-4, validator=positive, metadata={"doc": "AdamW learning rate (RetroMAE pre-training: 1e-4)"})
+    lr: float = attrs.field(
+        default=1e-4,
+        validator=positive,
+        metadata={"doc": "AdamW learning rate (RetroMAE pre-training: 1e-4)"},
+    )
     bow_weight: float = attrs.field(
         default=0.1, validator=non_negative, metadata={"doc": "λ_bow (paper code: 0.1)"}
     )
