@@ -125,13 +125,13 @@ class GlyphEmbeddings(EmbeddingProvider):
         report = install_embeddings(model, tokenizer, old_tokenizer=old, table=glyphs.table.to(weight.dtype))
         embedding = model.get_input_embeddings()
         embedding.weight.requires_grad_(not self.frozen)
-        changes.append(Change("input_embeddings.weight.requires_grad", "True", str(not self.frozen)))
+        frozen = Change("input_embeddings.weight.requires_grad", "True", str(not self.frozen))
         notes = (*report.notes,
                  f"glyph table: {glyphs.table.shape[0]} rows x {glyphs.table.shape[1]}, PCA keeps "
                  f"{sum(glyphs.explained):.1%} of the bit variance",
                  *((f"{len(glyphs.missing)} characters have no Unifont glyph (drawn as one box): "
                     f"{''.join(glyphs.missing[:20])!r}",) if glyphs.missing else ()))
-        return ModelReport(f"embedding '{self.name}'", (*changes, *report.changes), notes)
+        return ModelReport(f"embedding '{self.name}'", (*changes, *report.changes, frozen), notes)
 
 
 def _input_weight(model: Any, name: str) -> Any:

@@ -129,7 +129,9 @@ class UnicodeNgrams(TokenizerTrainer):
         triples: collections.Counter[str] = collections.Counter()
         from tokensmith import progress as bar
 
-        for text in bar(_texts(texts, component), desc="counting n-grams", unit="text", enabled=progress):
+        # a bar on a terminal only (enabled=None), never when the caller says progress=False
+        for text in bar(_texts(texts, component), desc="counting n-grams", unit="text",
+                        enabled=None if progress else False):
             chars.update(text)
             pairs.update(text[i:i + 2] for i in range(len(text) - 1))
             triples.update(text[i:i + 3] for i in range(len(text) - 2))
