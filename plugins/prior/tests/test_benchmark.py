@@ -97,9 +97,9 @@ def test_digit_accuracy_is_the_brute_force_one():
     assert got["accuracy"] == pytest.approx(right / len(sequences))
 
 
-def test_a_short_run_reports_weights_and_both_arms(plugin_registry):
+def test_a_short_run_reports_weights_and_both_arms(installed_registry):
     results = measure(steps=2, seeds=1, reference_steps=2, eval_every=1, batch_size=8, lr=3e-3, alpha=1.0,
-                      prefix=2, hidden=16, layers=1, sample=40, registry=plugin_registry)
+                      prefix=2, hidden=16, layers=1, sample=40, registry=installed_registry)
     report = to_report(results)
     assert isinstance(report, Report) and Report.from_json(report.to_json()) == report
     assert {r["arm"] for r in results["runs"]} == {"ntp", "prior"}

@@ -3,7 +3,6 @@ import pytest
 
 @pytest.fixture
 def plugin_registry(make_registry):
-    import tokensmith_datasets.plugin as datasets
     import tokensmith_sstoken.plugin as plugin
 
-    return make_registry(plugin, datasets)
+    return make_registry(plugin)

@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from tokensmith import (
+    IGNORE_INDEX,
     Benchmark,
     BuildContext,
     DataUnavailableError,
@@ -83,12 +84,22 @@ def runner_rows(sequences: list[dict[str, Any]], *, text_only: bool = False) -> 
 
 
 def batches(sequences: list[dict[str, Any]], size: int = 256) -> Any:
-    from tokensmith.adapters.training import PadCollator
+    """``(chunk, batch)`` pairs: the sequences ``size`` at a time and their right-padded tensors
+    (``input_ids`` with <pad> = 0, ``labels`` with IGNORE_INDEX, ``attention_mask``)."""
+    import torch
 
-    collate = PadCollator(0)
     for start in range(0, len(sequences), size):
         chunk = sequences[start : start + size]
-        yield chunk, collate(runner_rows(chunk))
+        width = max(len(s["input_ids"]) for s in chunk)
+        batch = {"input_ids": torch.zeros(len(chunk), width, dtype=torch.long),
+                 "labels": torch.full((len(chunk), width), IGNORE_INDEX),
+                 "attention_mask": torch.zeros(len(chunk), width, dtype=torch.long)}
+        for i, s in enumerate(chunk):
+            n = len(s["input_ids"])
+            batch["input_ids"][i, :n] = torch.tensor(s["input_ids"])
+            batch["labels"][i, :n] = torch.tensor(s["labels"])
+            batch["attention_mask"][i, :n] = 1
+        yield chunk, batch
 
 
 def digit_accuracy(model: Any, vocab: Vocabulary, sequences: list[dict[str, Any]]) -> dict[str, float]:
@@ -124,7 +135,7 @@ def weight_profile(weights: Any, vocab: Vocabulary, sequences: list[dict[str, An
     for chunk, batch in batches(sequences):
         w = weights(batch, None)
         for row, s in enumerate(chunk):
-            caption = [t for t in range(len(s["labels"])) if s["labels"][t] != -100]
+            caption = [t for t in range(len(s["labels"])) if s["labels"][t] != IGNORE_INDEX]
             values = [float(w[row, t]) for t in caption]
             for t, v in zip(caption, values, strict=True):
                 (digit if t == s["digit_at"] else first if t == PIXELS + 1 else rest).append(v)

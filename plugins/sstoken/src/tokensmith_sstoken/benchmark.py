@@ -144,21 +144,47 @@ def select_examples(records: Iterable[tuple[str, Mapping[str, Any]]], *, tasks: 
     return {"train": train, "eval": held_out, "read": read, "too_long": too_long}
 
 
-def response_metrics(model: Any, rows: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8,
+def sft_row(pair: Mapping[str, str], tokenizer: Any) -> dict[str, list[int]]:
+    """A prompt/response pair as the runner's SFT data settings make it (docs/training.md, ``[data]``
+    with ``prompt``/``response``, ``bos``/``eos`` true): ``<bos> prompt response <eos>``, the
+    prompt's labels IGNORE_INDEX."""
+    bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
+    eos = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    prompt = bos + list(tokenizer.encode(pair["prompt"]).ids)
+    response = list(tokenizer.encode(pair["response"]).ids) + eos
+    return {"input_ids": prompt + response, "labels": [IGNORE_INDEX] * len(prompt) + response,
+            "response_mask": [0] * len(prompt) + [1] * len(response)}
+
+
+def pad_batch(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+    """Right-padded tensors of ``rows``: ``input_ids`` (``pad_id``), ``labels`` (IGNORE_INDEX),
+    ``attention_mask``."""
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    batch = {"input_ids": torch.full((len(rows), width), pad_id), "labels": torch.full((len(rows), width),
+             IGNORE_INDEX), "attention_mask": torch.zeros(len(rows), width, dtype=torch.long)}
+    for i, r in enumerate(rows):
+        n = len(r["input_ids"])
+        batch["input_ids"][i, :n] = torch.tensor(r["input_ids"])
+        batch["labels"][i, :n] = torch.tensor(r["labels"])
+        batch["attention_mask"][i, :n] = 1
+    return batch
+
+
+def response_metrics(
+model: Any, rows: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8,
                      ) -> dict[str, float]:
     """Teacher-forced response metrics over ``rows`` (the runner's SFT sequences): the mean loss
     per response token (nats), the token accuracy (argmax = target) and the exact-match share
     (every response token of an example right)."""
     import torch
 
-    from tokensmith.adapters.training import PadCollator
-
-    collate = PadCollator(pad_id)
     model.eval()
     nll = tokens = correct = exact = 0.0
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            batch = collate(rows[start:start + batch_size])
+            batch = pad_batch(rows[start:start + batch_size], pad_id)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            use_cache=False).logits.float()
             target = batch["labels"][:, 1:]
@@ -194,18 +220,14 @@ def measure(*, model_source: Any, arms: tuple[str, ...], steps: int, eval_exampl
     import torch
 
     from tokensmith import DataSettings, ModelSource, run_recipe
-    from tokensmith.adapters.training import _pad_id, build_sequences
 
     torch.set_num_threads(runtime.threads or 1)
     base, tokenizer = registry.load_model(ModelSource.from_config(model_source), runtime)
     base.eval()
     data = DataSettings(prompt="prompt", response="response", max_length=max_length)
-    rows = getattr(base.get_input_embeddings(), "num_embeddings", None)
-
-    unbounded = attrs.evolve(data, max_length=1 << 30)
 
     def fits(pair: dict[str, str]) -> bool:
-        return len(build_sequences([pair], tokenizer, unbounded)[0]["input_ids"]) <= max_length
+        return len(sft_row(pair, tokenizer)["input_ids"]) <= max_length
 
     eval_fraction = 0.1
     if examples is None:
@@ -214,12 +236,13 @@ def measure(*, model_source: Any, arms: tuple[str, ...], steps: int, eval_exampl
         examples = dataset.keyed("all")
     chosen = select_examples(examples, tasks=tasks, n_train=steps * batch_size, n_eval=eval_examples,
                              fits=fits, eval_fraction=eval_fraction, seed=0)
-    eval_rows = build_sequences(chosen["eval"], tokenizer, data, split="eval", vocab_rows=rows)
-    pad = _pad_id(tokenizer)
+    eval_rows = [sft_row(pair, tokenizer) for pair in chosen["eval"]]
+    pad = next((int(v) for v in (getattr(tokenizer, "pad_id", None), getattr(tokenizer, "eos_id", None))
+                if v is not None), 0)
     results: dict[str, Any] = {"base": response_metrics(base, eval_rows, pad), "runs": []}
     pristine = copy.deepcopy(base.state_dict())
     attention = getattr(base.config, "_attn_implementation", None)
-    train_rows = build_sequences(chosen["train"], tokenizer, data, split="train", vocab_rows=rows)
+    train_rows = [sft_row(pair, tokenizer) for pair in chosen["train"]]
     lengths = [sum(r["response_mask"]) for r in train_rows]
     # ⌈ρR⌉ of R: short responses keep more than ρ (a 2-token answer keeps both at ρ = 0.6)
     kept_share = sum(math.ceil(ratio * n - 1e-9) for n in lengths) / sum(lengths)
