@@ -32,6 +32,7 @@ from tokensmith import (
 from .table import GlyphTable, build_table, load_table
 
 _OPTIONAL_PATH = attrs.validators.optional(attrs.validators.instance_of(Path))
+_SEED = attrs.validators.and_(non_negative_int, attrs.validators.lt(2**63))  # a blake2b key of 8 bytes
 
 
 def _optional_path(value: Any) -> Any:
@@ -77,8 +78,8 @@ class GlyphEmbeddings(EmbeddingProvider):
         "doc": "standard deviation of the pixel noise before binarisation"})
     blur: float = attrs.field(default=0.5, validator=non_negative, metadata={
         "doc": "standard deviation (pixels) of the 3x3 Gaussian blur; 0 for none"})
-    seed: int = attrs.field(default=0, validator=non_negative_int, metadata={
-        "doc": "seed of the augmentation (each token's draw comes from this seed and its text)"})
+    seed: int = attrs.field(default=0, validator=_SEED, metadata={
+        "doc": "seed of the augmentation, below 2**63 (each token's draw comes from this seed and its text)"})
     frozen: bool = attrs.field(default=True, metadata={
         "doc": "install with requires_grad = False (the paper); false: the glyph table as a trainable init"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)

@@ -104,7 +104,9 @@ def strip_image(text: str, bank: GlyphBank) -> Any:
     import torch
 
     if not text:
-        raise ValueError("a token with no characters has no glyph")
+        from tokensmith import InputError
+
+        raise InputError("a token with no characters has no glyph", component="glyph rendering")
     strip = torch.cat([bank.cell(ch) for ch in text], dim=1).float()
     if len(text) == 1:
         return strip
@@ -143,10 +145,12 @@ def render(texts: list[str], bank: GlyphBank, *, augment: bool, rotation: float,
     if not augment or not texts:
         return (images > 0.5).to(torch.uint8)
     n = len(texts)
+    from tokensmith import progress
+
     thetas = torch.zeros(n, 2, 3)
     noises = torch.zeros(n, SIZE, SIZE)
     active = torch.zeros(n, dtype=torch.bool)
-    for i, text in enumerate(texts):
+    for i, text in enumerate(progress(texts, total=n, desc="augmenting glyphs", unit="token")):
         if is_complex(text):
             thetas[i, 0, 0] = thetas[i, 1, 1] = 1.0
             continue

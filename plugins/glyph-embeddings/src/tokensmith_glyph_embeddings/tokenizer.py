@@ -122,8 +122,11 @@ class UnicodeNgrams(TokenizerTrainer):
                              f"{PUA[1] - PUA[0] + 1} Private Use Area slots U+E000..U+F8FF")
 
     def train(self, texts: Iterable[str], *, progress: bool = True) -> Any:
-        self.check_parameters(attrs.asdict(self))
         component = f"tokenizer_trainer '{self.name}'"
+        try:  # the registry checks this before building; a trainer made in Python is checked here
+            self.check_parameters(attrs.asdict(self))
+        except ValueError as exc:
+            raise ConfigError(str(exc), component=component) from None
         chars: collections.Counter[str] = collections.Counter()
         pairs: collections.Counter[str] = collections.Counter()
         triples: collections.Counter[str] = collections.Counter()
