@@ -137,8 +137,7 @@ def main(out_dir: Path, quick: bool = False):
     hidden = pipeline.model.config.hidden_size
     del pipeline
     rows, metrics = [], {"original_bits_per_byte": original.bits_per_byte, "held_out_bytes": original.bytes,
-                         "original_tokens": original.tokens, "new_vocab_size": new.vocab_size,
-                         "new_tokenizer_fingerprint": new.fingerprint()}
+                         "original_tokens": original.tokens, "new_vocab_size": new.vocab_size}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = _model_dir(smollm2_cache_dir(), old, tmp / "smollm2")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -22,6 +23,7 @@ import attrs
 from tokensmith import (
     Benchmark,
     BuildContext,
+    DataUnavailableError,
     HFCausalLM,
     InputError,
     Provenance,
@@ -75,10 +77,11 @@ def unscorable(text: str, tokenizer: Any) -> bool:
     return bool(tokenizer.unrepresentable_bytes & set(text.encode("utf-8")))
 
 
-def held_out_texts(licenses: Any, old: Any, held_out_bytes: int) -> tuple[list[str], int]:
+def held_out_texts(licenses: Any, old: Any, held_out_bytes: int,
+                   chunk_bytes: int = CHUNK_BYTES) -> tuple[list[str], int]:
     """The held-out text every transplant is scored on (also bench/tokensurgeon's): the
     licences' eval split in order, whole licences until ``held_out_bytes`` bytes, cut by
-    :func:`chunks` into pieces of at most ``CHUNK_BYTES``; licences ``old`` cannot encode are
+    :func:`chunks` into pieces of at most ``chunk_bytes``; licences ``old`` cannot encode are
     left out and counted (the second value)."""
     texts, total, left_out = [], 0, 0
     for example in licenses.examples("eval"):
@@ -87,7 +90,7 @@ def held_out_texts(licenses: Any, old: Any, held_out_bytes: int) -> tuple[list[s
         if unscorable(example["text"], old):
             left_out += 1  # reported in the notes: SmolLM2 has no token for some byte of it
         elif example["text"].strip():
-            texts.extend(chunks(example["text"], CHUNK_BYTES))
+            texts.extend(chunks(example["text"], chunk_bytes))
             total += len(example["text"].encode("utf-8"))
     return texts, left_out
 
@@ -131,6 +134,11 @@ class TransplantBenchmark(Benchmark):
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
             "doc": "a folder keeping the auxiliary embedder's φ of each vocabulary as safetensors "
                    "(computed once per vocabulary); None: computed every run"})
+    chunk_bytes: int = attrs.field(default=CHUNK_BYTES, validator=positive_int, metadata={
+        "doc": "held-out pieces of at most this many bytes, each scored from the start (within the "
+               "model's context)"})
+    model: str = attrs.field(default="smollm2", validator=attrs.validators.instance_of(str), metadata={
+        "doc": "the model source moved onto the new tokenizer (SmolLM2; 'tiny-llama' for a smoke run)"})
     threads: int = attrs.field(default=2, validator=positive_int, metadata={"doc": "CPU threads"})
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={"doc": "seed of every run"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
@@ -146,6 +154,11 @@ class TransplantBenchmark(Benchmark):
         held_out = self.held_out_bytes or sizes["held_out_bytes"]
         steps = sizes["steps"] if self.steps is None else self.steps
         n_train = self.train_texts or sizes["train_texts"]
+        if "zett" in self.inits and self.zett_hypernetwork is not None \
+                and not Path(self.zett_hypernetwork).is_file():  # before minutes of work, not after
+            raise DataUnavailableError(f"zett_hypernetwork {self.zett_hypernetwork!r} is not a file",
+                                       component=COMPONENT,
+                                       hint="train one with tokensmith-zett's recipe, or leave it out")
         registry = self.registry()
         licenses = registry.build("dataset", {"type": "licenses"})
         if self.new_tokenizer is not None:
@@ -156,9 +169,9 @@ class TransplantBenchmark(Benchmark):
             trainer = registry.build("tokenizer_trainer",
                                      {"type": "byte-level-bpe", "vocab_size": self.vocab_size})
             new = trainer.train(e["text"] for e in licenses.examples("train") if e["text"].strip())
-        pipeline = self.cpu_pipeline("smollm2", threads=self.threads, seed=self.seed)
+        pipeline = self.cpu_pipeline(self.model, threads=self.threads, seed=self.seed)
         base, old, runtime = pipeline.model, pipeline.tokenizer, pipeline.runtime
-        texts, left_out = held_out_texts(licenses, old, held_out)
+        texts, left_out = held_out_texts(licenses, old, held_out, self.chunk_bytes)
         if not texts:
             raise InputError("the licences' eval split is empty", component=COMPONENT)
         train_data = []
@@ -177,8 +190,7 @@ class TransplantBenchmark(Benchmark):
             plan = plan_transplant(old, new, embedder)
         rows, notes, metrics = [], [], {"original_bits_per_byte": original.bits_per_byte,
                                         "original_tokens": original.tokens, "new_vocab_size": new.vocab_size,
-                                        "held_out_bytes": original.bytes, "fine_tune_steps": steps,
-                                        "new_tokenizer_fingerprint": new.fingerprint()}
+                                        "held_out_bytes": original.bytes, "fine_tune_steps": steps}
         if plan is not None:
             counts = plan.counts("hybrid", 0.3)
             metrics.update({f"tokenadapt_{k}": v for k, v in counts.items()})
@@ -245,9 +257,11 @@ class TransplantBenchmark(Benchmark):
         notes += [
             f"{left_out} eval-split licence(s) left out of the held-out text: SmolLM2's tokenizer has no "
             "token for one of their bytes",
-            f"new tokenizer: byte-level BPE, {new.vocab_size} ids, trained on the licences' train split"
+            f"new tokenizer: byte-level BPE, {new.vocab_size} ids (fingerprint {new.fingerprint()[:16]}), "
+            "trained on the licences' train split"
             + (f" (loaded from {self.new_tokenizer})" if self.new_tokenizer else "") + "; "
-            f"held-out: {original.bytes} bytes of the eval split in pieces of at most {CHUNK_BYTES} bytes",
+            f"held-out: {original.bytes} bytes of the eval split in pieces of at most {self.chunk_bytes} "
+            "bytes",
             f"fine-tune: the embedding table only (tied head), {steps} steps x {self.batch_size} x "
             f"{self.max_length} tokens, AdamW lr {self.lr}, same data and budget for every initialiser",
             "ratio: bits per byte over the original SmolLM2 on its own tokenizer (measured here)",
@@ -259,5 +273,5 @@ class TransplantBenchmark(Benchmark):
                           ("init", "bpb before", "ratio before", "bpb after", "ratio after", "tokens"),
                           tuple(rows)),),
             series=tuple(series), notes=tuple(notes),
-            provenance=Provenance.collect(registry=registry, runtime=runtime, model="smollm2",
+            provenance=Provenance.collect(registry=registry, runtime=runtime, model=self.model,
                                           seed=self.seed))
