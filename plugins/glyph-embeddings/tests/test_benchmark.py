@@ -53,7 +53,18 @@ def test_held_out_bits_per_byte_is_the_summed_loss_over_the_predicted_bytes():
     assert nats == pytest.approx(nll / tokens, rel=1e-5)
 
 
-def test_a_short_run_reports_both_models(bank):
+@pytest.fixture(scope="module")
+def lee(registry):
+    """The Lee corpus (gensim's test data), or a skip naming what to install."""
+    from tokensmith import DataUnavailableError
+
+    try:
+        next(iter(registry.build("dataset", {"type": "lee-corpus", "part": "background"}).examples("all")))
+    except DataUnavailableError as exc:
+        pytest.skip(f"the Lee corpus is not installed: {exc}")
+
+
+def test_a_short_run_reports_both_models(bank, lee):
     results = measure(quick=True, steps=2)
     runs = {r["model"]: r for r in results["runs"]}
     assert set(runs) == set(MODELS)
