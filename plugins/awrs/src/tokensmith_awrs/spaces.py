@@ -152,11 +152,19 @@ class ByteSpace:
     pieces: tuple[bytes, ...] = tuple(bytes([b]) for b in range(256))
     stops = frozenset({BYTE_EOS})
 
+    #: advances remembered: particles holding the same byte state (resampled copies share it)
+    #: that draw the same byte share one advance of the byte LM
+    memo_size = 4096
+
     def __init__(self, lm: ByteLanguageModel) -> None:
+        from collections import OrderedDict
+
         self.lm = lm
         self.masks = 0
         self._calls = 0
         self._prune: Any = None
+        # (id(state), byte) -> (state, next state); the state is kept so its id is not reused
+        self._memo: OrderedDict[tuple[int, int], tuple[Any, Any]] = OrderedDict()
 
     def masker(self, constraint: Constraint) -> None:
         """Bytes are checked by the constraint itself (llguidance's byte matcher included)."""
@@ -182,12 +190,24 @@ class ByteSpace:
         return logw if self._prune is None else logw + self._prune
 
     def advance(self, state: Any, symbol: int) -> Any | None:
-        """The state after ``symbol``, or ``None`` when the byte LM's token context is full."""
+        """The state after ``symbol``, or ``None`` when the byte LM's token context is full.
+        Byte states are values, so the same state advanced by the same byte again (another
+        particle, a resampled copy) gets the state computed the first time: ``calls`` counts
+        the byte LM's own calls."""
+        key = (id(state), symbol)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is state:
+            self._memo.move_to_end(key)
+            return hit[1]
         self._calls += 1
         try:
-            return self.lm.advance(state, symbol)
+            after = self.lm.advance(state, symbol)
         except ContextLengthError:
-            return None
+            after = None
+        self._memo[key] = (state, after)
+        if len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return after
 
     def fork(self, state: Any) -> Any:
         return state  # byte states are values: advance() returns a new one
