@@ -8,9 +8,13 @@ changes only what DLER changes, each through one of our objective components:
   group's pass rate under the full cap, after which the rewards are computed again;
 - the advantages are our ``advantage`` (default: correct-sample boost on batch whitening, with
   each completion weighted by its token count), not TRL's;
-- dynamic sampling: the completions of groups whose rewards are all equal (within ``eps``) are
-  dropped from the update — their loss mask is zeroed and the token count that normalises the
-  loss excludes them, which is the same gradient as removing the rows;
+- dynamic sampling (:class:`~tokensmith_dler.sampling.DynamicSampling`; TRL has none): the groups
+  whose rewards are all equal (within ``eps``) are dropped and more prompts are drawn from the
+  train dataset and rolled out until the batch holds its full number of informative groups, at
+  most ``max_extra_rounds`` extra rounds; the rounds' rollouts are re-padded into one batch. A
+  batch still short at the cap is completed with dropped groups whose loss mask is zeroed (the
+  token count that normalises the loss excludes them: the same gradient as removing the rows) and
+  the counters say so (``dler/dynamic_sampling/*``), or the run stops (``on_cap="error"``);
 - the loss is our ``loss`` (default :class:`~tokensmith_dler.objectives.ClipHigher`) on TRL's
   per-token log-probabilities, normalised like TRL's ``loss_type="dapo"``.
 
@@ -337,8 +341,9 @@ class _DLERMixin:
 
 _DOC = """``trl.GRPOTrainer`` running the DLER recipe: ``advantage=`` (default correct-sample boost on
 batch whitening), ``loss=`` (default clip-higher, ε_lo 0.2 / ε_hi 0.28, dual clip 10),
-``dynamic_sampling=`` (drop zero-variance groups from the update, ``dynamic_sampling_eps`` the
-guard), ``difficulty_aware=`` (a DifficultyAwareTruncation: L(q) per prompt). Give it a
+``dynamic_sampling=`` (a DynamicSampling, True or False: drop zero-variance groups and refill the
+batch with more prompts; ``eps`` the guard, ``max_extra_rounds`` the cap), ``difficulty_aware=``
+(a DifficultyAwareTruncation: L(q) per prompt). Give it a
 ``truncation-penalty`` reward (``tokensmith.reward_funcs(TruncationPenalty(...))``), which reads the
 ``finished`` and ``truncation_length`` columns this trainer adds. ``args.beta`` must equal the loss's
 ``kl_coef`` (TRL loads the reference model only when beta != 0)."""
