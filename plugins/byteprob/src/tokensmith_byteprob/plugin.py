@@ -11,7 +11,8 @@ _M = "tokensmith_byteprob"
 def tokensmith_register_decoders():
     return [Component("byteprob", f"{_M}.decoding:ByteDecoder",
                       "exact byte-level decoding (Phan et al. 2410.09303): prompts may end mid-token; "
-                      "meaning canonical|marginal, temperature/top-p on bytes",
+                      "meaning canonical-local|canonical-global|marginal, certified tolerance, contexts, "
+                      "temperature/top-p on bytes",
                       requires=("byte_view", "causal_lm"))]
 
 
