@@ -30,6 +30,7 @@ from tokensmith import (
     Report,
     Series,
     Table,
+    TokensmithError,
     non_negative_int,
     positive,
     positive_int,
@@ -208,8 +209,12 @@ class TransplantBenchmark(Benchmark):
                     continue
                 context = BuildContext(runtime=runtime, model=model, tokenizer=new, model_tokenizer=old,
                                        registry=registry)
-                registry.build("embedding", {"type": "zett", "hypernetwork": self.zett_hypernetwork},
-                               context).apply(model, new)
+                try:
+                    registry.build("embedding", {"type": "zett", "hypernetwork": self.zett_hypernetwork},
+                                   context).apply(model, new)
+                except TokensmithError as err:  # a bad artifact costs its row, not the whole run
+                    notes.append(f"zett: not measured, the hypernetwork was refused: {err}")
+                    continue
                 notes.append(f"zett: hypernetwork {self.zett_hypernetwork}")
             elif init in ("random", "mean"):
                 from tokensmith import install_embeddings
