@@ -183,12 +183,12 @@ def test_the_report_holds_every_method(plugin_registry):
                "after": {"mean": {**scores, "spearman": 0.3}},
                "tfidf": {"spearman": 0.5, "recall@1": 0.6, "mrr": 0.7}, "losses": [(1, 2.0), (2, 1.5)],
                "train_seconds": 1.0, "eval_seconds": 1.0, "truncated": 3, "train_texts": 8, "lee_pairs": 10,
-               "stage1_steps": 2, "trainable_parameters": 100, "documents_fitted": 8}
+               "stage1_steps": 2, "trainable_parameters": 100, "documents_fitted": 8, "train_layers": 1}
     report = to_report(results)
     assert Report.from_json(report.to_json()) == report
     assert report.metrics["gain_spearman[text2token vs untrained mean]"] == pytest.approx(0.2)
     assert [row[0] for row in report.tables[0].rows] == list(METHODS)
     assert report.tables[0].rows[2][4] is None                     # tf-idf has no vocabulary projection
     record = plugin_registry.get("benchmark", "text2token")
-    assert {p.name for p in plugin_registry.parameters(record).parameters} == {"steps", "lr", "model", "seed",
-                                                                               "threads"}
+    assert {p.name for p in plugin_registry.parameters(record).parameters} == {
+        "steps", "lr", "train_layers", "model", "seed", "threads"}
