@@ -54,12 +54,12 @@ from .select import keep_top
 
 COMPONENT = "sstoken benchmark"
 ARMS = ("full", "random", "sstoken", "rel-only", "attention-only", "sstoken-ema")
-DEFAULT_ARMS = ("full", "random", "sstoken", "rel-only", "attention-only")
+DEFAULT_ARMS = ("full", "random", "sstoken")
 #: subtasks with a short input and a free-text output (a fact, a question, an answer, a list of words)
 TASKS = ("subtask016_mctaco_answer_generation_frequency", "subtask033_winogrande_answer_generation",
          "subtask037_qasc_generate_related_fact", "subtask040_qasc_question_generation",
          "subtask041_qasc_answer_generation", "subtask044_essential_terms_identifying_essential_words")
-FULL = {"steps": 8, "eval_examples": 40}
+FULL = {"steps": 6, "eval_examples": 24}
 QUICK = {"steps": 3, "eval_examples": 6}
 _OPTIONAL_POSITIVE = attrs.validators.optional(positive_int)
 
@@ -142,6 +142,15 @@ def select_examples(records: Iterable[tuple[str, Mapping[str, Any]]], *, tasks: 
             f"held-out examples that fit, {n_train} and {n_eval} needed", component=COMPONENT,
             hint="ask fewer steps/eval_examples, raise max_length, or name more tasks")
     return {"train": train, "eval": held_out, "read": read, "too_long": too_long}
+
+
+def _say(message: str) -> None:
+    """A timestamped line on stderr (the progress bar is silent in a pipe; a run of many minutes
+    should still say where it is)."""
+    import sys
+    import time
+
+    print(f"[sstoken benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def sft_row(pair: Mapping[str, str], tokenizer: Any) -> dict[str, list[int]]:
@@ -239,7 +248,9 @@ def measure(*, model_source: Any, arms: tuple[str, ...], steps: int, eval_exampl
     eval_rows = [sft_row(pair, tokenizer) for pair in chosen["eval"]]
     pad = next((int(v) for v in (getattr(tokenizer, "pad_id", None), getattr(tokenizer, "eos_id", None))
                 if v is not None), 0)
+    _say(f"model loaded, {len(chosen['train'])} train / {len(chosen['eval'])} held-out examples selected")
     results: dict[str, Any] = {"base": response_metrics(base, eval_rows, pad), "runs": []}
+    _say(f"base model measured: loss {results['base']['loss']:.4f}")
     pristine = copy.deepcopy(base.state_dict())
     attention = getattr(base.config, "_attn_implementation", None)
     train_rows = [sft_row(pair, tokenizer) for pair in chosen["train"]]
@@ -262,6 +273,8 @@ def measure(*, model_source: Any, arms: tuple[str, ...], steps: int, eval_exampl
             results["runs"].append({"arm": arm, "losses": result.losses, "seconds": result.seconds,
                                     "kept_share": 1.0 if arm == "full" else kept_share,
                                     **response_metrics(result.model, eval_rows, pad)})
+            _say(f"arm {arm}: trained in {result.seconds:.0f} s, held-out loss "
+                 f"{results['runs'][-1]['loss']:.4f}")
             # the sstoken recipe switched the model to eager attention with attention maps: undo it
             if attention is not None and hasattr(model, "set_attn_implementation"):
                 model.set_attn_implementation(attention)
@@ -348,7 +361,7 @@ class SSTokenBenchmark(Benchmark):
                f"{QUICK['eval_examples']})"})
 
     batch_size: int = attrs.field(default=4, validator=positive_int, metadata={"doc": "examples per step"})
-    max_length: int = attrs.field(default=96, validator=positive_int,
+    max_length: int = attrs.field(default=80, validator=positive_int,
                                   metadata={"doc": "tokens per example at most (longer ones are not used)"})
     lr: float = attrs.field(default=5e-5, validator=positive, metadata={"doc": "AdamW learning rate"})
     ratio: float = attrs.field(default=0.6, validator=probability, metadata={"doc": "ρ (paper: 0.6)"})
