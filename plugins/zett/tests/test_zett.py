@@ -292,3 +292,22 @@ def test_cpu_and_gpu_recipes_share_one_format():
     gpu, cpu = configs["zett-smollm2.toml"], configs["zett-smollm2-cpu.toml"]
     assert gpu["recipe"]["identity_steps"] == 10000 and gpu["recipe"]["vocab_size"] == 32768
     assert cpu["train"]["steps"] * cpu["train"]["batch_size"] * cpu["data"]["max_length"] < 30_000
+
+
+def test_tokens_the_original_cannot_spell_get_the_mean_row_and_are_reported(old, trained, monkeypatch):
+    """A new token with a byte the original tokenizer has no token for (SmolLM2 lacks 21 bytes; a
+    byte-level BPE has all 256) has no surface form: 'mean' gives it the mean row and the report
+    lists it; 'error' refuses, naming the token."""
+    new = tiny_tokenizer("byte_level", vocab_size=300, corpus=OTHER_CORPUS)
+    monkeypatch.setattr(type(old), "unrepresentable_bytes", property(lambda self: frozenset({0xC0})))
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    model.load_state_dict(trained.model.state_dict())
+    mean = model.get_input_embeddings().weight.detach()[: old.vocab_size].mean(0)
+    hit = [i for i, b in enumerate(new.byte_table) if b and 0xC0 in b]
+    assert hit
+    with pytest.raises(IncompatibleComponentsError, match="no token for"):
+        ZeTT(hypernetwork=trained.path, undecomposable="error").transfer(model, old, new)
+    report = ZeTT(hypernetwork=trained.path).transfer(model, old, new)
+    rows = model.get_input_embeddings().weight
+    assert all(torch.allclose(rows[i], mean) for i in hit)
+    assert any(f"{len(hit)} token(s)" in n for n in report.notes)

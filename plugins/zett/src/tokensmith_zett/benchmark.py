@@ -69,7 +69,8 @@ def pieces_of(text: str, limit: int) -> list[str]:
 def fvt_table(model: Any, old: Any, new: Any) -> Any:
     """FVT (Gee et al. 2022), the heuristic ZeTT compares with: each new token's row is the mean of
     the original rows of its full decomposition by the original tokenizer; special tokens the model
-    knows are copied (the hypernetwork's input, mean-pooled instead of encoded)."""
+    knows are copied (the hypernetwork's input, mean-pooled instead of encoded); a token with a byte
+    the original tokenizer has no token for gets the mean row, as the ``zett`` embedding's default."""
     import torch
 
     from .hypernet import byte_index, decompose
@@ -84,6 +85,8 @@ def fvt_table(model: Any, old: Any, new: Any) -> Any:
                 raise InputError(f"special token {new.special_tokens[i]!r} of {new.name!r} is not in "
                                  f"{old.name!r}", component=COMPONENT)
             rows.append(emb[specials[new.special_tokens[i]]])
+        elif set(b) & old.unrepresentable_bytes:
+            rows.append(emb[: old.vocab_size].mean(0))  # no decomposition: the mean row, as zett's default
         else:
             ids = decompose(b, old, by_bytes, maxlen=len(b))
             rows.append(emb[list(ids)].mean(0))
@@ -187,6 +190,7 @@ class ZeTTTransferBenchmark(Benchmark):
         metrics.update({"original_bits_per_byte": original.bits_per_byte, "original_tokens": original.tokens,
                         "held_out_bytes": original.bytes, "new_vocab_size": new.vocab_size})
         rows: list[tuple[Any, ...]] = [("original", old.name, original.bits_per_byte, 1.0, 1.0)]
+        notes: list[str] = []
         cases = [("zett (identity)", old, "zett"), ("mean", new, "mean"), ("fvt", new, "fvt"),
                  ("zett", new, "zett"), ("zett + copied shared rows", new, "zett-copy")]
         for label, tokenizer, how in cases:
@@ -197,7 +201,9 @@ class ZeTTTransferBenchmark(Benchmark):
                 install_embeddings(model, tokenizer, old_tokenizer=old,
                                    table=fvt_table(model, old, tokenizer), seed=self.seed)
             else:
-                ZeTT(hypernetwork=path, copy_shared=how == "zett-copy").transfer(model, old, tokenizer)
+                done = ZeTT(hypernetwork=path, copy_shared=how == "zett-copy").transfer(model, old, tokenizer)
+                if how == "zett":
+                    notes.extend(n for n in done.notes if n.startswith("zett:"))
             score = score_texts(HFCausalLM(model, tokenizer, runtime),
                                 progress(texts, total=len(texts), desc=label, unit="text"))
             key = label.split(" ")[0] if how != "zett-copy" else "zett_copy_shared"
@@ -208,7 +214,7 @@ class ZeTTTransferBenchmark(Benchmark):
                          score.bits_per_byte, score.bits_per_byte / original.bits_per_byte,
                          score.tokens / original.tokens))
             del model
-        notes = [
+        notes += [
             f"hypernetwork: {path}" + (f" ({meta_steps} training steps)" if meta_steps is not None else ""),
             "no fine-tuning anywhere: every row is zero-shot (zett predicts every row of the target table, "
             "specials copied; 'copied shared rows' also copies the rows of tokens SmolLM2 has)",

@@ -60,8 +60,14 @@ class ZeTT(EmbeddingProvider):
         positive_int), metadata={"doc": "round the rows up to a multiple; None keeps the model's padding"})
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={
         "doc": "seed handed to install_embeddings (no random rows are drawn: every row is predicted)"})
+    undecomposable: str = attrs.field(default="mean", validator=attrs.validators.in_(("mean", "error")),
+                                      metadata={
+        "doc": "a new token with a byte the original tokenizer has no token for (SmolLM2 lacks 21 of the "
+               "256 bytes, a byte-level BPE has them all) has no surface form for the hypernetwork: 'mean' "
+               "gives it the mean original row and lists it in the report's notes; 'error' refuses"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _loaded: Any = attrs.field(default=None, init=False, repr=False, eq=False)
+    fallback: tuple[int, ...] = attrs.field(default=(), init=False, repr=False, eq=False)
 
     def build(self, model: Any, tokenizer: Tokenizer) -> Any:
         return model.get_input_embeddings()
@@ -95,7 +101,7 @@ class ZeTT(EmbeddingProvider):
         head = model.get_output_embeddings()
         head_w = None if head is None or head.weight is model.get_input_embeddings().weight \
             else head.weight.detach()
-        pieces, copied = [], {}
+        pieces, copied, fallback = [], {}, []
         for i, b in enumerate(new.byte_table):
             if i in new_specials:
                 if new_specials[i] not in old_specials:
@@ -112,11 +118,27 @@ class ZeTT(EmbeddingProvider):
                                                   component=COMPONENT)
             if self.copy_shared and b in by_bytes:
                 copied[i] = by_bytes[b]
+            missing = set(b) & old.unrepresentable_bytes
+            if missing:
+                if self.undecomposable == "error":
+                    raise IncompatibleComponentsError(
+                        f"token {i} ({b!r}) of {new.name!r} has byte(s) {sorted(missing)} that "
+                        f"{old.name!r} has no token for: no surface form to give the hypernetwork",
+                        component=COMPONENT, hint="undecomposable = 'mean' gives such tokens the mean row")
+                fallback.append(i)
+                pieces.append((0,))  # a placeholder row, replaced by the mean below
+                continue
             pieces.append(decompose(b, old, by_bytes, hn.surface_maxlen))
         table, head_table = hn.predict(pieces, batch=self.batch)
         table = table.to(emb.dtype)
         if head_w is not None:
             head_table = head_table.to(head_w.dtype)
+        if fallback:
+            rows = torch.tensor(fallback, device=table.device)
+            table[rows] = emb[: old.vocab_size].mean(0)
+            if head_w is not None:
+                head_table[rows] = head_w[: old.vocab_size].mean(0)
+        self.fallback = tuple(fallback)
         if copied:
             new_ids = torch.tensor(list(copied), device=table.device)
             old_ids = torch.tensor(list(copied.values()), device=table.device)
@@ -128,8 +150,14 @@ class ZeTT(EmbeddingProvider):
     def transfer(self, model: Any, old: Tokenizer, new: Tokenizer) -> ModelReport:
         """Move ``model`` from ``old`` onto ``new`` in place with the hypernetwork's rows."""
         table, head_table = self.predict(model, old, new)
-        return install_embeddings(model, new, old_tokenizer=old, table=table, head_table=head_table,
-                                  seed=self.seed, pad_to_multiple_of=self.pad_to_multiple_of)
+        report = install_embeddings(model, new, old_tokenizer=old, table=table, head_table=head_table,
+                                    seed=self.seed, pad_to_multiple_of=self.pad_to_multiple_of)
+        if self.fallback:
+            shown = ", ".join(map(str, self.fallback[:20])) + (" ..." if len(self.fallback) > 20 else "")
+            report = attrs.evolve(report, notes=(*report.notes, (
+                f"zett: {len(self.fallback)} token(s) of {new.name!r} have a byte {old.name!r} has no token "
+                f"for and got the mean original row (undecomposable = 'mean'): ids {shown}")))
+        return report
 
     def embed_tokens(self, model: Any, tokenizer: Tokenizer, pieces: Sequence[tuple[int, ...]], *,
                      output: bool = False) -> Any:
