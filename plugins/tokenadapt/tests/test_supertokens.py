@@ -122,6 +122,8 @@ def test_spans_words():
     assert spans_words(b"of the") and spans_words(b"d to t") and spans_words(b"a\nb")
     assert not spans_words(b" the") and not spans_words(b"the ") and not spans_words(b"   ")
     assert not spans_words(b"") and not spans_words(b"licence")
+    assert not spans_words("voilà là".encode()[1:6].replace(b" ", b"x"))  # C3 A0 is no space
+    assert not spans_words("Ångström".encode())  # nor C3 85
 
 
 def test_registered_and_built_from_a_table(registry):

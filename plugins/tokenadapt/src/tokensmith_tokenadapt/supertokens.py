@@ -189,13 +189,16 @@ class SupertokenBPE(TokenizerTrainer):
                                eos_token=self.eos_token)
 
 
+ASCII_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
+
+
 def spans_words(token: bytes) -> bool:
     """Whether a token's bytes hold (parts of) two words: a non-space byte, whitespace, then a
     non-space byte again, as in b"of the" or b"d to" (b" the", a word with its leading space,
     is an ordinary token of a GPT-2-style BPE; so is a run of spaces)."""
     state = 0  # 0: no text yet, 1: text seen, 2: whitespace after text
     for b in token:
-        if chr(b).isspace():
+        if b in ASCII_WHITESPACE:  # bytes, not characters: 0xA0 inside "à" (C3 A0) is no space
             state = 2 if state else 0
         elif state == 2:
             return True
