@@ -1,21 +1,24 @@
-"""SMC under a constraint over the exact byte-level LM of an ensemble of two models with
-different tokenizers (tokensmith-byteprob's ByteEnsemble): the particles' posterior is the
-ensemble's own constrained posterior, computed here by enumerating the finite language, even
-when the prompt ends inside a word (no token boundary to respect: nothing is biased there)."""
+"""SMC (tokensmith-awrs) under a constraint over the exact byte-level LM of an ensemble of two
+models with different tokenizers (tokensmith-byteprob's ByteEnsemble): the particles' posterior
+is the ensemble's own constrained posterior, computed here by enumerating the finite language,
+even when the prompt ends inside a word (no token boundary to respect: nothing is biased there).
+A composition of two plugins (examples/ensemble-smc runs it on SmolLM2): skipped without them."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-import torch
-from tokensmith_awrs.regex import RegexConstraint
-from tokensmith_awrs.smc import smc
-from tokensmith_awrs.spaces import ByteSpace
 
 from tokensmith import BYTE_EOS
 
-pytestmark = pytest.mark.cross_plugin
+torch = pytest.importorskip("torch")
+awrs_regex = pytest.importorskip("tokensmith_awrs.regex")
+awrs_smc = pytest.importorskip("tokensmith_awrs.smc")
+awrs_spaces = pytest.importorskip("tokensmith_awrs.spaces")
+byteprob = pytest.importorskip("tokensmith_byteprob")
+byteprob_ensemble = pytest.importorskip("tokensmith_byteprob.ensemble")
+RegexConstraint, smc, ByteSpace = awrs_regex.RegexConstraint, awrs_smc.smc, awrs_spaces.ByteSpace
 
 #: the prompt stops inside "over": a token-level model would have to respect a token boundary
 #: the text does not have (the tiny models are random: a pattern whose strings they weigh
@@ -27,9 +30,6 @@ LANGUAGE = [b"a", b"b", b"aa", b"ab", b"ba", b"bb"]
 
 @pytest.fixture(scope="module")
 def ensemble():
-    byteprob = pytest.importorskip("tokensmith_byteprob")
-    from tokensmith_byteprob.ensemble import ByteEnsemble
-
     from tokensmith import HFCausalLM, Runtime
     from tokensmith.testing import tiny_llama, tiny_tokenizer
 
@@ -40,7 +40,7 @@ def ensemble():
         lm = HFCausalLM(model, tok, Runtime(device="cpu", dtype="float64"), name=f"tiny-{kind}")
         members.append(byteprob.ByteProbLM(lm))
     assert members[0].lm.tokenizer.vocab() != members[1].lm.tokenizer.vocab()
-    return ByteEnsemble(members, weights=[0.7, 0.3])
+    return byteprob_ensemble.ByteEnsemble(members, weights=[0.7, 0.3])
 
 
 def _exact(lm, prompt: str, strings: list[bytes]) -> tuple[dict[bytes, float], float]:
