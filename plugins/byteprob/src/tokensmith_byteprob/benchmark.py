@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from tokensmith import (
     bits_per_byte,
     positive_int,
     ratio,
+    run_recipe,
     seeded_split,
     tensor_bytes,
     tiny_tokenizer,
@@ -238,29 +240,23 @@ def ensemble(lm: Any, quick: bool) -> dict[str, Any]:
     and their byte-level mixture (arithmetic mean of next-byte probabilities)."""
     if quick:
         return {"skipped": "quick mode (trains a tiny LM)"}
-    import torch
-
     from tokensmith.testing import tiny_llama
 
     train, held = code_corpus()
     tok = tiny_tokenizer("byte_fallback", vocab_size=600, corpus=train)
     # a context of 512 tokens holds the 300 bytes of prompt + held-out text at this small vocabulary
     model, _ = tiny_llama(tok, hidden_size=128, layers=3, heads=4, context=512, seed=0)
-    data = torch.tensor([i for text in train for i in tok.encode(text).ids])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    model.train()
-    start = time.perf_counter()
+    # trained through the core recipe runner: 300 steps of 16 packed windows of 128 tokens
     steps = 300
-    for _ in range(steps):
-        offs = torch.randint(0, len(data) - 129, (16,), generator=gen)
-        batch = torch.stack([data[o: o + 129] for o in offs])
-        loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_recipe(
+            model=model, tokenizer=tok, train_data=[{"text": text} for text in train],
+            data={"max_length": 128, "packing": True},
+            arguments={"steps": steps, "batch_size": 16, "lr": 3e-3, "schedule": "constant", "seed": 0,
+                       "save_final": False, "progress": "off"},
+            output_dir=tmp)
     model.eval()
-    train_s = time.perf_counter() - start
+    train_s = result.seconds
     tiny = HFCausalLM(model, tok, Runtime(device="cpu", dtype="float32"), name="tiny-code")
     mix = ByteEnsemble([ByteProbLM(lm), ByteProbLM(tiny)])
     prompt, target = held[:40].encode(), held[40:].encode()
@@ -281,7 +277,7 @@ def ensemble(lm: Any, quick: bool) -> dict[str, Any]:
     by_weight = {str(w): bpb(-sum(math.log(w * math.exp(a) + (1 - w) * math.exp(b)) if max(a, b) > -math.inf
                                   else -math.inf for a, b in member_logp))
                  for w in (0.5, 0.8, 0.9, 0.95)}
-    return {"train_steps": steps, "train_seconds": train_s, "final_train_loss": loss.item(),
+    return {"train_steps": steps, "train_seconds": train_s, "final_train_loss": result.losses[-1][1],
             "held_out_bytes": n,
             "bits_per_byte": {"model": bpb(-sum(a for a, _ in member_logp)),
                               "tiny_code_lm": bpb(-sum(b for _, b in member_logp)),
