@@ -178,7 +178,7 @@ class DupMAERetrieval(Benchmark):
     lr: float = attrs.field(
         default=1e-4,
         validator=positive,
-        metadata={"doc": "AdamW learning rate (RetroMAE pre-training: 1e-4)"},
+        metadata={"doc": "AdamW learning rate"},
     )
     bow_weight: float = attrs.field(
         default=0.1, validator=non_negative, metadata={"doc": "λ_bow (paper code: 0.1)"}
