@@ -38,6 +38,7 @@ from tokensmith import (
     IncompatibleComponentsError,
     InputError,
     Tokenizer,
+    UnrepresentableTextError,
     map_shared_tokens,
     progress,
 )
@@ -297,7 +298,7 @@ def plan_transplant(old: Tokenizer, new: Tokenizer, embedder: Any, *, temperatur
         if text is not None:
             try:
                 ids = list(old.encode(text).ids)
-            except InputError:  # characters the old tokenizer has no token for (e.g. a control byte)
+            except (InputError, UnrepresentableTextError):  # no old token for a character (a control byte)
                 ids = None
         if ids is None:
             ids = greedy_pieces(data, lookup, longest)
