@@ -259,3 +259,23 @@ def test_benchmark_parameters_checked(make_registry):
             registry.build("benchmark", {"type": "transplant", **bad})
     built = registry.build("benchmark", {"type": "transplant", "zett_hypernetwork": "hn.safetensors"})
     assert built.zett_hypernetwork == "hn.safetensors"
+
+
+def test_new_token_the_old_tokenizer_cannot_encode_is_decomposed_by_bytes(old, new, monkeypatch):
+    """SmolLM2 has no token for the byte 0x04: encoding such a new token raises
+    UnrepresentableTextError, and the plan falls back to the byte match instead of stopping."""
+    from tokensmith import UnrepresentableTextError
+
+    encode = old.encode
+
+    def refusing(text, *args, **kwargs):
+        if "e" in text:
+            raise UnrepresentableTextError("no token for 'e' here", component="test tokenizer")
+        return encode(text, *args, **kwargs)
+
+    monkeypatch.setattr(old, "encode", refusing)
+    plan = plan_transplant(old, new, CharNgramEmbedder())
+    with_e = [i for i in plan.local if "e" in new.token_bytes(i).decode("utf-8", "replace")]
+    assert with_e and all(plan.local[i] is not None for i in with_e)
+    for i in with_e:  # the pieces spell the token's bytes exactly
+        assert b"".join(old.token_bytes(p) for p in plan.local[i].ids) == new.token_bytes(i)
