@@ -278,3 +278,30 @@ def score_texts(lm: Any, texts: Iterable[str]) -> TextScore:
     if not tokens:
         raise InputError("no text to score", component=_WHERE)
     return TextScore(nll, tokens, n_bytes)
+
+
+def text_pieces(text: str, max_bytes: int) -> list[str]:
+    """``text`` as consecutive pieces of at most ``max_bytes`` UTF-8 bytes, for scoring held-out
+    text within a model's context: cut after a line break where possible, inside a line (at a
+    character boundary) only when the line alone is longer. Nothing is dropped:
+    ``"".join(text_pieces(text, n)) == text``. ``max_bytes`` must hold the longest character (4)."""
+    max_bytes = _count(max_bytes, "max_bytes", 4)
+    if not isinstance(text, str):
+        raise InputError(f"text_pieces needs a str, got {type(text).__name__}", component=_WHERE)
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode("utf-8")) > max_bytes:
+            cut = len(line.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore"))
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:cut])
+            line = line[cut:]
+        if current and len((current + line).encode("utf-8")) > max_bytes:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return out

@@ -204,3 +204,25 @@ def test_comparison_metrics_go_into_a_report(seconds):
 
     c = Comparison(Timing(tuple(seconds)), Timing(tuple(reversed(seconds))))
     assert Report(name="r", metrics=c.metrics("x")).metrics["x_ratio"] == pytest.approx(1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["a", "é", "東", "😀", "\n", " ", "\r", "\x85"]), max_size=80),
+       st.integers(min_value=4, max_value=24))
+def test_text_pieces_join_back_and_fit_the_byte_budget(text, limit):
+    from tokensmith import text_pieces
+
+    pieces = text_pieces(text, limit)
+    assert "".join(pieces) == text
+    assert all(p and len(p.encode("utf-8")) <= limit for p in pieces)
+
+
+def test_text_pieces_cut_after_line_breaks_when_lines_fit_and_refuse_bad_input():
+    from tokensmith import InputError, text_pieces
+
+    assert text_pieces("ab\ncd\nef\n", 6) == ["ab\ncd\n", "ef\n"]
+    assert text_pieces("", 8) == []
+    with pytest.raises(InputError, match="max_bytes"):
+        text_pieces("abc", 3)
+    with pytest.raises(InputError, match="needs a str"):
+        text_pieces(b"abc", 8)

@@ -28,6 +28,7 @@ from tokensmith.core.bench import (
     ratio,
     rss_bytes,
     score_texts,
+    text_pieces,
 )
 from tokensmith.core.chat import CHATML_MARKERS, chatml_prompt, has_chatml
 from tokensmith.core.constraint import AllOf, AnyOf, Constraint, FunctionConstraint
@@ -226,7 +227,7 @@ __all__ = [
     "require_text", "require_texts", "save_artifact", "tiny_tokenizer", "to_markdown", "to_terminal",
     "train_tokenizer",
     "unit_interval", "write_all", "write_json", "write_png",
-    "Comparison", "PeakRSS", "TextScore", "Timing", "best_of", "bits_per_byte", "compare",
+    "Comparison", "PeakRSS", "TextScore", "Timing", "best_of", "bits_per_byte", "compare", "text_pieces",
     "live_tensor_bytes", "peak_rss", "peak_rss_bytes", "perplexity", "ratio", "rss_bytes", "score_texts",
     "tensor_bytes", "tensor_peak",
     "CHATML_MARKERS", "chatml_prompt", "has_chatml",
