@@ -10,17 +10,11 @@ import math
 
 import pytest
 import torch
-from tokensmith_zett.benchmark import ZeTTTransferBenchmark, fvt_table, pieces_of
+from tokensmith_zett.benchmark import ZeTTTransferBenchmark, fvt_table
 from tokensmith_zett.hypernet import byte_index, decompose, hypernetwork_for, save_hypernetwork
 
 from tokensmith import DataUnavailableError, default_registry
 from tokensmith.testing import tiny_llama, tiny_tokenizer
-
-
-def test_pieces_concatenate_back_and_respect_the_limit():
-    text = "short line\n" + "é" * 40 + "\n" + "x" * 7 + "\nend"
-    out = pieces_of(text, 16)
-    assert "".join(out) == text and all(len(p.encode()) <= 16 for p in out)
 
 
 def test_fvt_rows_are_means_of_the_decomposition():

@@ -36,34 +36,12 @@ from tokensmith import (
     positive_int,
     progress,
     score_texts,
+    text_pieces,
 )
 
 COMPONENT = "benchmark 'zett-transfer'"
 FULL_BYTES, QUICK_BYTES = 16_000, 4_000
 DEFAULT_HYPERNETWORK = "/work/artifacts/zett-smollm2/hypernetwork.safetensors"
-
-
-def pieces_of(text: str, limit: int) -> list[str]:
-    """``text`` as consecutive pieces of at most ``limit`` UTF-8 bytes, cut after line breaks where
-    possible and inside a line (at a character boundary) only when the line alone is longer; the
-    pieces concatenate back to ``text``."""
-    out: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode("utf-8")) > limit:
-            cut = len(line.encode("utf-8")[:limit].decode("utf-8", errors="ignore"))
-            if current:
-                out.append(current)
-                current = ""
-            out.append(line[:cut])
-            line = line[cut:]
-        if current and len((current + line).encode("utf-8")) > limit:
-            out.append(current)
-            current = ""
-        current += line
-    if current:
-        out.append(current)
-    return out
 
 
 def fvt_table(model: Any, old: Any, new: Any) -> Any:
@@ -158,7 +136,7 @@ class ZeTTTransferBenchmark(Benchmark):
             elif example["text"].strip():
                 # the held-out sample: the eval split's pieces in order, up to held_out bytes (a long
                 # licence's later pieces are not part of the sample)
-                for piece in pieces_of(example["text"], self.piece_bytes):
+                for piece in text_pieces(example["text"], self.piece_bytes):
                     if total >= held_out:
                         break
                     texts.append(piece)
