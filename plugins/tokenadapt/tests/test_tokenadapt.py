@@ -237,16 +237,6 @@ def test_cached_embedder_computes_once_and_reloads(tmp_path):
     assert Counting.calls == 2 and len(list(tmp_path.glob("phi-*.safetensors"))) == 2
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from("ab é\n€"), max_size=200), st.integers(4, 40))
-def test_benchmark_chunks_keep_every_byte(text, limit):
-    from tokensmith_tokenadapt.benchmark import chunks
-
-    pieces = chunks(text, limit)
-    assert "".join(pieces) == text
-    assert all(piece and len(piece.encode("utf-8")) <= limit for piece in pieces)
-
-
 def test_benchmark_parameters_checked(make_registry):
     import tokensmith_tokenadapt.plugin as plugin
 

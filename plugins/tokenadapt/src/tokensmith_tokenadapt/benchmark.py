@@ -37,6 +37,7 @@ from tokensmith import (
     progress,
     run_recipe,
     score_texts,
+    text_pieces,
 )
 
 from .heuristics import CachedEmbedder, make_embedder, plan_transplant
@@ -49,29 +50,6 @@ QUICK = {"held_out_bytes": 12_000, "steps": 12, "train_texts": 100}
 CHUNK_BYTES = 1_500
 
 
-def chunks(text: str, limit: int) -> list[str]:
-    """``text`` cut at line breaks into pieces of at most ``limit`` UTF-8 bytes (a longer line
-    becomes its own piece at character boundaries); nothing is dropped: ``"".join`` gives it back."""
-    out, current = [], ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode("utf-8")) > limit:
-            cut = limit
-            while len(line[:cut].encode("utf-8")) > limit:
-                cut -= 1
-            if current:
-                out.append(current)
-                current = ""
-            out.append(line[:cut])
-            line = line[cut:]
-        if current and len((current + line).encode("utf-8")) > limit:
-            out.append(current)
-            current = ""
-        current += line
-    if current:
-        out.append(current)
-    return out
-
-
 def unscorable(text: str, tokenizer: Any) -> bool:
     """Whether ``tokenizer`` (SmolLM2's) lacks a token for some byte of ``text`` (a control
     character): the original model cannot score it, so no ratio is defined for it."""
@@ -82,7 +60,7 @@ def held_out_texts(licenses: Any, old: Any, held_out_bytes: int,
                    chunk_bytes: int = CHUNK_BYTES) -> tuple[list[str], int]:
     """The held-out text every transplant is scored on (also bench/tokensurgeon's): the
     licences' eval split in order, whole licences until ``held_out_bytes`` bytes, cut by
-    :func:`chunks` into pieces of at most ``chunk_bytes``; licences ``old`` cannot encode are
+    :func:`tokensmith.text_pieces` into pieces of at most ``chunk_bytes``; licences ``old`` cannot encode are
     left out and counted (the second value)."""
     texts, total, left_out = [], 0, 0
     for example in licenses.examples("eval"):
@@ -91,7 +69,7 @@ def held_out_texts(licenses: Any, old: Any, held_out_bytes: int,
         if unscorable(example["text"], old):
             left_out += 1  # reported in the notes: SmolLM2 has no token for some byte of it
         elif example["text"].strip():
-            texts.extend(chunks(example["text"], chunk_bytes))
+            texts.extend(text_pieces(example["text"], chunk_bytes))
             total += len(example["text"].encode("utf-8"))
     return texts, left_out
 
