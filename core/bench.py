@@ -19,7 +19,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -305,3 +305,41 @@ def text_pieces(text: str, max_bytes: int) -> list[str]:
     if current:
         out.append(current)
     return out
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n of ``values``, tied values sharing the mean of their ranks (as Spearman's rho
+    needs)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson's r of two equally long sequences; ``None`` where it is undefined: fewer than 3
+    points, or either side constant."""
+    if len(x) != len(y):
+        raise InputError(f"pearson needs sequences of one length, got {len(x)} and {len(y)}",
+                         component=_WHERE)
+    if len(x) < 3:
+        return None
+    mx, my = math.fsum(x) / len(x), math.fsum(y) / len(y)
+    dx, dy = [a - mx for a in x], [b - my for b in y]
+    denominator = math.sqrt(math.fsum(a * a for a in dx) * math.fsum(b * b for b in dy))
+    if denominator == 0.0:
+        return None
+    return max(-1.0, min(1.0, math.fsum(a * b for a, b in zip(dx, dy)) / denominator))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho: Pearson's r of the tie-averaged ranks (:func:`average_ranks`);
+    ``None`` where it is undefined (as :func:`pearson`)."""
+    return pearson(average_ranks(x), average_ranks(y))

@@ -226,3 +226,31 @@ def test_text_pieces_cut_after_line_breaks_when_lines_fit_and_refuse_bad_input()
         text_pieces("abc", 3)
     with pytest.raises(InputError, match="needs a str"):
         text_pieces(b"abc", 8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-4, 4), min_size=3, max_size=15), st.randoms(use_true_random=False))
+def test_spearman_is_pearson_of_average_ranks_against_brute_force(x, rnd):
+    from tokensmith import average_ranks, pearson, spearman
+
+    y = list(x)
+    rnd.shuffle(y)
+    ranks = average_ranks(x)
+    for i, v in enumerate(x):  # brute force: 1 + the smaller values + half the other ties
+        assert ranks[i] == 1 + sum(w < v for w in x) + (sum(w == v for w in x) - 1) / 2
+    if len(set(x)) == 1:
+        assert pearson(x, y) is None and spearman(x, y) is None
+        return
+    mean_x, mean_y = statistics.fmean(x), statistics.fmean(y)
+    cov = sum((a - mean_x) * (b - mean_y) for a, b in zip(x, y))
+    expected = cov / math.sqrt(sum((a - mean_x) ** 2 for a in x) * sum((b - mean_y) ** 2 for b in y))
+    assert pearson(x, y) == pytest.approx(expected, abs=1e-12)
+    assert spearman(x, x) == pytest.approx(1.0) and spearman(x, [-v for v in x]) == pytest.approx(-1.0)
+
+
+def test_correlations_are_undefined_on_too_few_points_and_refuse_unequal_lengths():
+    from tokensmith import InputError, pearson, spearman
+
+    assert pearson([1, 2], [2, 1]) is None and spearman([1.0], [2.0]) is None
+    with pytest.raises(InputError, match="one length"):
+        pearson([1, 2, 3], [1, 2])

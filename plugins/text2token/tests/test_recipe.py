@@ -11,12 +11,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokensmith_text2token.benchmark import METHODS, ranks, retrieval, spearman, to_report
+from tokensmith_text2token.benchmark import METHODS, retrieval, spearman, to_report
 from tokensmith_text2token.embed import embed
 from tokensmith_text2token.targets import model_derived_targets, pool_logits
 
 import tokensmith
 from tokensmith import ConfigError, ContextLengthError, IncompatibleComponentsError, InputError, Report
+from tokensmith import average_ranks as ranks
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TEXTS = ["Bushfires burn across New South Wales as crews fight the flames.",

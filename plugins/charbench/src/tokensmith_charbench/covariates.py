@@ -11,11 +11,16 @@ and Spearman's rho (r of average ranks).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from tokensmith import average_ranks, pearson, spearman
+
 from .tasks import INDEXING, Item
+
+#: the correlations are the core's (tokensmith.pearson, spearman, average_ranks), re-exported here
+__all__ = ["COVARIATES", "average_ranks", "covariates", "pearson", "point_biserial", "spearman",
+           "token_spans"]
 
 COVARIATES = (
     "word_length",
@@ -72,43 +77,9 @@ def covariates(item: Item, tokenizer: Any, component: str) -> dict[str, float | 
     }
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson's r; ``None`` when fewer than 3 points or either side is constant (undefined)."""
-    import numpy as np
-
-    if len(x) != len(y):
-        raise ValueError("x and y differ in length")
-    if len(x) < 3:
-        return None
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    da, db = a - a.mean(), b - b.mean()
-    denominator = math.sqrt(float(da @ da) * float(db @ db))
-    if denominator == 0.0:
-        return None
-    return max(-1.0, min(1.0, float(da @ db) / denominator))
-
-
 def point_biserial(values: Sequence[float], correct: Sequence[bool]) -> float | None:
     """The point-biserial correlation of a covariate with a 0/1 outcome (Pearson's r with the
     outcome coded 0/1, as the paper computes it)."""
     return pearson(values, [1.0 if c else 0.0 for c in correct])
 
 
-def average_ranks(values: Sequence[float]) -> list[float]:
-    """Ranks 1..n, tied values sharing the mean of their ranks."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rho: Pearson's r of the average ranks."""
-    return pearson(average_ranks(x), average_ranks(y))

@@ -43,6 +43,7 @@ from tokensmith import (
     non_negative_int,
     positive,
     positive_int,
+    spearman,
 )
 
 from .targets import alignment, term_counts, top_tokens
@@ -114,32 +115,6 @@ def squad_pairs(registry: Any, n: int) -> tuple[list[str], list[str]]:
 
 # -- metrics -------------------------------------------------------------------------
 
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their mean rank (as Spearman's ρ needs)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation: Pearson's r of the (tie-averaged) ranks."""
-    rx, ry = ranks(x), ranks(y)
-    n = len(rx)
-    mx, my = sum(rx) / n, sum(ry) / n
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    vx = sum((a - mx) ** 2 for a in rx) ** 0.5
-    vy = sum((b - my) ** 2 for b in ry) ** 0.5
-    return cov / (vx * vy) if vx > 0 and vy > 0 else 0.0
-
-
 def cosine_matrix(a: Any, b: Any) -> Any:
     import torch
 
@@ -159,7 +134,8 @@ def retrieval(queries: Any, documents: Any) -> tuple[float, float]:
 
 def sts(embeddings: Any, pairs: Sequence[tuple[int, int, float]]) -> float:
     scores = cosine_matrix(embeddings, embeddings)
-    return spearman([float(scores[a, b]) for a, b, _ in pairs], [s for _, _, s in pairs])
+    rho = spearman([float(scores[a, b]) for a, b, _ in pairs], [s for _, _, s in pairs])
+    return 0.0 if rho is None else rho  # undefined (constant scores): no correlation
 
 
 # -- the run -------------------------------------------------------------------------
