@@ -26,17 +26,18 @@ _NEEDED = ("encoder_labels", "decoder_logits", "decoder_labels", "bow_logits", "
 
 
 def bow_targets(input_ids: Any, ordinary: Any, vocab_size: int) -> Any:
-    """b ∈ ℝ^{batch × |V|}: ``1/n`` on every distinct ordinary token of the row (n: its number of
-    ordinary tokens), 0 elsewhere. A repeated token is *assigned* 1/n, not accumulated (as the
-    released code does), so a row sums to (distinct tokens)/n ≤ 1; specials and padding get 0."""
+    """b ∈ ℝ^{batch × |V|}: the uniform distribution over the row's distinct ordinary tokens
+    (``1/d`` on each of its ``d`` distinct tokens, 0 elsewhere: the set ``t ∈ X`` of the bag-of-words
+    loss), so a row sums to 1; specials and padding get 0, and a row with no ordinary token is all 0.
+    The released code assigns ``1/n`` (n: ordinary tokens, repeats counted) to each distinct token,
+    which sums to ``d/n ≤ 1``: the same direction, a per-row scale."""
     import torch
 
-    counts = ordinary.sum(-1, keepdim=True).clamp(min=1).to(torch.float32)
-    targets = torch.zeros(input_ids.shape[0], vocab_size, dtype=torch.float32, device=input_ids.device)
-    value = (1.0 / counts).expand(input_ids.shape).masked_fill(~ordinary, 0.0)
+    present = torch.zeros(input_ids.shape[0], vocab_size, dtype=torch.float32, device=input_ids.device)
     index = input_ids.masked_fill(~ordinary, 0)
-    # scatter_reduce "amax" assigns 1/n to a token once however often it occurs (0 for non-ordinary fill)
-    return targets.scatter_reduce(1, index, value, reduce="amax")
+    # scatter_reduce "amax" marks a token once however often it occurs (0 for the non-ordinary fill)
+    present = present.scatter_reduce(1, index, ordinary.to(torch.float32), reduce="amax")
+    return present / present.sum(-1, keepdim=True).clamp(min=1.0)
 
 
 def bow_loss(bow_logits: Any, targets: Any) -> Any:
