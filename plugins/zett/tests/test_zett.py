@@ -209,6 +209,14 @@ def test_decomposition_spells_the_token(old, text):
     assert len(decompose(piece, old, byte_index(old), maxlen=2)) <= 2
 
 
+def test_a_byte_the_original_tokenizer_lacks_is_an_incompatibility_naming_it(smollm2):
+    from tokensmith import IncompatibleComponentsError
+
+    _, tok = smollm2  # SmolLM2 has no token for byte 0x04
+    with pytest.raises(IncompatibleComponentsError, match="byte 0x04"):
+        decompose(b"\x04a", tok, byte_index(tok), maxlen=8)
+
+
 def brute_force_best(p, index, scores, max_len):
     best = -math.inf
     for cuts in itertools.product([0, 1], repeat=len(p) - 1):

@@ -18,7 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from tokensmith import ConfigError, IncompatibleComponentsError, Tokenizer, load_artifact, save_artifact
+from tokensmith import (
+    ConfigError,
+    IncompatibleComponentsError,
+    Tokenizer,
+    UnrepresentableTextError,
+    load_artifact,
+    save_artifact,
+)
 
 PLUGIN = "tokensmith-zett"
 ARTIFACT_VERSION = "1"
@@ -36,8 +43,8 @@ def decompose(piece: bytes, old: Tokenizer, by_bytes: dict[bytes, int], maxlen: 
         ids = tuple(old.encode(piece.decode("utf-8")).ids)
         if old.decode_bytes(ids) == piece:
             return ids[:maxlen]
-    except UnicodeDecodeError:
-        pass
+    except (UnicodeDecodeError, UnrepresentableTextError):
+        pass  # not text, or text with a byte the tokenizer has no token for: the byte match below says which
     out, i = [], 0
     while i < len(piece):
         for j in range(len(piece), i, -1):
