@@ -130,17 +130,90 @@ def byte_distributions(lm: Any, hft: Any, quick: bool) -> dict[str, Any]:
             "theirs_over_ours_time": statistics.median(res["theirs_ms"]) / statistics.median(res["ours_ms"])}
 
 
-def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
-    from genlm.backend.llm import AsyncTransformer
-    from genlm.control import AWRS, BoolFSA, PromptedLLM
+#: genlm-control's ``BoolFSA.from_regex`` reads the pattern over ``string.printable`` (its default
+#: charset), so its ``\d`` is the ten ASCII digits; Python's ``re`` (tokensmith-awrs' regex) gives
+#: ``\d`` every Unicode digit. ``(?a)`` (re.ASCII) makes ours the same language as theirs.
+ASCII = "(?a)"
+
+
+def _ci(rows: list[dict[str, Any]], seed: int = 0, reps: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval (over runs) of the checks per token, sum(checks) / sum(steps)."""
+    import random
+
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(reps):
+        pick = [rows[rng.randrange(len(rows))] for _ in rows]
+        stats.append(sum(r["checks"] for r in pick) / sum(r["steps"] for r in pick))
+    stats.sort()
+    return stats[int(0.025 * reps)], stats[int(0.975 * reps) - 1]
+
+
+def _per_step(rows: list[dict[str, Any]]) -> list[float]:
+    """Mean checks at each sampler step (1 = the first token), over the runs that got that far."""
+    longest = max(len(r["step_checks"]) for r in rows)
+    return [statistics.mean(r["step_checks"][k] for r in rows if len(r["step_checks"]) > k)
+            for k in range(longest)]
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    steps = sum(r["steps"] for r in rows)
+    low, high = _ci(rows)
+    return {"checks_per_token": sum(r["checks"] for r in rows) / steps, "checks_per_token_ci95": [low, high],
+            "checks_per_run": [r["checks"] for r in rows], "checks_per_step": _per_step(rows),
+            "texts": [r["text"] for r in rows], "steps": steps}
+
+
+def _ours(lm: Any, bench: Any, regex: str, max_tokens: int, seeds: list[int]) -> dict[str, Any]:
+    """tokensmith-awrs' default AWRSDecoder, timed by the awrs benchmark's ``timed_runs``; a second
+    pass with the same seeds (the samples are reproducible) records the checks of every step."""
     from tokensmith_awrs.decoders import AWRSDecoder
     from tokensmith_awrs.regex import RegexConstraint
 
-    seeds = [0] if quick else [0, 1, 2]
+    constraint = RegexConstraint(regex)
+    timed = bench.timed_runs(AWRSDecoder(), lm, bench.REGEX_PROMPT, constraint, max_tokens, seeds)
+    rows = []
+    for seed, run in zip(seeds, timed["runs"]):
+        marks: list[int] = []
+        extend = lm.extend
+
+        def marked(*args, _extend=extend, _marks=marks):
+            _marks.append(constraint.checks)  # the step that chose this token is over
+            return _extend(*args)
+
+        lm.extend = marked
+        try:
+            constraint.reset_counters()
+            gen = AWRSDecoder().generate(lm, bench.REGEX_PROMPT, max_new_tokens=max_tokens,
+                                         constraint=constraint, seed=seed)
+        finally:
+            del lm.extend
+        if gen.text != run["text"]:
+            raise AssertionError(f"seed {seed}: the replay sampled {gen.text!r}, "
+                                 f"the timed run {run['text']!r}")
+        # the last step (the EOS draw, or the one that reaches max_new_tokens) extends nothing
+        marks.append(gen.counters["constraint_checks"])
+        if len(marks) != run["steps"]:
+            raise AssertionError(f"seed {seed}: {len(marks)} steps marked, {run['steps']} timed")
+        rows.append({"text": run["text"], "steps": run["steps"], "checks": run["checks"],
+                     "step_checks": [b - a for a, b in zip([0, *marks], marks)],
+                     "seconds": run["seconds"], "valid": run["valid"]})
+        if sum(rows[-1]["step_checks"]) != run["checks"]:
+            raise AssertionError(f"seed {seed}: per-step checks do not add up to the run's")
+    total = sum(r["seconds"] for r in rows)
+    return {"regex": regex, **_summary(rows), "ms_per_token": 1000 * total / sum(r["steps"] for r in rows),
+            "validity": timed["validity"], "runs": rows}
+
+
+def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
+    from genlm.backend.llm import AsyncTransformer
+    from genlm.control import AWRS, BoolFSA, PromptedLLM
+
+    seeds = list(range(2 if quick else 20))
     max_tokens = 16
-    ours = bench.timed_runs(AWRSDecoder(), lm, bench.REGEX_PROMPT, RegexConstraint(bench.REGEX), max_tokens,
-                            seeds)
-    ours_total = 1000 * sum(r["seconds"] for r in ours["runs"]) / sum(r["steps"] for r in ours["runs"])
+    # the same language on both sides (ASCII digits), and ours on the awrs benchmark's Unicode \d
+    ours = _ours(lm, bench, ASCII + bench.REGEX, max_tokens, seeds)
+    ours_unicode = _ours(lm, bench, bench.REGEX, max_tokens, seeds)
 
     prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT, allow_special=True).ids)
     eos = hft.eos_token.encode()
@@ -149,15 +222,22 @@ def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
 
     async def one(seed: int) -> dict[str, Any]:
         sampler = AWRS(llm, condition, seed=seed, autobatch=False)
-        checks = 0
-        accept = sampler._accept
+        checks, step_checks = 0, []
+        accept, sample = sampler._accept, sampler.sample
 
         async def counted(context, token, verbosity=0):
             nonlocal checks
             checks += 1
             return await accept(context, token, verbosity)
 
+        async def stepped(*args, **kwargs):
+            before = checks
+            out = await sample(*args, **kwargs)
+            step_checks.append(checks - before)
+            return out
+
         sampler._accept = counted
+        sampler.sample = stepped
         await llm.logw_next([])  # the prompt's prefill, left out as in tokensmith's timing
         t0 = time.perf_counter()
         seqs = await sampler.smc(n_particles=1, ess_threshold=0.5, max_tokens=max_tokens)
@@ -165,17 +245,15 @@ def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
         context = seqs.contexts[0]
         text = b"".join(t for t in context if isinstance(t, bytes))
         return {"text": text.decode("utf-8", "replace"), "steps": len(context), "checks": checks,
-                "seconds": seconds, "ms_per_token": 1000 * seconds / len(context)}
+                "step_checks": step_checks, "seconds": seconds, "ms_per_token": 1000 * seconds / len(context)}
 
     rows = [asyncio.run(one(seed)) for seed in seeds]
-    steps = sum(r["steps"] for r in rows)
-    theirs = {"runs": rows, "checks_per_token": sum(r["checks"] for r in rows) / steps,
-              "ms_per_token": 1000 * sum(r["seconds"] for r in rows) / steps}
-    return {"regex": bench.REGEX, "max_new_tokens": max_tokens, "seeds": seeds,
-            "ours": {"checks_per_token": ours["checks_per_token"], "ms_per_token": ours_total,
-                     "texts": [r["text"] for r in ours["runs"]], "validity": ours["validity"]},
-            "theirs": theirs,
-            "theirs_over_ours_time": theirs["ms_per_token"] / ours_total,
+    theirs = {**_summary(rows), "runs": rows,
+              "ms_per_token": 1000 * sum(r["seconds"] for r in rows) / sum(r["steps"] for r in rows)}
+    return {"regex": bench.REGEX, "ours_regex": ASCII + bench.REGEX, "max_new_tokens": max_tokens,
+            "seeds": seeds,
+            "ours": ours, "ours_unicode_digits": ours_unicode, "theirs": theirs,
+            "theirs_over_ours_time": theirs["ms_per_token"] / ours["ms_per_token"],
             "theirs_over_ours_checks": theirs["checks_per_token"] / ours["checks_per_token"]}
 
 
@@ -234,6 +312,42 @@ def _get(d: Any, keys: tuple[str, ...]) -> float | None:
     return float(d) if isinstance(d, int | float) and math.isfinite(d) else None
 
 
+AWRS_SIDES = (("ours", "tokensmith-awrs"), ("theirs", "genlm-control"),
+              ("ours_unicode_digits", "tokensmith-awrs, Unicode \\d"))
+
+
+def _awrs_checks(part: dict[str, Any], metrics: dict[str, float], tables: tuple, series: tuple) -> tuple:
+    """Checks per token of each AWRS side with its bootstrap interval, and the mean checks of each
+    step (where the two differ), as metrics, a table and a line plot."""
+    from tokensmith import Series, Table
+
+    sides = [(key, label, part[key]) for key, label in AWRS_SIDES if isinstance(part.get(key), dict)
+             and "checks_per_step" in part[key]]
+    if not sides:
+        return tables, series
+    rows = []
+    for key, label, side in sides:
+        low, high = side["checks_per_token_ci95"]
+        metrics.update({f"awrs.{key}.checks_per_token": side["checks_per_token"],
+                        f"awrs.{key}.checks_per_token_ci95_low": low,
+                        f"awrs.{key}.checks_per_token_ci95_high": high,
+                        f"awrs.{key}.ms_per_token": side["ms_per_token"]})
+        steps = side["checks_per_step"]
+        rows.append((label, side.get("regex", part.get("regex")), len(side["checks_per_run"]),
+                     side["checks_per_token"], f"{low:.2f}-{high:.2f}", side["ms_per_token"],
+                     " ".join(f"{c:.1f}" for c in steps[:12])))
+    seeds = len(part.get("seeds", []))
+    tables += (Table(f"AWRS on {part.get('regex')}: constraint checks per token over {seeds} seeds per side "
+                     "(95% bootstrap interval over runs)",
+                     ("sampler", "regex", "runs", "checks/token", "95% interval", "ms/token",
+                      "mean checks at step 1, 2, ..."), tuple(rows)),)
+    series += tuple(Series(label, tuple(range(1, len(side["checks_per_step"]) + 1)),
+                           tuple(side["checks_per_step"]), plot="line", x_label="sampler step",
+                           y_label="mean constraint checks", group="AWRS checks per step")
+                    for _, label, side in sides)
+    return tables, series
+
+
 def to_report(results: dict[str, Any], provenance: Any = None) -> Any:
     """The peer comparison as a Report: the scalar results of each part as metrics, one table
     of tokensmith vs peer, and the bars (log scale) of the plot."""
@@ -267,6 +381,7 @@ def to_report(results: dict[str, Any], provenance: Any = None) -> Any:
         tables += (Table("next-byte distributions along tokensmith's greedy path, vs genlm-bytes",
                          ("prompt", "greedy continuation", "max KL (nats)", "max |Δp|",
                           "max EOT mass dropped"), per_prompt),)
+    tables, series = _awrs_checks(results.get("awrs", {}), metrics, tables, series)
     return Report(name="peers", metrics=metrics, tables=tables,
                   series=series, notes=tuple(notes), provenance=provenance or Provenance())
 
