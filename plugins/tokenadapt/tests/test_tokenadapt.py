@@ -247,6 +247,11 @@ def test_benchmark_parameters_checked(make_registry):
     for bad in ({"zett_hypernetwork": 3}, {"new_tokenizer": ["a"]}, {"phi_cache": 1.5}):
         with pytest.raises((ConfigError, TypeError)):
             registry.build("benchmark", {"type": "transplant", **bad})
+    for bad in ({"train_rows": "shared"}, {"schedule": "sometimes"}, {"weight_decay": -0.1}, {"lr": 0}):
+        with pytest.raises(ConfigError):
+            registry.build("benchmark", {"type": "transplant", **bad})
+    with pytest.raises(ConfigError, match="warmup"):  # refused before any model loads
+        registry.build("benchmark", {"type": "transplant", "steps": 3, "warmup": 4}).run()
     built = registry.build("benchmark", {"type": "transplant", "zett_hypernetwork": "hn.safetensors"})
     assert built.zett_hypernetwork == "hn.safetensors"
 
@@ -269,3 +274,47 @@ def test_new_token_the_old_tokenizer_cannot_encode_is_decomposed_by_bytes(old, n
     assert with_e and all(plan.local[i] is not None for i in with_e)
     for i in with_e:  # the pieces spell the token's bytes exactly
         assert b"".join(old.token_bytes(p) for p in plan.local[i].ids) == new.token_bytes(i)
+
+
+FINE_TUNE_DATA = [{"text": "the licensee shall redistribute the software"}] * 4
+
+
+def fine_tuned(old, new, rows, tied=True):
+    from tokensmith_tokenadapt.finetune import fine_tune_embeddings
+
+    model, _ = tiny_llama(old)
+    if not tied:
+        untie(model)
+    transplant(model, old, new, TokenAdapt(embedder="char-ngrams"))
+    tables = [w.detach().clone() for w in (model.get_input_embeddings().weight,
+                                           model.get_output_embeddings().weight)]
+    fine_tune_embeddings(model, new, FINE_TUNE_DATA, steps=3, batch_size=2, max_length=16, lr=1e-3, warmup=0,
+                         schedule="constant", weight_decay=0.0, rows=rows, seed=0)
+    moved = [(w.detach() - t).abs().amax(1) for w, t in zip(
+        (model.get_input_embeddings().weight, model.get_output_embeddings().weight), tables)]
+    return model, moved
+
+
+def test_adam_moves_rows_the_data_never_uses(old, new):
+    """Why the all-rows fine-tune hurt a warm start: with a tied table, AdamW moves the row of a
+    token that never occurs in the data (its gradient is only the softmax's push) as far as a
+    used one, ~lr per coordinate per step: every shared row's exact copy is disturbed."""
+    used = {new.eos_id} | {i for e in FINE_TUNE_DATA for i in new.encode(e["text"]).ids}
+    unused = [i for i in range(new.vocab_size) if i not in used]
+    _, (moved, _) = fine_tuned(old, new, None)
+    assert moved[unused].median() > 0.5 * moved[sorted(used)].median() > 0
+    assert moved[unused].median() > 2e-3  # 3 steps at lr 1e-3: the rescaled step, not the tiny gradient
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied):
+    from tokensmith_tokenadapt.finetune import new_rows
+
+    rows = new_rows(old, new)
+    shared = sorted(map_shared_tokens(old, new))
+    assert rows and shared and set(rows).isdisjoint(shared)
+    model, moved = fine_tuned(old, new, rows, tied=tied)
+    for table in moved:  # the input table and the (tied or untied) head
+        assert torch.equal(table[shared], torch.zeros(len(shared)))
+        assert (table[rows] > 0).any()
+    assert not model.get_input_embeddings().weight._backward_hooks  # the mask is gone after the run
