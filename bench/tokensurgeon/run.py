@@ -97,9 +97,7 @@ def main(out_dir: Path, quick: bool = False):
         print("tokensurgeon: tokensmith-tokenadapt is not installed (the held-out text and the licence "
               "BPE are the transplant benchmark's); skipped")
         return None
-    import torch
     from tokensmith_tokenadapt.benchmark import held_out_texts
-    from transformers import AutoModelForCausalLM
 
     from tokensmith import (
         HFCausalLM,
@@ -112,7 +110,7 @@ def main(out_dir: Path, quick: bool = False):
         progress,
         score_texts,
     )
-    from tokensmith.adapters.models import smollm2_cache_dir
+    from tokensmith.adapters.models import load_transformers_dir, smollm2_cache_dir
 
     seed = 0
     held_out = QUICK_HELD_OUT_BYTES if quick else HELD_OUT_BYTES
@@ -154,8 +152,9 @@ def main(out_dir: Path, quick: bool = False):
                 tail = " ".join((done.stderr or done.stdout).split()[-60:])
                 failed.append(f"{method}: mergekit-tokensurgeon exited {done.returncode}: {tail}")
                 continue
-            model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, trust_remote_code=False,
-                                                         local_files_only=True).eval()
+            # the core's loader: the directory checked first (no custom code, no pickles), every
+            # tensor of the config present; scored with `new` itself, the tokenizer it was moved onto
+            model, _ = load_transformers_dir(out, runtime, name=f"tokensurgeon-{method}")
             score = score_texts(HFCausalLM(model, new, runtime),
                                 progress(texts, total=len(texts), desc=method, unit="text"))
             ratio = score.bits_per_byte / original.bits_per_byte
