@@ -10,7 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokensmith_awrs import sampler as sampler_module
+from tokensmith_awrs.regex import RegexConstraint
 from tokensmith_awrs.sampler import auto_step, awrs_step, geometric_step, masking_step, recursive_step
+from tokensmith_awrs.smc import symbol_check
+from tokensmith_awrs.spaces import prefix_index
 
 P = [0.4, 0.3, 0.2, 0.1]
 
@@ -145,9 +148,11 @@ def forced_keys(mp, orders):
     mp.setattr(sampler_module, "_gumbel_keys", keys)
 
 
-def exact_weighted_frequencies(step_fn, weights, accepted):
+def exact_weighted_frequencies(step_fn, weights, accepted, check=None):
     """``E[w_hat 1{x* = x}]`` for every token, by enumerating every visiting order (and, for
-    the two-round variant, every round-2 order over what round 1 left)."""
+    the two-round variant, every round-2 order over what round 1 left); ``check`` defaults to
+    membership in ``accepted``."""
+    check = check or (lambda x: x in accepted)
     support = [x for x, w in enumerate(weights) if w > 0]
     logw = torch.tensor([math.log(w) if w > 0 else -math.inf for w in weights], dtype=torch.float64)
     out = dict.fromkeys(support, 0.0)
@@ -162,7 +167,7 @@ def exact_weighted_frequencies(step_fn, weights, accepted):
             prob = plackett_luce(first, weights) * (plackett_luce(second, weights) if second else 1.0)
             with pytest.MonkeyPatch.context() as mp:
                 forced_keys(mp, [first, second])
-                step = step_fn(logw, lambda x: x in accepted, None)
+                step = step_fn(logw, check, None)
             assert step.token == first[cut]  # x* is the first accepted token of the first walk
             out[step.token] += prob * math.exp(step.log_weight)
     return out
@@ -263,3 +268,137 @@ def test_one_pass_variants_cut_checks_where_little_mass_is_accepted():
         mean_checks[name] = sum(s.checks for s in steps) / 30
     assert mean_checks["recursive"] < 0.75 * mean_checks["two-round"]
     assert mean_checks["auto"] == mean_checks["recursive"]  # max p < 2/3 here: auto is recursive
+
+
+# -- implied rejections ----------------------------------------------------------------------
+# Implied rejections: a rejected token whose walk died at byte ``j`` shows every token extending
+# its first ``j + 1`` bytes rejected too (``allows`` is prefix-closed), so the one-pass estimators
+# drop those unchecked. Exactness by enumeration of every visiting order, the sampled geometric
+# estimator by sampling, and the sets themselves against brute force.
+
+
+def grouped_check(accepted, groups):
+    """``c`` with an ``implied`` oracle: rejecting ``x`` shows ``groups[x]`` rejected (all of
+    them outside ``accepted``, as the constraint's prefix closure guarantees)."""
+    def check(x):
+        return x in accepted
+
+    check.implied = lambda x: torch.tensor(sorted(groups.get(x, ())), dtype=torch.long)
+    return check
+
+
+@settings(max_examples=15, deadline=None)
+@given(weights=st.lists(st.one_of(st.just(0.0), st.floats(0.01, 1.0)), min_size=2, max_size=5),
+       data=st.data())
+def test_recursive_with_implied_rejections_is_properly_weighted_exactly(weights, data):
+    """E[w_hat 1{x* = x}] = w(x) c(x) to 1e-12 over every visiting order, whatever sets of
+    rejected tokens each rejection implies."""
+    accepted = data.draw(st.sets(st.sampled_from(range(len(weights)))))
+    if not any(weights[x] > 0 for x in accepted):
+        return
+    rejected = [x for x in range(len(weights)) if x not in accepted]
+    groups = {x: data.draw(st.sets(st.sampled_from(rejected))) for x in rejected} if rejected else {}
+    got = exact_weighted_frequencies(recursive_step, weights, accepted, check=grouped_check(accepted, groups))
+    for x, value in got.items():
+        assert value == pytest.approx(weights[x] * (x in accepted), abs=1e-12)
+
+
+def test_a_wrong_implied_set_is_caught_by_the_enumeration():
+    """The enumeration can fail: an oracle that calls an accepted token rejected biases it."""
+    weights, accepted = [0.4, 0.3, 0.2, 0.1], {1, 3}
+    with pytest.raises(AssertionError):  # x* is not the first accepted token, or a weight is off
+        got = exact_weighted_frequencies(recursive_step, weights, accepted,
+                                         check=grouped_check(accepted, {0: {0, 3}, 2: {2}}))
+        for x, value in got.items():
+            assert value == pytest.approx(weights[x] * (x in accepted), abs=1e-12)
+
+
+def test_implied_rejections_cut_checks_in_every_order():
+    """Tokens 0-3 share a dead prefix: after the first of them is rejected, the rest are never
+    checked, in every one of the 120 orders (without them up to five checks)."""
+    weights, accepted = [0.3, 0.25, 0.2, 0.15, 0.1], {4}
+    groups = {x: {0, 1, 2, 3} for x in range(4)}
+    logw = torch.tensor(weights, dtype=torch.float64).log()
+    for order in itertools.permutations(range(5)):
+        with pytest.MonkeyPatch.context() as mp:
+            forced_keys(mp, [order])
+            step = recursive_step(logw, grouped_check(accepted, groups), None)
+        # x* first: its tail token is checked (rejected), w = Z p(x*); a rejection first: it
+        # implies the other three, x* is all the mass left, w = Z (1 - m): two checks either way
+        assert step.token == 4 and step.checks == 2
+        assert step.log_weight == pytest.approx(math.log(0.1), abs=1e-12)
+
+
+@pytest.mark.parametrize("sampler", [geometric_step, auto_step])
+@pytest.mark.parametrize("probs,accepted,groups", [(P, {1, 3}, {0: {0, 2}, 2: {2}}),
+                                                   ([0.9, 0.05, 0.05], {1}, {0: {0, 2}, 2: {0, 2}}),
+                                                   ([0.1, 0.8, 0.1], {0, 2}, {1: {1}})])
+def test_geometric_with_implied_rejections_matches_pc_and_zc(sampler, probs, accepted, groups):
+    """The with-replacement reconstruction counts draws of the dropped tokens among the
+    Geometric(1 - m) phantoms: frequencies (chi-square) and E[w 1{x}] = p(x) c(x)."""
+    logw = torch.tensor(probs, dtype=torch.float64).log()
+    gen = torch.Generator().manual_seed(5)
+    check = grouped_check(accepted, groups)
+    steps = [sampler(logw, check, gen) for _ in range(2000)]
+    tokens = sorted(accepted)
+    z_c = sum(probs[t] for t in tokens)
+    if len(tokens) > 1:
+        counts = [sum(s.token == t for s in steps) for t in tokens]
+        assert chisquare_pvalue(counts, [len(steps) * probs[t] / z_c for t in tokens]) > 1e-3
+    for t in tokens:
+        w = torch.tensor([math.exp(s.log_weight) * (s.token == t) for s in steps])
+        assert abs(float(w.mean()) - probs[t]) < 4 * float(w.std()) / math.sqrt(len(w)) + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(pieces=st.lists(st.binary(max_size=3).map(lambda b: bytes(x % 3 + 253 * (x % 2) for x in b)),
+                       min_size=1, max_size=30),
+       head=st.binary(max_size=2).map(lambda b: bytes(x % 3 + 253 * (x % 2) for x in b)))
+def test_prefix_index_finds_exactly_the_extensions(pieces, head):
+    """Bytes 0, 1, 2, 253, 254, 255: the 0xff carry of the range's end included."""
+    stops = frozenset({0})
+    index = prefix_index(tuple(pieces), stops)
+    want = {i for i, b in enumerate(pieces) if b and i not in stops and b.startswith(head)}
+    assert set(index.extending(head).tolist()) == want
+
+
+class VocabSpace:
+    """The part of a TokenSpace that symbol_check reads, over a hand-made vocabulary."""
+
+    def __init__(self, pieces, stops):
+        self.pieces, self.stops, self.masks = pieces, stops, 0
+
+    def masker(self, constraint):
+        return None
+
+    def index(self):
+        return prefix_index(self.pieces, self.stops)
+
+
+PIECES = (b"",) + tuple(bytes(t) for n in (1, 2, 3) for t in itertools.product(b"abc", repeat=n))
+
+
+@settings(max_examples=40, deadline=None)
+@given(pattern=st.sampled_from([r"(ab|ba)*c?", r"a+b{0,2}c", r"(abc)*|c+"]),
+       prefix=st.text(alphabet="abc", max_size=4).map(str.encode))
+def test_regex_implied_sets_are_rejected_and_complete(pattern, prefix):
+    """For every rejected token: its implied set is rejected by brute force (sound), and holds
+    every token extending its dead prefix (the longest allowed start, plus one byte)."""
+    constraint = RegexConstraint(pattern)
+    if not constraint.allows(prefix):
+        return
+    space = VocabSpace(PIECES, frozenset({0}))
+    check = symbol_check(constraint, space, prefix)
+    for x, piece in enumerate(PIECES):
+        if x == 0:
+            assert check(x) == constraint.accepts(prefix) and check.implied(x) is None
+            continue
+        assert check(x) == constraint.allows(prefix + piece)
+        if constraint.allows(prefix + piece):
+            continue
+        implied = set(check.implied(x).tolist())
+        live = max(j for j in range(len(piece) + 1) if constraint.allows(prefix + piece[:j]))
+        dead = piece[:live + 1]
+        assert x in implied
+        assert all(not constraint.allows(prefix + PIECES[y]) for y in implied)
+        assert implied == {y for y in range(1, len(PIECES)) if PIECES[y].startswith(dead)}

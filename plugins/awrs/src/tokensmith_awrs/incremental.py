@@ -131,6 +131,28 @@ class IncrementalConstraint(Constraint):
         state = self.state_of(prefix)
         return state != DEAD and self.walk(state, piece) != DEAD
 
+    def live_length_after(self, prefix: bytes, piece: bytes) -> int:
+        """One counted check, like :meth:`allows_after`, that also says where the walk died:
+        ``len(piece)`` when ``prefix + piece`` is allowed, else the ``j`` such that
+        ``prefix + piece[:j]`` is allowed and ``prefix + piece[:j + 1]`` is not (``-1`` when
+        ``prefix`` itself is dead). Since ``allows`` is prefix-closed, every string that starts
+        with ``prefix + piece[:j + 1]`` is rejected too: the sampler drops those tokens unchecked."""
+        self.checks += 1
+        state = self.state_of(prefix)
+        if state == DEAD:
+            return -1
+        delta, keys = self._delta, self._keys
+        for j, byte in enumerate(piece):
+            code = (state << 8) | byte
+            nxt = delta.get(code)
+            if nxt is None:
+                nxt = delta[code] = self._intern(self._step(keys[state], byte))
+                self._memo_used += 1
+            if nxt == DEAD:
+                return j
+            state = nxt
+        return len(piece)
+
 
 def allows_after(constraint: Constraint, prefix: bytes, piece: bytes) -> bool:
     """One counted check of ``prefix + piece``, incremental where the constraint allows it.

@@ -62,6 +62,9 @@ class Step:
     rejected_round1: int = 0
     rejected_round2: int = 0
     disallowed: int = 0
+    #: tokens dropped without a check because a rejected token showed them rejected too
+    #: (prefix closure: they extend its dead byte prefix; ``recursive``/``geometric`` only)
+    implied: int = 0
 
 
 def _gumbel_keys(logp: Any, generator: Any) -> Any:
@@ -128,25 +131,67 @@ def _start(logw: Any) -> tuple[Any, float] | None:
     return None if log_z == -math.inf else (logw - log_z, log_z)
 
 
-def _log_kept(logp: Any, rejected: list[int]) -> float:
-    """``log(1 - m)`` for the rejected tokens' mass ``m``, summed over what is kept (no
-    cancellation when ``m`` is close to 1)."""
+def _log_kept(logp: Any, rejected: list[int], dropped: Any = None) -> float:
+    """``log(1 - m)`` for the mass ``m`` of the rejected tokens (and of the ``dropped`` mask),
+    summed over what is kept (no cancellation when ``m`` is close to 1)."""
     import torch
 
     if not rejected:
         return 0.0
     kept = logp.clone()
     kept[torch.tensor(rejected)] = -math.inf
+    if dropped is not None:
+        kept[dropped] = -math.inf
     return float(torch.logsumexp(kept, 0))
 
 
+class _Implied:
+    """Tokens known to be rejected without a check: after ``check(x)`` is False, a check with
+    an ``implied(x)`` attribute names every token rejected with ``x`` (the constraint is
+    prefix-closed: tokens extending ``x``'s dead byte prefix). Removing them from the walk is
+    removing tokens with ``c = 0``: the sampler still draws exactly from ``p c / Z_c``, and
+    their mass joins the rejected mass ``m`` of the estimators."""
+
+    def __init__(self, logp: Any, implied: Callable[[int], Any]) -> None:
+        import torch
+
+        self.implied = implied
+        self.mask = torch.zeros(logp.shape, dtype=torch.bool)
+        self.finite = torch.isfinite(logp)
+        self.known: set[int] = set()
+
+    def add(self, x: int) -> Any:
+        """Record the tokens rejected with the rejected ``x`` (``x`` included); returns the ids
+        not known before (a tensor) with a finite probability."""
+        import torch
+
+        ids = self.implied(x)
+        ids = torch.tensor([x]) if ids is None else torch.cat([torch.as_tensor(ids, dtype=torch.long),
+                                                              torch.tensor([x])])
+        ids = torch.unique(ids[~self.mask[ids] & self.finite[ids]])
+        self.mask[ids] = True
+        self.known.update(ids.tolist())
+        return ids
+
+    def count(self, checked: list[int]) -> int:
+        return len(self.known.difference(checked))
+
+
 def recursive_step(logw: Any, check: Callable[[int], bool], generator: Any) -> Step:
-    """Recursive AWRS: one pass, ``w_hat = Z (1 - m)`` or ``Z p(x*)`` (see the module)."""
+    """Recursive AWRS: one pass, ``w_hat = Z (1 - m)`` or ``Z p(x*)`` (see the module). With a
+    check that names the tokens rejected with a rejected one (``check.implied``), those are
+    skipped unchecked and their mass joins ``m``; given the walk up to ``x*``, the tail
+    estimate's expectation is still the allowed share of what is left, so ``E[w_hat | walk] =
+    Z_c`` and the weight stays properly weighted (the proof is the module's, with the skipped
+    tokens' ``c = 0``)."""
     start = _start(logw)
     if start is None:
         return Step(None, -math.inf, 0)
     logp, log_z = start
-    order = descending(_gumbel_keys(logp, generator))
+    hint = getattr(check, "implied", None)
+    implied = _Implied(logp, hint) if hint is not None else None
+    known = implied.known if implied is not None else frozenset()
+    order = (x for x in descending(_gumbel_keys(logp, generator)) if x not in known)
     checks, rejected, star = 0, [], None
     for x in order:
         checks += 1
@@ -154,17 +199,20 @@ def recursive_step(logw: Any, check: Callable[[int], bool], generator: Any) -> S
             star = x
             break
         rejected.append(x)
+        if implied is not None:
+            implied.add(x)
+    skipped = implied.count(rejected) if implied is not None else 0
     if star is None:
-        return Step(None, -math.inf, checks, len(rejected))
-    log_kept = _log_kept(logp, rejected)
-    following = next(order, None)
+        return Step(None, -math.inf, checks, len(rejected), implied=skipped)
+    log_kept = _log_kept(logp, rejected, implied.mask if implied is not None else None)
+    following = next(order, None)  # the next token of the same walk, skipped ones left out
     if following is None:  # x* is all the mass left: q = 1, the tail estimate is exact
-        return Step(star, log_z + log_kept, checks, len(rejected))
+        return Step(star, log_z + log_kept, checks, len(rejected), implied=skipped)
     checks += 1
     if check(following):
-        return Step(star, log_z + log_kept, checks, len(rejected))
+        return Step(star, log_z + log_kept, checks, len(rejected), implied=skipped)
     # q = p(x*) / (1 - m): Z (1 - m) q = Z p(x*)
-    return Step(star, log_z + float(logp[star]), checks, len(rejected), 1)
+    return Step(star, log_z + float(logp[star]), checks, len(rejected), 1, implied=skipped)
 
 
 def _phantoms(log_m: float, generator: Any) -> float:
@@ -188,11 +236,17 @@ def geometric_step(logw: Any, check: Callable[[int], bool], generator: Any, max_
         return Step(None, -math.inf, 0)
     logp, log_z = start
     remaining = logp.clone()
+    hint = getattr(check, "implied", None)
+    implied = _Implied(logp, hint) if hint is not None else None
     accepted: set[int] = set()
     checks, rejected, first_round, star, n_rej = 0, [], None, None, 0.0
     mass, log_m = 0.0, -math.inf  # the rejected mass m and its log
     for _ in range(max_accepts):
         for x in descending(_gumbel_keys(remaining, generator)):
+            if implied is not None and x in implied.known:
+                # rejected with an earlier token of this walk: a with-replacement draw of it
+                # is one of the phantoms counted below, from m
+                continue
             n_rej += _phantoms(log_m, generator)
             if x in accepted:
                 ok = True
@@ -205,20 +259,23 @@ def geometric_step(logw: Any, check: Callable[[int], bool], generator: Any, max_
                 break
             rejected.append(x)
             n_rej += 1
-            remaining[x] = -math.inf
-            mass += math.exp(float(logp[x]))
+            gone = implied.add(x) if implied is not None else [x]
+            remaining[gone] = -math.inf
+            mass += float(torch.exp(logp[gone]).sum())
             # log m from the rejected side while m is small; once it is not, from the kept mass
             # (log1p(-kept)), which stays exact as m approaches 1
             log_m = math.log(mass) if mass < 0.5 \
                 else math.log1p(-math.exp(float(torch.logsumexp(remaining, 0))))
         else:  # walked the whole support without an accept: nothing is allowed
-            return Step(None, -math.inf, checks, len(rejected))
+            return Step(None, -math.inf, checks, len(rejected),
+                        implied=implied.count(rejected) if implied is not None else 0)
         if first_round is None:
             first_round = len(rejected)
     estimate = (max_accepts - 1) / (max_accepts + n_rej - 1)
     log_w = log_z + math.log(estimate) if estimate > 0 else -math.inf
     assert first_round is not None
-    return Step(star, log_w, checks, first_round, len(rejected) - first_round)
+    return Step(star, log_w, checks, first_round, len(rejected) - first_round,
+                implied=implied.count(rejected) if implied is not None else 0)
 
 
 #: genlm-control's switch: with max p >= 2/3 the geometric variant expects fewer than 2

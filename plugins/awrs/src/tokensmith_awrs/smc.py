@@ -28,7 +28,7 @@ import attrs
 
 from tokensmith import AllOf, AnyOf, Constraint
 
-from .incremental import allows_after
+from .incremental import IncrementalConstraint, allows_after
 from .sampler import SAMPLERS, TAKES_MAX_ACCEPTS, Step
 from .spaces import byte_alphabet
 
@@ -87,6 +87,25 @@ def log_mean_exp(values: list[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
 
 
+def _closure_check(constraint: IncrementalConstraint, index: Any, pieces: tuple, prefix: bytes) -> Any:
+    """A check from the cached prefix state that also knows, after rejecting ``x``, the tokens
+    rejected with it: ``allows`` is prefix-closed, so when ``prefix + piece(x)[:j + 1]`` is dead
+    every token whose bytes start with ``piece(x)[:j + 1]`` is rejected as well. ``check.implied(x)``
+    gives their ids (``x`` among them) without evaluating the constraint on any of them."""
+    dead: dict[int, bytes] = {}
+
+    def check(x: int) -> bool:
+        piece = pieces[x]
+        live = constraint.live_length_after(prefix, piece)
+        if live == len(piece):
+            return True
+        dead[x] = piece[:live + 1]
+        return False
+
+    check.implied = lambda x: index.extending(dead[x]) if x in dead else None  # type: ignore[attr-defined]
+    return check
+
+
 def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: bytes) -> Callable[[int], bool]:
     """``allows(prefix + piece(x))`` for one (part of a) constraint: through llguidance's token
     mask when the space has one for it (one mask per step, made at the first check; each check
@@ -98,6 +117,9 @@ def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: byte
     masker = space.masker(constraint)
     if masker is None:
         pieces = space.pieces
+        index = getattr(space, "index", None)
+        if isinstance(constraint, IncrementalConstraint) and index is not None:
+            return _closure_check(constraint, index(), pieces, prefix)
         return lambda x: allows_after(constraint, prefix, pieces[x])
     mask: list[Any] = []
 
@@ -143,6 +165,10 @@ def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes,
             return at_end()
         return inner(x)
 
+    implied = getattr(inner, "implied", None)
+    if implied is not None:
+        # a rejected stop (the text so far is not accepted) implies nothing about other tokens
+        check.implied = lambda x: None if x in stops else implied(x)  # type: ignore[attr-defined]
     whole = getattr(inner, "vector", None)
     if whole is not None:
         def vector(candidates: int) -> Any:

@@ -88,6 +88,45 @@ def _outside_alphabet(pieces: tuple[bytes | None, ...], alphabet: frozenset[int]
     return out
 
 
+class PrefixIndex:
+    """The non-stop symbols sorted by their bytes, so that the symbols whose bytes start with a
+    given string are one contiguous range (two bisections). AWRS uses it to drop, unchecked,
+    every token that extends the dead prefix of a rejected one (:func:`tokensmith_awrs.smc.symbol_check`)."""
+
+    def __init__(self, pieces: tuple[bytes | None, ...], stops: frozenset[int]) -> None:
+        import torch
+
+        ranked = sorted((b, i) for i, b in enumerate(pieces) if b and i not in stops)
+        self.keys = [b for b, _ in ranked]
+        self.ids = torch.tensor([i for _, i in ranked], dtype=torch.long)
+
+    def extending(self, head: bytes) -> Any:
+        """Ids (a tensor) of the symbols whose bytes start with ``head``."""
+        import bisect
+
+        lo = bisect.bisect_left(self.keys, head)
+        # the first string after every extension of head: head with its last non-0xff byte raised
+        tail = head.rstrip(b"\xff")
+        hi = len(self.keys) if not tail else bisect.bisect_left(self.keys, tail[:-1] + bytes([tail[-1] + 1]))
+        return self.ids[lo:hi]
+
+
+#: prefix indexes by vocabulary (the value keeps the vocabulary alive, so its id is not reused)
+_INDEX_CACHE: dict[tuple[int, frozenset[int]], tuple[Any, PrefixIndex]] = {}
+
+
+def prefix_index(pieces: tuple[bytes | None, ...], stops: frozenset[int]) -> PrefixIndex:
+    key = (id(pieces), stops)
+    hit = _INDEX_CACHE.get(key)
+    if hit is not None and hit[0] is pieces:
+        return hit[1]
+    if len(_INDEX_CACHE) >= _PRUNE_CACHE_SIZE:
+        _INDEX_CACHE.clear()
+    index = PrefixIndex(pieces, stops)
+    _INDEX_CACHE[key] = (pieces, index)
+    return index
+
+
 class TokenSpace:
     """A :class:`tokensmith.LanguageModel`'s vocabulary through its tokenizer's byte view.
 
@@ -107,6 +146,10 @@ class TokenSpace:
         keep = [i for i, b in enumerate(self.pieces) if b or i in self.stops]
         prune[torch.tensor(keep)] = 0.0
         self._prune = prune
+
+    def index(self) -> PrefixIndex:
+        """The vocabulary sorted by bytes (built once per vocabulary, then cached)."""
+        return prefix_index(self.pieces, self.stops)
 
     def masker(self, constraint: Constraint) -> Any:
         """llguidance's token-mask builder over this vocabulary, for a constraint backed by it."""
