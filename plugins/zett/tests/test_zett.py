@@ -16,6 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokensmith_zett.hypernet import (
+    HyperNetwork,
     byte_index,
     decompose,
     hypernetwork_for,
@@ -130,13 +131,62 @@ def test_artifact_of_another_tokenizer_is_a_clear_error(old, trained):
     assert meta["recipe"]["identity_steps"] == 1000
 
 
-def test_save_and_load_round_trip(old, tmp_path):
+@pytest.mark.parametrize("residual_mean", [False, True])
+def test_save_and_load_round_trip(old, tmp_path, residual_mean):
     model, _ = tiny_llama(old, hidden_size=32, layers=1)
-    hn = hypernetwork_for(model, layers=1, heads=2, hidden=16, surface_maxlen=5)
+    hn = hypernetwork_for(model, layers=1, heads=2, hidden=16, surface_maxlen=5, residual_mean=residual_mean)
+    with torch.no_grad():
+        hn.out_in.weight.normal_()  # a non-zero correction, so the round trip is not trivially FVT
     path = save_hypernetwork(tmp_path / "hn.safetensors", hn, old)
     back = load_hypernetwork(path, model, old)
+    assert back.residual_mean is residual_mean
+    assert tokensmith.load_artifact(path)[1]["config"]["residual_mean"] is residual_mean
     pieces = [(1, 2, 3), (4,), (5, 6, 7, 8, 9, 10)]
     assert torch.equal(hn.eval().predict(pieces)[0], back.predict(pieces)[0])
+
+
+def test_residual_mean_starts_at_fvt_and_single_pieces_at_their_rows(old):
+    """``residual_mean`` (a departure from the paper): before any training a single-piece token's
+    prediction *is* its source row (invariant (ii)), input and untied output, and a multi-piece
+    token's is the FVT mean of its (at most surface_maxlen) pieces. The paper's randomly initialised
+    hypernetwork is neither: the identity warm-up has to learn (ii) first, and composition only from
+    the LM loss."""
+    torch.manual_seed(0)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    src = model.get_input_embeddings().weight.detach()
+    head = torch.randn_like(src)
+    singles = [(i,) for i in range(old.vocab_size)]
+    multi = [(3, 7), (10, 11, 12), tuple(range(20, 29))]  # the last is cut to surface_maxlen = 7
+    fvt = torch.stack([src[list(p[:7])].mean(0) for p in multi])
+    fvt_head = torch.stack([head[list(p[:7])].mean(0) for p in multi])
+    hn = HyperNetwork(src, head, layers=1, heads=2, hidden=16, surface_maxlen=7, residual_mean=True).eval()
+    e_in, e_out = hn.predict(singles)
+    assert torch.equal(e_in, src) and torch.equal(e_out, head)
+    m_in, m_out = hn.predict(multi)
+    assert torch.allclose(m_in, fvt, atol=1e-6) and torch.allclose(m_out, fvt_head, atol=1e-6)
+    paper, _ = hypernetwork_for(model, layers=1, heads=2, hidden=16, surface_maxlen=7).eval().predict(singles)
+    assert relative_mse(paper, src) > 0.5
+
+
+def test_residual_mean_lm_steps_learn_a_correction_and_keep_single_pieces(old, tmp_path):
+    """With ``residual_mean`` the LM steps (no warm-up: the identity is exact at the start) move the
+    multi-piece predictions off FVT, while the lexical loss keeps single-piece tokens at their rows."""
+    torch.manual_seed(0)
+    model, _ = tiny_llama(old, hidden_size=32, layers=1)
+    src = model.get_input_embeddings().weight.detach().clone()
+    recipe = ZeTTRecipe(layers=1, heads=2, hidden=16, vocab_size=128, identity_steps=0, residual_mean=True)
+    tokensmith.run_recipe(
+        model=model, tokenizer=old, train_data=[{"text": s} for s in TINY_CORPUS.split(". ")],
+        recipe=recipe, objectives=[ZeTTLoss()], data={"max_length": 32, "packing": True},
+        arguments={"steps": 4, "batch_size": 2, "lr": 3e-3, "progress": "off", "save_final": False},
+        output_dir=tmp_path)
+    hn = load_hypernetwork(tmp_path / ARTIFACT_NAME, model, old)
+    assert hn.residual_mean and relative_mse(hn.predict([(i,) for i in range(old.vocab_size)])[0], src) < 0.05
+    multi = [(3, 7), (10, 11, 12), (40, 41)]
+    fvt = torch.stack([src[list(p)].mean(0) for p in multi])
+    moved = (hn.predict(multi)[0] - fvt).norm(dim=1)
+    assert (moved > 1e-3 * fvt.norm(dim=1)).all()
+    assert torch.equal(model.get_input_embeddings().weight, src)  # the base LM stayed frozen
 
 
 class TestContract(EmbeddingContract):

@@ -41,7 +41,7 @@ from tokensmith import (
 
 COMPONENT = "benchmark 'zett-transfer'"
 FULL_BYTES, QUICK_BYTES = 16_000, 4_000
-DEFAULT_HYPERNETWORK = "/work/artifacts/zett-smollm2/hypernetwork.safetensors"
+DEFAULT_HYPERNETWORK = "/work/artifacts/zett-smollm2-v2/hypernetwork.safetensors"
 
 
 def fvt_table(model: Any, old: Any, new: Any) -> Any:
@@ -146,7 +146,7 @@ class ZeTTTransferBenchmark(Benchmark):
 
         hn = ZeTT(hypernetwork=path).hypernet(base, old)  # checks the artifact against the tokenizer first
         meta_steps = load_artifact(path, plugin=PLUGIN)[1]["config"].get("steps")
-        metrics: dict[str, float | int] = {}
+        metrics: dict[str, float | int] = {"hypernetwork_residual_mean": int(hn.residual_mean)}
         if meta_steps is not None:
             metrics["hypernetwork_steps"] = int(meta_steps)
 
@@ -193,7 +193,11 @@ class ZeTTTransferBenchmark(Benchmark):
                          score.tokens / original.tokens))
             del model
         notes += [
-            f"hypernetwork: {path}" + (f" ({meta_steps} training steps)" if meta_steps is not None else ""),
+            f"hypernetwork: {path}" + (f" ({meta_steps} training steps)" if meta_steps is not None else "")
+            + ("; residual_mean (a departure from the paper): its prediction is the FVT mean of a token's "
+               "pieces plus its learned correction, so the fvt row is this hypernetwork before training "
+               "(up to its cut at surface_maxlen pieces)"
+               if hn.residual_mean else "; the paper's architecture (no residual_mean)"),
             "no fine-tuning anywhere: every row is zero-shot (zett predicts every row of the target table, "
             "specials copied; 'copied shared rows' also copies the rows of tokens SmolLM2 has)",
             "identity_relative_mse: MSE of the predicted original table / variance of the source rows; "

@@ -7,6 +7,13 @@ tokenizer into pieces T_a(t) = (a_1 .. a_n), n <= ``surface_maxlen`` (the paper'
 output rows concatenated when the model is untied), rescaled, projected (Linear ->
 ProjectorBlock), run through a small RoBERTa-style encoder, and the first position is projected
 to the predicted input embedding E_in(t) (and output embedding E_out(t) for an untied model).
+
+``residual_mean`` (off by default) is a departure from the paper, for hypernetworks trained with
+little compute: the prediction is the mean of the pieces' source rows (FVT, Gee et al. 2022) plus
+the encoder's correction, whose output projection starts at zero. So before any training a
+single-piece token maps exactly to its source row (invariant (ii)) and a multi-piece token to the
+FVT mean, and training only has to learn what improves on that. The paper's hypernetwork is
+initialised at random and learns composition from the LM loss over 200k steps.
 """
 
 from __future__ import annotations
@@ -87,7 +94,8 @@ class HyperNetwork(nn.Module):
     (the base model's rows), never trained; every parameter here is the hypernetwork's own."""
 
     def __init__(self, source_in: torch.Tensor, source_out: torch.Tensor | None, *, layers: int = 3,
-                 heads: int = 4, hidden: int | None = None, surface_maxlen: int = 7) -> None:
+                 heads: int = 4, hidden: int | None = None, surface_maxlen: int = 7,
+                 residual_mean: bool = False) -> None:
         super().__init__()
         d = source_in.shape[1]
         hidden = hidden or d
@@ -111,6 +119,13 @@ class HyperNetwork(nn.Module):
         self.out_in = nn.Linear(hidden, d)
         self.out_out = None if self.tied else nn.Linear(hidden, d)
         self.dim = d
+        self.residual_mean = residual_mean
+        if residual_mean:
+            # the correction starts at zero: the untrained hypernetwork *is* FVT (mean of the pieces)
+            for head in (self.out_in, self.out_out):
+                if head is not None:
+                    nn.init.zeros_(head.weight)
+                    nn.init.zeros_(head.bias)
 
     def pack(self, pieces: Sequence[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pieces as a padded id matrix [V, L] and its padding mask (True = padding)."""
@@ -128,10 +143,17 @@ class HyperNetwork(nn.Module):
         x = self.projector(self.project(x)) + self.position.weight[: ids.shape[1]]
         h = self.encoder(x, src_key_padding_mask=pad)[:, 0]  # the first position, as the paper
         d = self.dim
-        e_in = self.out_in(h) * self.std[:d] + self.mean[:d]
+        if self.residual_mean:
+            # the departure: the pieces' mean source row (FVT) + the encoder's correction (in the
+            # standardised space); padded positions are left out of the mean
+            keep = (~pad).unsqueeze(-1).float()
+            base = (self.source[ids] * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        else:
+            base = self.mean.expand(len(ids), -1)
+        e_in = self.out_in(h) * self.std[:d] + base[:, :d]
         if self.tied:
             return e_in, None
-        return e_in, self.out_out(h) * self.std[d:] + self.mean[d:]
+        return e_in, self.out_out(h) * self.std[d:] + base[:, d:]
 
     def embed(self, pieces: Sequence[tuple[int, ...]], *, batch: int | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -168,13 +190,14 @@ class HyperNetwork(nn.Module):
 
 
 def hypernetwork_for(model: Any, *, layers: int, heads: int, hidden: int | None,
-                     surface_maxlen: int) -> HyperNetwork:
+                     surface_maxlen: int, residual_mean: bool = False) -> HyperNetwork:
     """A fresh hypernetwork over ``model``'s own (frozen) embedding rows."""
     emb = model.get_input_embeddings().weight
     head = model.get_output_embeddings()
     untied = head is not None and head.weight is not emb
     return HyperNetwork(emb.detach(), head.weight.detach() if untied else None, layers=layers, heads=heads,
-                        hidden=hidden, surface_maxlen=surface_maxlen).to(emb.device)
+                        hidden=hidden, surface_maxlen=surface_maxlen, residual_mean=residual_mean
+                        ).to(emb.device)
 
 
 # -- artifacts ---------------------------------------------------------------------------
@@ -188,7 +211,8 @@ def save_hypernetwork(path: str | Path, hn: HyperNetwork, tokenizer: Tokenizer, 
     meta = {"tokenizer": tokenizer.fingerprint(), "tokenizer_name": tokenizer.name,
             "vocab_size": tokenizer.vocab_size, "dim": hn.dim, "tied": hn.tied,
             "layers": len(hn.encoder.layers), "heads": hn.encoder.layers[0].self_attn.num_heads,
-            "hidden": hn.project.out_features, "surface_maxlen": hn.surface_maxlen, **(config or {})}
+            "hidden": hn.project.out_features, "surface_maxlen": hn.surface_maxlen,
+            "residual_mean": hn.residual_mean, **(config or {})}
     return save_artifact(path, tensors, plugin=PLUGIN, version=ARTIFACT_VERSION, config=meta)
 
 
@@ -205,7 +229,9 @@ def load_hypernetwork(path: str | Path, model: Any, tokenizer: Tokenizer) -> Hyp
             f"{tokenizer.name!r} ({tokenizer.vocab_size} ids, {tokenizer.fingerprint()[:12]})",
             component=COMPONENT, hint="load the base model and tokenizer the hypernetwork was trained on")
     hn = hypernetwork_for(model, layers=int(config["layers"]), heads=int(config["heads"]),
-                          hidden=int(config["hidden"]), surface_maxlen=int(config["surface_maxlen"]))
+                          hidden=int(config["hidden"]), surface_maxlen=int(config["surface_maxlen"]),
+                          # artifacts from before the option have none: the paper's architecture
+                          residual_mean=bool(config.get("residual_mean", False)))
     if (hn.dim, hn.tied) != (config["dim"], config["tied"]):
         raise IncompatibleComponentsError(
             f"hypernetwork {str(path)!r} predicts {config['dim']}-wide rows (tied={config['tied']}), the "

@@ -263,6 +263,10 @@ class ZeTTRecipe(Recipe):
         "doc": "the hypernetwork's width (None: the model's hidden size, as the paper)"})
     surface_maxlen: int = attrs.field(default=7, validator=positive_int, metadata={
         "doc": "pieces of a token's decomposition by the original tokenizer kept (the paper: 7)"})
+    residual_mean: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "a departure from the paper for short runs: predict the mean of the pieces' source rows "
+               "(FVT) plus a learned correction that starts at zero, so training starts from FVT and "
+               "single-piece tokens start exactly at their rows (False: the paper's hypernetwork)"})
     vocab_size: int = attrs.field(default=32768, validator=positive_int, metadata={
         "doc": "tokens of each sampled UnigramLM, the LM loss's softmax (the paper: 32768)"})
     identity_vocab_size: int | None = attrs.field(
@@ -292,7 +296,7 @@ class ZeTTRecipe(Recipe):
         if ctx.tokenizer is None:
             raise ConfigError("the zett recipe needs the model's tokenizer", component=COMPONENT)
         hn = hypernetwork_for(model, layers=self.layers, heads=self.heads, hidden=self.hidden,
-                              surface_maxlen=self.surface_maxlen)
+                              surface_maxlen=self.surface_maxlen, residual_mean=self.residual_mean)
         self.model = ZeTTModel(model, ctx.tokenizer, hn, self)
         self.model.rank = ctx.rank
         return self.model
