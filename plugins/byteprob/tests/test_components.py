@@ -37,7 +37,7 @@ def test_components_are_registered(make_registry):
     assert "byte_view" in decoder.requires and "causal_lm" in decoder.requires
     assert reg.parameters(decoder).names() == ["meaning", "temperature", "top_p", "max_new_bytes",
                                                "max_covers", "max_exact_covers", "tolerance", "max_memory",
-                                               "invalid_utf8", "specials"]
+                                               "invalid_utf8", "specials", "prefetch"]
     assert reg.parameters(decoder).wants_context and not reg.accepts_constraint(decoder)
     assert reg.get("demo", "byteprob").name == "byteprob"
 

@@ -45,7 +45,7 @@ from tokensmith import (
 )
 
 from .brute_force import BruteForce, max_abs_error
-from .cover_set import ByteProbLM
+from .cover_set import TOLERANCE, ByteProbLM
 from .decoding import generate_bytes
 from .demo import CASES, healed_probability, token_level_probability
 from .ensemble import ByteEnsemble
@@ -81,25 +81,70 @@ def model_exactness(lm: Any, quick: bool) -> dict[str, Any]:
     return out
 
 
+def _walk(lm: Any, blm: ByteProbLM, prompt: bytes, nbytes: int, *, peak: bool = False) -> dict[str, Any]:
+    """Greedy bytes of ``blm`` after ``prompt``: the bytes, the states, seconds, LM forward calls and
+    forwarded rows (token positions), and (``peak``) the most tensor bytes one state held."""
+    calls, rows = lm.counters["forward_calls"], lm.counters["forward_tokens"]
+    t0 = time.perf_counter()
+    state = blm.start(prompt)
+    states, text, most, times = [state], b"", tensor_bytes(state) if peak else 0, []
+    for _ in range(nbytes):
+        b = int(state.logprobs.argmax())
+        if b == 256:
+            break
+        t1 = time.perf_counter()
+        state = blm.advance(state, b)
+        times.append(time.perf_counter() - t1)
+        if peak:
+            most = max(most, tensor_bytes(state))
+        text += bytes([b])
+        states.append(state)
+    return {"text": text, "states": states, "seconds": time.perf_counter() - t0, "times": times,
+            "calls": lm.counters["forward_calls"] - calls, "rows": lm.counters["forward_tokens"] - rows,
+            "peak": most}
+
+
+def boundary_share(state: Any) -> float:
+    """The share of P(prefix) held by the expanded sequences ending exactly at the current byte (in the
+    canonical meanings: the canonical encoding of the prefix), from a tolerance-0 state."""
+    covers = state.data
+    ends = [n.logq for n in covers.exact]
+    if not ends or covers.log_cover == -math.inf:
+        return 0.0
+    top = max(ends)
+    return math.exp(top + math.log(sum(math.exp(v - top) for v in ends)) - covers.log_cover)
+
+
+#: tolerances of the deferral measured without prefetching (the default prefetch runs at 0 and the default)
+SWEEP = (0.0, TOLERANCE, 1e-5, 1e-3)
+
+
 def speed(lm: Any, quick: bool) -> dict[str, Any]:
     """Greedy bytes vs greedy tokens (KV cache) on the same prompts, same process: first the
-    token-level greedy continuation (its bytes and seconds), then the byte-exact greedy one of the
-    same number of bytes at the default tolerance, and again at tolerance 0 (every forward).
-    ``state_memory_ratio`` compares what the decoding states hold (KV caches of live covers,
-    cover tensors; the token state: its KV cache and logprobs); ``memory_ratio_with_model`` adds
-    the model's weights, which both share. The certified bound of every byte state is compared
-    with its true error against the tolerance-0 run."""
+    token-level greedy continuation (its bytes and seconds), then byte-exact greedy walks over as
+    many bytes: the default (certified tolerance, prefetching), tolerance 0 (every forward, the
+    reference of the true error), and without prefetching at the tolerances of :data:`SWEEP`.
+    LM forward *calls* and forwarded *rows* per byte are counted apart (a batched call of k rows costs
+    more than one row); bytes/s is the speed that matters. ``state_memory_ratio`` compares what the
+    decoding states hold (KV caches of live covers, next-token rows, masks, cover tensors, prefetched
+    states; the token state: its KV cache and logprobs); ``memory_ratio_with_model`` adds the model's
+    weights, which both share. The certified bound of every default state is compared with its true
+    error against the tolerance-0 run; the boundary sequence's share of the prefix mass is logged on
+    the tolerance-0 walk without prefetch."""
     n_tokens = 6 if quick else 16
     weights = tensor_bytes(lm.model, modules=True)
     out: dict[str, Any] = {"tokens_per_prompt": n_tokens, "prompts": {}}
     runs = {"default": ByteProbLM(lm), "tolerance_0": ByteProbLM(lm, tolerance=0)}
+    sweep = SWEEP[:2] if quick else SWEEP
+    runs.update({f"prefetch_0_tolerance_{t:g}": ByteProbLM(lm, tolerance=t, prefetch=0) for t in sweep})
+    if not quick:
+        runs["prefetch_4"] = ByteProbLM(lm, prefetch=4)
     for blm in runs.values():
         blm.start(b"warm up")  # builds the per-tokenizer tables once
     tok_seconds = tok_bytes = tok_forwards = 0.0
-    seconds = {k: 0.0 for k in runs}
-    forwards = {k: 0 for k in runs}
+    totals = {k: {"seconds": 0.0, "calls": 0, "rows": 0, "bytes": 0, "peak": 0} for k in runs}
     byte_times: list[float] = []
-    nbytes, state_peak, token_peak, worst, max_bound, bounds = 0, 0, 0, 0.0, 0.0, []
+    token_peak, worst, max_bound, bounds, shares = 0, 0.0, 0.0, [], []
     for prompt in ("def fibon", "The capital of Fra"):
         # token-level greedy: encode the prompt, then one cached step per token
         ids = list(lm.start_ids) + list(lm.tokenizer.encode(prompt).ids)
@@ -118,60 +163,113 @@ def speed(lm: Any, quick: bool) -> dict[str, Any]:
         tok_bytes += len(text_bytes)
         walks = {}
         for key, blm in runs.items():
-            calls = lm.counters["forward_calls"]
-            t0 = time.perf_counter()
-            state = blm.start(prompt.encode())
-            states, text = [state], b""
-            for _ in range(len(text_bytes)):
-                b = int(state.logprobs.argmax())
-                if b == 256:
-                    break
-                t1 = time.perf_counter()
-                state = blm.advance(state, b)
-                if key == "default":
-                    byte_times.append(time.perf_counter() - t1)
-                    state_peak = max(state_peak, tensor_bytes(state))
-                text += bytes([b])
-                states.append(state)
-            seconds[key] += time.perf_counter() - t0
-            forwards[key] += lm.counters["forward_calls"] - calls
-            walks[key] = (text, states)
-        nbytes += len(walks["default"][0])
-        for a, e in zip(walks["default"][1], walks["tolerance_0"][1]):
+            peak = key in ("default", "prefetch_0_tolerance_1e-07")
+            walk = walks[key] = _walk(lm, blm, prompt.encode(), len(text_bytes), peak=peak)
+            total = totals[key]
+            for field in ("seconds", "calls", "rows"):
+                total[field] += walk[field]
+            total["bytes"] += len(walk["text"])
+            total["peak"] = max(total["peak"], walk["peak"])
+            if key == "default":
+                byte_times += walk["times"]
+            walk.pop("times")
+        shares += [boundary_share(st) for st in walks["prefetch_0_tolerance_0"]["states"]]
+        for a, e in zip(walks["default"]["states"], walks["tolerance_0"]["states"]):
             if a.prefix != e.prefix:
                 break
             err = float((a.logprobs.exp() - e.logprobs.exp()).abs().max())
             bounds.append((a.data.bound, err))
             worst = max(worst, err - a.data.bound)
             max_bound = max(max_bound, a.data.bound)
+        ref = walks["prefetch_0_tolerance_0"]["states"]
+        on_off = max((float((a.logprobs.exp() - e.logprobs.exp()).abs().max())
+                      for a, e in zip(walks["tolerance_0"]["states"], ref) if a.prefix == e.prefix),
+                     default=0.0)
         out["prompts"][prompt] = {"token_level": text_bytes.decode("utf-8", "replace"),
-                                  "byte_exact": walks["default"][0].decode("utf-8", "replace"),
-                                  "same_path_as_tolerance_0": walks["default"][0] == walks["tolerance_0"][0]}
+                                  "byte_exact": walks["default"]["text"].decode("utf-8", "replace"),
+                                  "same_path_as_tolerance_0":
+                                      walks["default"]["text"] == walks["tolerance_0"]["text"],
+                                  "prefetch_on_vs_off_max_abs_difference_tolerance_0": on_off}
     ms_byte = 1000 * statistics.median(byte_times)
     ms_token = 1000 * tok_seconds / max(1.0, tok_forwards)
     errors = [e for _, e in bounds]
+    tok_bps = tok_bytes / max(1e-9, tok_seconds)
+    configs = {}
+    for key, t in totals.items():
+        n = max(1, t["bytes"])
+        configs[key] = {"tolerance": runs[key].tolerance, "prefetch": runs[key].prefetch,
+                        "calls_per_byte": t["calls"] / n, "rows_per_byte": t["rows"] / n,
+                        "bytes_per_second": t["bytes"] / max(1e-9, t["seconds"]),
+                        "over_token_level_bytes_per_second":
+                            ratio(t["bytes"] / max(1e-9, t["seconds"]), tok_bps),
+                        "bytes": t["bytes"]}
+    d, z, old = totals["default"], totals["tolerance_0"], totals["prefetch_0_tolerance_1e-07"]
+    nbytes = max(1, d["bytes"])
+    qs = sorted(shares)
+
+    def quantile(q: float) -> float:
+        return qs[min(len(qs) - 1, int(q * len(qs)))] if qs else 0.0
+
     out.update({
         "median_ms_per_next_byte_distribution": ms_byte,
         "median_ms_per_cached_token_step": ms_token,
         "ratio_byte_distribution_to_token_step": ratio(ms_byte, ms_token),
-        "lm_forwards_per_byte": forwards["default"] / max(1, nbytes),
-        "lm_forwards_per_byte_tolerance_0": forwards["tolerance_0"] / max(1, nbytes),
+        "lm_forwards_per_byte": d["calls"] / nbytes,
+        "lm_rows_per_byte": d["rows"] / nbytes,
+        "lm_forwards_per_byte_tolerance_0": z["calls"] / max(1, z["bytes"]),
+        "lm_forwards_per_byte_prefetch_0": old["calls"] / max(1, old["bytes"]),
+        "lm_rows_per_byte_prefetch_0": old["rows"] / max(1, old["bytes"]),
         "token_level_forwards_per_byte": tok_forwards / max(1.0, tok_bytes),
         "bytes_per_token": tok_bytes / max(1.0, tok_forwards),
-        "bytes_per_second_byte_exact": nbytes / max(1e-9, seconds["default"]),
-        "bytes_per_second_byte_exact_tolerance_0": nbytes / max(1e-9, seconds["tolerance_0"]),
-        "bytes_per_second_token_level": tok_bytes / max(1e-9, tok_seconds),
-        "byte_exact_over_token_level_bytes_per_second": ratio(nbytes / max(1e-9, seconds["default"]),
-                                                              tok_bytes / max(1e-9, tok_seconds)),
+        "bytes_per_second_byte_exact": d["bytes"] / max(1e-9, d["seconds"]),
+        "bytes_per_second_byte_exact_tolerance_0": z["bytes"] / max(1e-9, z["seconds"]),
+        "bytes_per_second_byte_exact_prefetch_0": old["bytes"] / max(1e-9, old["seconds"]),
+        "bytes_per_second_token_level": tok_bps,
+        "byte_exact_over_token_level_bytes_per_second": ratio(d["bytes"] / max(1e-9, d["seconds"]), tok_bps),
+        "byte_exact_prefetch_0_over_token_level_bytes_per_second": ratio(
+            old["bytes"] / max(1e-9, old["seconds"]), tok_bps),
         "certified_bound_max": max_bound,
         "true_error_max": max(errors, default=0.0),
         "true_error_minus_bound_max": worst,
         "states_compared": len(bounds),
-        "state_bytes_peak_byteprob": state_peak,
+        "prefetch_on_vs_off_max_abs_difference": max(
+            v["prefetch_on_vs_off_max_abs_difference_tolerance_0"] for v in out["prompts"].values()),
+        "boundary_share_min": quantile(0.0), "boundary_share_p10": quantile(0.1),
+        "boundary_share_median": quantile(0.5), "boundary_share_p90": quantile(0.9),
+        "boundary_share_max": qs[-1] if qs else 0.0,
+        **{f"boundary_share_fraction_below_{t:g}": sum(v < t for v in qs) / max(1, len(qs))
+           for t in SWEEP[1:]},
+        "state_bytes_peak_byteprob": d["peak"],
+        "state_bytes_peak_byteprob_prefetch_0": old["peak"],
         "state_bytes_peak_token_level": token_peak,
-        "state_memory_ratio": state_peak / max(1, token_peak),
-        "memory_ratio_with_model": ratio(weights + state_peak, weights + token_peak),
+        "state_memory_ratio": d["peak"] / max(1, token_peak),
+        "state_memory_ratio_prefetch_0": old["peak"] / max(1, token_peak),
+        "memory_ratio_with_model": ratio(weights + d["peak"], weights + token_peak),
     })
+    out["configs"] = configs
+    out["boundary_shares"] = shares
+    return out
+
+
+#: a paragraph repeated to lengthen the prompt before "The capital of Fra" (memory vs prompt length)
+FILLER = "Paris is a city on the Seine with many museums, parks and old bridges. "
+
+
+def memory_by_prompt_length(lm: Any, quick: bool) -> dict[str, Any]:
+    """Decode-state memory of byte-exact greedy (after 4 bytes, default settings) over token-level
+    greedy (after one cached step) for prompts of growing length: the token state grows with the
+    prompt's KV cache; the byte state adds next-token rows and masks, which do not grow with it."""
+    blm = ByteProbLM(lm)
+    out = {}
+    for repeats in ((0, 4) if quick else (0, 4, 16)):
+        prompt = FILLER * repeats + "The capital of Fra"
+        ids = list(lm.start_ids) + list(lm.tokenizer.encode(prompt).ids)
+        tstate = lm.start(ids)
+        tstate = lm.extend(tstate, [int(tstate.logprobs.argmax())])
+        token = tensor_bytes(tstate)
+        walk = _walk(lm, blm, prompt.encode(), 4, peak=True)
+        out[str(len(ids))] = {"prompt_tokens": len(ids), "token_level_bytes": token,
+                              "byte_exact_bytes": walk["peak"], "ratio": walk["peak"] / max(1, token)}
     return out
 
 
@@ -198,7 +296,9 @@ def meanings(lm: Any, quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         state = blm.start(text)
-        result = {"finished": True, "bound": state.data.bound, "covers": len(state.data)}
+        # what the state holds (tensor_bytes) and the cover set's own estimate checked against max_memory
+        result = {"finished": True, "bound": state.data.bound, "covers": len(state.data),
+                  "state_bytes": tensor_bytes(state), "cover_set_bytes": blm._memory(state.data, [])}
     except ResourceLimitError as err:
         result = {"finished": False, "error": type(err).__name__, "message": err.message}
     result.update({"prompt": text.decode(), "bytes": len(text), "seconds": time.perf_counter() - t0,
@@ -286,12 +386,15 @@ def ensemble(lm: Any, quick: bool) -> dict[str, Any]:
 
 
 def measure(lm: Any, *, quick: bool, greedy: Any = None, healing: Any = None, model: str = "",
-            threads: int = 1) -> dict[str, Any]:
+            threads: int = 1, with_ensemble: bool = True) -> dict[str, Any]:
     """Every number of the benchmark as one JSON-like mapping (see :func:`to_report`)."""
     return {"quick": quick, "threads": threads, "model": model, "exactness_toy": exactness(quick),
             "exactness_model": model_exactness(lm, quick), "speed": speed(lm, quick),
-            "meanings": meanings(lm, quick),
-            "mid_word": mid_word(lm, greedy, healing), "ensemble": ensemble(lm, quick)}
+            "memory_by_prompt_length": memory_by_prompt_length(lm, quick),
+            "meanings": meanings(lm, quick), "mid_word": mid_word(lm, greedy, healing),
+            "ensemble": ensemble(lm, quick) if with_ensemble else
+            {"skipped": "ensemble=False (the two-vocabulary ensemble is not part of issue 13; see the README "
+                        "for its last measured run)"}}
 
 
 def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> Report:
@@ -306,7 +409,13 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
         "ms_per_cached_token_step": sp["median_ms_per_cached_token_step"],
         "byte_distribution_vs_token_step": sp["ratio_byte_distribution_to_token_step"],
         "lm_forwards_per_byte": sp["lm_forwards_per_byte"],
+        "lm_rows_per_byte": sp["lm_rows_per_byte"],
         "lm_forwards_per_byte_tolerance_0": sp["lm_forwards_per_byte_tolerance_0"],
+        "lm_forwards_per_byte_prefetch_0": sp["lm_forwards_per_byte_prefetch_0"],
+        "byte_exact_prefetch_0_over_token_level_bytes_per_second":
+            sp["byte_exact_prefetch_0_over_token_level_bytes_per_second"],
+        "prefetch_on_vs_off_max_abs_difference": sp["prefetch_on_vs_off_max_abs_difference"],
+        "boundary_share_median": sp["boundary_share_median"],
         "token_level_forwards_per_byte": sp["token_level_forwards_per_byte"],
         "byte_exact_over_token_level_bytes_per_second": sp["byte_exact_over_token_level_bytes_per_second"],
         "certified_bound_max": sp["certified_bound_max"],
@@ -314,8 +423,12 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
         "true_error_minus_bound_max": sp["true_error_minus_bound_max"],
         "canonical_local_vs_global_max_abs_difference": result["meanings"]["max_abs_difference"],
         "state_memory_ratio": sp["state_memory_ratio"],
+        "state_memory_ratio_prefetch_0": sp["state_memory_ratio_prefetch_0"],
         "memory_ratio_with_model": sp["memory_ratio_with_model"],
     }
+    by_length = result["memory_by_prompt_length"]
+    metrics.update({f"state_memory_ratio[{v['prompt_tokens']} prompt tokens]": v["ratio"]
+                    for v in by_length.values()})
     notes = [f"{result['model']}, {result['threads']} CPU thread(s); speed over the bytes of "
              f"{sp['tokens_per_prompt']} greedy tokens per prompt (token-level greedy first, then byte-exact "
              "greedy over as many bytes, at the default tolerance and at 0); memory = distinct tensor "
@@ -325,13 +438,29 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
     outcome = (f"finished in {long['seconds']:.1f} s, {long['forwards']} forwards, certified bound "
                f"{long['bound']:.2g}" if long["finished"] else
                f"stopped with {long['error']} after {long['seconds']:.1f} s: {long['message']}")
+    if long["finished"]:
+        outcome += (f", the state holds {long['state_bytes']:,} tensor bytes (cover-set estimate "
+                    f"{long['cover_set_bytes']:,})")
     notes.append(f"marginal meaning, {long['bytes']}-byte prompt {long['prompt']!r}, max_memory="
                  f"{long['max_memory']:,} bytes: {outcome}")
+    notes.append("prefetch: rows read ahead in the batch of a needed forward; the same rows a later forward "
+                 "computes, so on/off differ only by float32 batch noise "
+                 "(prefetch_on_vs_off_max_abs_difference)")
     tables = [Table("max |error| of next-byte distributions vs brute force",
                     ("case", "max |error|", "seconds"),
                     tuple((k, v["max_abs_error"], v.get("seconds")) for k, v in errors.items())),
               Table("speed: greedy bytes vs greedy tokens (KV cache)", ("measure", "value"),
                     tuple((k, v) for k, v in sp.items() if isinstance(v, int | float))),
+              Table("forwards per byte by tolerance and prefetch (greedy walks, same run)",
+                    ("run", "tolerance", "prefetch", "calls/byte", "rows/byte", "bytes/s",
+                     "x token-level bytes/s"),
+                    tuple((k, c["tolerance"], c["prefetch"], c["calls_per_byte"], c["rows_per_byte"],
+                           c["bytes_per_second"], c["over_token_level_bytes_per_second"])
+                          for k, c in sp["configs"].items())),
+              Table("decode-state memory vs prompt length (byte-exact: 4 bytes, token-level: 1 step)",
+                    ("prompt tokens", "token-level bytes", "byte-exact bytes", "ratio"),
+                    tuple((v["prompt_tokens"], v["token_level_bytes"], v["byte_exact_bytes"], v["ratio"])
+                          for v in by_length.values())),
               Table("canonical-local vs canonical-global: max |difference| of next-byte probabilities",
                     ("prompt", "max |difference|"), tuple(mn["prompts"].items())),
               Table("mid-word prompts", ("prompt", "expected", "P token-level", "P token healing",
@@ -363,6 +492,15 @@ def to_report(result: dict[str, Any], provenance: Provenance | None = None) -> R
                      (sp["token_level_forwards_per_byte"], sp["lm_forwards_per_byte"],
                       sp["lm_forwards_per_byte_tolerance_0"]), y_label="LM forwards per byte", plot="bar",
                      group="forwards per byte"),
+              Series("calls per byte", tuple(sp["configs"]),
+                     tuple(c["calls_per_byte"] for c in sp["configs"].values()), y_label="per byte",
+                     plot="bar", group="calls and rows per byte"),
+              Series("rows per byte", tuple(sp["configs"]),
+                     tuple(c["rows_per_byte"] for c in sp["configs"].values()), y_label="per byte",
+                     plot="bar", group="calls and rows per byte"),
+              Series("share of P(prefix)", tuple(range(len(sp["boundary_shares"]))),
+                     tuple(max(v, 1e-18) for v in sp["boundary_shares"]), y_label="share (floor 1e-18)",
+                     log_y=True, group="boundary sequence's share of the prefix mass, per byte state"),
               Series("median ms", ("cached token step", "next-byte distribution"),
                      (sp["median_ms_per_cached_token_step"], sp["median_ms_per_next_byte_distribution"]),
                      y_label="median ms", plot="bar", group="speed")]
@@ -385,6 +523,9 @@ class ByteProbBenchmark(Benchmark):
 
     model: str = attrs.field(default="smollm2", metadata={"doc": "the model source measured"})
     threads: int = attrs.field(default=1, validator=positive_int, metadata={"doc": "CPU threads"})
+    ensemble: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "full mode: train the tiny code LM and measure the two-vocabulary ensemble (False skips it, "
+               "said in the notes)"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
     def run(self, *, quick: bool = False) -> Report:
@@ -399,5 +540,5 @@ class ByteProbBenchmark(Benchmark):
             greedy = healing = None
         model = "SmolLM2-135M-Instruct" if self.model == "smollm2" else self.model
         result = measure(pipeline.lm, quick=quick, greedy=greedy, healing=healing, model=model,
-                         threads=self.threads)
+                         threads=self.threads, with_ensemble=self.ensemble)
         return to_report(result, Provenance.collect(registry, pipeline.runtime, pipeline.spec.model))

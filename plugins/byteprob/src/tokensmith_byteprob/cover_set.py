@@ -34,6 +34,19 @@ meanings no cover runs across the start of the last whitespace run (the GPT-2
 regex), so pending sequences that are not on the canonical path to it have
 probability 0 and are dropped there, exactly.
 
+Certified-exact prefetching (issue 13, item 1: fewer forward *calls*). In the canonical
+meanings one sequence ends at each byte, ``P + t`` with ``t`` a byte-prefix of the token
+``P`` is most likely to continue with (``P`` = " capital of", covers " Paris": ``P`` + " P",
+" Pa", " Par", " Paris" at the bytes of the word), so ~1 forward per byte is needed while a
+token step reads several bytes. When a forward of a child of ``P`` must run, the ``prefetch``
+most likely straddling covers of ``P`` are taken and every child of ``P`` whose token is a
+byte-prefix of one of theirs (still live: positive mass so far) is put in the same
+``extend_batch`` on ``P``'s state; their states are kept on ``P`` and used, without a new
+call, when the bytes reach them. The states are the same ones a later forward would compute
+(prefetch 0 gives today's calls), so the result is exact; only which rows share a batched
+forward changes (float32 noise). A kept state whose token no longer matches the bytes is
+dropped.
+
 Bounds: ``max_covers`` token sequences in a cover set, ``max_exact_covers``
 expanded sequences ending on the byte boundary, and ``max_memory`` bytes of
 tensors that the cover set holds (next-token rows, KV segments, cover tensors)
@@ -84,6 +97,8 @@ MAX_COVERS = 200_000
 MAX_EXACT_COVERS = 1024
 #: default bound on the tensor bytes a cover set holds, plus the next forward's batch
 MAX_MEMORY = 1 << 30
+#: default number of top covers whose byte-prefix chains are prefetched with a needed forward
+PREFETCH = 2
 #: a batched forward is split so that its logits plus shared-past copies stay under this many floats
 BATCH_LOGITS = 1 << 24
 
@@ -146,6 +161,8 @@ class Node:
     logz: float = 0.0
     buckets: Any = None
     handle: Node | None = None
+    #: next-token id -> LM state of ``ids + (id,)``, computed ahead in a batch (prefetching)
+    prefetched: dict[int, LMState] | None = None
 
 
 @attrs.define(eq=False)
@@ -219,13 +236,15 @@ class ByteProbLM(ByteLanguageModel):
                  max_covers: int = MAX_COVERS, max_exact_covers: int = MAX_EXACT_COVERS,
                  max_memory: int = MAX_MEMORY, invalid_utf8: InvalidUtf8 = "unjudged",
                  specials: Specials = "error", context: Sequence[int] | str | None = None,
-                 name: str | None = None) -> None:
+                 prefetch: int = PREFETCH, name: str | None = None) -> None:
         component = f"byte LM '{name or 'byteprob'}'"
         if meaning not in MEANINGS:
             raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}", component=component)
         meaning = ALIASES.get(meaning, meaning)
         self.name = name or f"byteprob({lm.name}, {meaning})"
         component = f"byte LM '{self.name}'"
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise InputError(f"prefetch must be an int >= 0, got {prefetch!r}", component=component)
         for key, value in (("max_covers", max_covers), ("max_exact_covers", max_exact_covers),
                            ("max_memory", max_memory)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -250,10 +269,12 @@ class ByteProbLM(ByteLanguageModel):
         self.max_memory = max_memory
         self.invalid_utf8 = invalid_utf8
         self.specials = specials
+        self.prefetch = prefetch
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning != "marginal" else None
         self.counters: ChainMap[str, int] = ChainMap(
-            {"states": 0, "max_covers_seen": 0, "expanded": 0, "deferred": 0}, lm.counters)
+            {"states": 0, "max_covers_seen": 0, "expanded": 0, "deferred": 0, "prefetched": 0,
+             "prefetch_hits": 0}, lm.counters)
         self.context = self._context_ids(context)
         self._specials = sorted(((text.encode("utf-8"), i) for i, text in lm.tokenizer.special_tokens.items()
                                  if text), key=lambda p: -len(p[0]))
@@ -433,6 +454,10 @@ class ByteProbLM(ByteLanguageModel):
         straddles: list[Straddle] = []
         for s in covers.straddles:
             keep = view.matrix[s.ids, s.offset] == b
+            if s.node.prefetched:  # a kept state whose token runs on with another byte is never reached now
+                for v in [v for v in s.node.prefetched
+                          if int(view.lengths[v]) > s.offset and int(view.matrix[v, s.offset]) != b]:
+                    del s.node.prefetched[v]
             if not bool(keep.any()):
                 continue
             ids, logq = s.ids[keep], s.logq[keep]
@@ -517,10 +542,17 @@ class ByteProbLM(ByteLanguageModel):
 
     def _settle(self, covers: CoverSet) -> None:
         """Expand pending nodes, largest first and in batches, until the certified bound is at
-        most ``tolerance`` (all of them for tolerance 0)."""
+        most ``tolerance`` (all of them for tolerance 0). Those ending at the current byte whose
+        state was prefetched cost no forward and are expanded first, whatever their share."""
         import torch
 
         end = len(covers.data)
+        free = [n for n in covers.pending if n.end == end and n.parent is not None and n.parent.prefetched
+                and n.ids[-1] in n.parent.prefetched]
+        if free:
+            ids = {id(n) for n in free}
+            covers.pending = [n for n in covers.pending if id(n) not in ids]
+            self._expand(covers, free)
         floor = 1  # doubles per round: few rounds when much must be expanded, the fewest forwards otherwise
         while covers.pending:
             self._mass(covers)
@@ -540,10 +572,6 @@ class ByteProbLM(ByteLanguageModel):
                 take = min(len(covers.pending), max(floor, int(ok[0]))) if len(ok) else take
             floor *= 2
             batch, covers.pending = covers.pending[:take], covers.pending[take:]
-            at_end = sum(1 for n in batch if n.end == end) + len(covers.exact)
-            if at_end > self.max_exact_covers:
-                raise self._too_large(end, f"{at_end:,} covers ending on the byte boundary exceed "
-                                           f"max_exact_covers={self.max_exact_covers:,}")
             self._expand(covers, batch)
             if len(covers) > self.max_covers:
                 raise self._too_large(end, f"{len(covers):,} covers exceed max_covers={self.max_covers:,}")
@@ -551,26 +579,85 @@ class ByteProbLM(ByteLanguageModel):
         self._mass(covers)
 
     def _expand(self, covers: CoverSet, nodes: list[Node]) -> None:
-        """Run the forwards of ``nodes`` (one ``extend_batch`` per parent state, in chunks), then
-        put each where it belongs: an exact cover at the end, or its descendants over the rest."""
-        self._check_memory(covers, nodes)
+        """Run the forwards of ``nodes`` (one ``extend_batch`` per parent state, in chunks, with the
+        prefetched rows of that parent), then put each where it belongs: an exact cover at the end,
+        or its descendants over the rest. A node whose state was prefetched takes it: no forward."""
+        end = len(covers.data)
+        at_end = sum(1 for n in nodes if n.end == end) + len(covers.exact)
+        if at_end > self.max_exact_covers:
+            raise self._too_large(end, f"{at_end:,} covers ending on the byte boundary exceed "
+                                       f"max_exact_covers={self.max_exact_covers:,}")
         groups: dict[int, list[Node]] = {}
         for node in nodes:
             groups.setdefault(id(node.parent), []).append(node)
-        vocab = self.lm.vocab_size
+        plan: list[tuple[Node, list[Node], list[int]]] = []
         for group in groups.values():
             parent = group[0].parent
+            kept = parent.prefetched or {}
+            run = []
+            for node in group:
+                state = kept.pop(node.ids[-1], None)
+                if state is None:
+                    run.append(node)
+                    continue
+                node.state, node.handle = state, None
+                self.counters["expanded"] += 1
+                self.counters["prefetch_hits"] += 1
+                self._finish(node, covers.data[: node.end])
+                self._place(covers, node)
+            if run:
+                plan.append((parent, run, self._prefetch_ids(covers, parent, run)))
+        if not plan:
+            return
+        needed = [n for _, run, _ in plan for n in run]
+        extra = sum(len(ahead) for _, _, ahead in plan)
+        self._check_memory(covers, needed)
+        if extra and not self._fits(covers, needed, extra):  # prefetching is optional: skip it, stay exact
+            plan = [(parent, run, []) for parent, run, _ in plan]
+        vocab = self.lm.vocab_size
+        for parent, run, ahead in plan:
             past = len(parent.state.ids)
             per_row = vocab + (past + 1) * self._kv_per_token / 4
             chunk = max(1, BATCH_LOGITS // max(1, int(per_row)))
-            for i in range(0, len(group), chunk):
-                part = group[i: i + chunk]
-                states = self.lm.extend_batch(parent.state, [n.ids[len(parent.ids):] for n in part])
-                for node, state in zip(part, states):
-                    node.state, node.handle = state, None
+            rows: list[Node | int] = [*run, *ahead]
+            for i in range(0, len(rows), chunk):
+                part = rows[i: i + chunk]
+                states = self.lm.extend_batch(
+                    parent.state, [r.ids[len(parent.ids):] if isinstance(r, Node) else [r] for r in part])
+                for row, state in zip(part, states):
+                    if not isinstance(row, Node):  # a prefetched child: kept on its parent until reached
+                        if parent.prefetched is None:
+                            parent.prefetched = {}
+                        parent.prefetched[row] = state
+                        self.counters["prefetched"] += 1
+                        continue
+                    row.state, row.handle = state, None
                     self.counters["expanded"] += 1
-                    self._finish(node, covers.data[: node.end])
-                    self._place(covers, node)
+                    self._finish(row, covers.data[: row.end])
+                    self._place(covers, row)
+
+    def _prefetch_ids(self, covers: CoverSet, parent: Node, run: list[Node]) -> list[int]:
+        """Tokens ``v`` to read after ``parent`` now, ahead of need: byte-prefixes (whole tokens,
+        live so far) of the ``prefetch`` most likely tokens straddling the bytes after ``parent``,
+        not already kept or being run."""
+        import torch
+
+        if not self.prefetch:
+            return []
+        own = [s for s in covers.straddles if s.node is parent and len(s.ids)]
+        if not own:
+            return []
+        ids = torch.cat([s.ids for s in own])
+        logq = torch.cat([s.logq for s in own])
+        top = ids[torch.topk(logq, min(self.prefetch, len(ids))).indices]
+        width = int(self.view.lengths[top].max())
+        ids = ids[self.view.lengths[ids] <= width]  # a prefix is no longer than its token
+        rows = self.view.matrix[ids, :width]  # [n, width], -1 past a token's end
+        tops = self.view.matrix[top, :width]  # [k, width]
+        # v is a byte-prefix of t when every byte of v equals t's byte there (v's padding matches anything)
+        prefix = ((rows[:, None, :] == tops[None, :, :]) | (rows[:, None, :] < 0)).all(dim=2).any(dim=1)
+        skip = set(parent.prefetched or ()) | {n.ids[-1] for n in run}
+        return [v for v in ids[prefix].tolist() if v not in skip]
 
     def _place(self, covers: CoverSet, node: Node) -> None:
         if node.end == len(covers.data):
@@ -615,9 +702,9 @@ class ByteProbLM(ByteLanguageModel):
             hint="the marginal meaning grows exponentially with the text: use a canonical meaning, a shorter "
                  "text, a larger tolerance, or raise the bound")
 
-    def _check_memory(self, covers: CoverSet, nodes: list[Node]) -> None:
-        """Refuse a forward that would take the cover set past ``max_memory``: what its nodes hold
-        (rows, masks, KV of their own tokens), its straddle tensors, and the batch to run."""
+    def _memory(self, covers: CoverSet, nodes: list[Node], extra: int = 0) -> int:
+        """Bytes the cover set holds (rows, masks, KV of its nodes' own tokens, cover tensors, the
+        states prefetched on its nodes) plus the batch of ``nodes`` and ``extra`` prefetched rows."""
         from tokensmith import tensor_bytes
 
         if self._kv_per_token is None:  # bytes of KV cache per token, measured on the head once
@@ -627,11 +714,24 @@ class ByteProbLM(ByteLanguageModel):
         kv = self._kv_per_token
         held = sum(row + (self.lm.vocab_size if n.mask is not None else 0) for n in covers.exact)
         held += sum(s.ids.numel() * 16 for s in covers.straddles)
-        held += len({id(s.node) for s in covers.straddles}) * 2 * kv  # their nodes' own KV segments
+        parents = {id(s.node): s.node for s in covers.straddles}
+        parents.update({id(n.parent): n.parent for n in covers.pending if n.parent is not None})
+        held += len(parents) * 2 * kv  # their nodes' own KV segments
+        held += sum(len(p.prefetched) for p in parents.values() if p.prefetched) * int(row + kv)
         past = max((len(n.parent.state.ids) for n in nodes if n.parent is not None), default=0)
-        batch = len(nodes) * (2 * row + (past + 1) * kv + self.lm.vocab_size)
-        if held + batch > self.max_memory:
-            raise self._too_large(len(covers.data), f"{held + batch:,} bytes of cover set and batch would "
+        batch = (len(nodes) + extra) * (2 * row + (past + 1) * kv + self.lm.vocab_size)
+        return int(held + batch)
+
+    def _fits(self, covers: CoverSet, nodes: list[Node], extra: int) -> bool:
+        return self._memory(covers, nodes, extra) <= self.max_memory
+
+    def _check_memory(self, covers: CoverSet, nodes: list[Node]) -> None:
+        """Refuse a forward that would take the cover set past ``max_memory``: what its nodes hold
+        (rows, masks, KV of their own tokens, prefetched states), its straddle tensors, and the batch
+        to run."""
+        total = self._memory(covers, nodes)
+        if total > self.max_memory:
+            raise self._too_large(len(covers.data), f"{total:,} bytes of cover set and batch would "
                                   f"exceed max_memory={self.max_memory:,}")
 
     # -- log P(head | context), for log_prefix (issue 13, item 6) -------------------------

@@ -28,6 +28,7 @@ from tokensmith import (
     TrustedText,
     filtered_probs,
     non_negative,
+    non_negative_int,
     positive_int,
     probability,
 )
@@ -38,6 +39,7 @@ from .cover_set import (
     MAX_COVERS,
     MAX_EXACT_COVERS,
     MAX_MEMORY,
+    PREFETCH,
     SPECIALS,
     TOLERANCE,
     ByteProbLM,
@@ -128,6 +130,9 @@ class ByteDecoder(Decoder):
     specials: Specials = attrs.field(default="error", validator=check_choice(SPECIALS), metadata={
         "doc": "special-token text in a plain prompt: error, or parse (the part up to the last one becomes "
                "the context); a TrustedText prompt is always parsed"})
+    prefetch: int = attrs.field(default=PREFETCH, validator=non_negative_int, metadata={
+        "doc": "top covers whose byte-prefix tokens are read ahead in the batch of a needed forward (fewer "
+               "forward calls, same result; 0: off)"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
     _byte_lms: dict[Any, ByteProbLM] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
@@ -148,7 +153,7 @@ class ByteDecoder(Decoder):
             self._byte_lms[key] = ByteProbLM(
                 lm, meaning=self.meaning, max_covers=self.max_covers, max_exact_covers=self.max_exact_covers,
                 tolerance=self.tolerance, max_memory=self.max_memory, invalid_utf8=self.invalid_utf8,
-                specials=self.specials)
+                specials=self.specials, prefetch=self.prefetch)
         return self._byte_lms[key]
 
     def _parsing(self, blm: ByteProbLM) -> ByteProbLM:
@@ -158,7 +163,7 @@ class ByteDecoder(Decoder):
                 blm.lm, meaning=self.meaning, max_covers=self.max_covers,
                 max_exact_covers=self.max_exact_covers,
                 tolerance=self.tolerance, max_memory=self.max_memory, invalid_utf8=self.invalid_utf8,
-                specials="parse")
+                specials="parse", prefetch=self.prefetch)
         return self._byte_lms[key]
 
     def generate(self, lm: LanguageModel, prompt: str, *, max_new_tokens: int = 32,

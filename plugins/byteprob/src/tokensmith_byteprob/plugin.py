@@ -11,8 +11,8 @@ _M = "tokensmith_byteprob"
 def tokensmith_register_decoders():
     return [Component("byteprob", f"{_M}.decoding:ByteDecoder",
                       "exact byte-level decoding (Phan et al. 2410.09303): prompts may end mid-token; "
-                      "meaning canonical-local|canonical-global|marginal, certified tolerance, contexts, "
-                      "temperature/top-p on bytes",
+                      "meaning canonical-local|canonical-global|marginal, certified tolerance, exact "
+                      "prefetching of forwards, contexts, temperature/top-p on bytes",
                       requires=("byte_view", "causal_lm"))]
 
 
@@ -25,5 +25,6 @@ def tokensmith_register_demos():
 @hookimpl
 def tokensmith_register_benchmarks():
     return [Component("byteprob", f"{_M}.benchmark:ByteProbBenchmark",
-                      "exactness vs brute force, byte vs token step time, mid-word prompts, a two-vocabulary "
-                      "ensemble")]
+                      "exactness vs brute force, forward calls/rows per byte and bytes/s vs token-level "
+                      "greedy (tolerance, prefetch), certified bound vs true error, memory, mid-word prompts,"
+                      " a two-vocabulary ensemble")]

@@ -1,0 +1,105 @@
+"""Issue 13, item 1: certified-exact prefetching. Rows read ahead in the batch of a needed forward
+are the same rows a later forward would compute, so prefetch on and off give the same distributions
+(float64 models: to rounding) while the prefetching run needs fewer LM forward calls."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokensmith_byteprob import ByteProbLM
+from tokensmith_byteprob.decoding import ByteDecoder
+
+from tokensmith import InputError
+
+#: byte strings over the tiny tokenizers' common text (words, spaces, a 2-byte character)
+text = st.lists(st.sampled_from([b"the", b" ", b"a", b"er", b"s", b"\xc3\xa9", b"in", b"o"]), min_size=1,
+                max_size=5).map(b"".join)
+
+
+def _greedy_walk(blm, prompt, n):
+    state = blm.start(prompt)
+    states = [state]
+    for _ in range(n):
+        b = int(state.logprobs.argmax())
+        if b == 256:
+            break
+        state = blm.advance(state, b)
+        states.append(state)
+    return states
+
+
+def _calls(lm, blm, prompt, n):
+    before = lm.counters["forward_calls"]
+    states = _greedy_walk(blm, prompt, n)
+    return lm.counters["forward_calls"] - before, states
+
+
+@settings(max_examples=8, deadline=None)
+@given(meaning=st.sampled_from(["canonical-local", "canonical-global", "marginal"]),
+       prefetch=st.sampled_from([1, 2, 5]), tolerance=st.sampled_from([0.0, 1e-3]), prompt=text)
+def test_prefetch_on_and_off_agree_exactly(tiny_byte_level_lm, meaning, prefetch, tolerance, prompt):
+    """Same bytes, same distributions (float64: 1e-12), same certified bounds at tolerance 0, on greedy
+    walks of the tiny float64 model; the prefetching run never needs more forward calls."""
+    lm = tiny_byte_level_lm
+    off_calls, off = _calls(lm, ByteProbLM(lm, meaning=meaning, tolerance=tolerance, prefetch=0), prompt, 10)
+    blm = ByteProbLM(lm, meaning=meaning, tolerance=tolerance, prefetch=prefetch)
+    on_calls, on = _calls(lm, blm, prompt, 10)
+    assert [s.prefix for s in on] == [s.prefix for s in off]
+    for a, e in zip(on, off):
+        if tolerance == 0:
+            assert a.data.bound == e.data.bound == 0.0
+            assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12
+        else:  # prefetched states are expanded for free: the result is at least as close to the exact one
+            assert a.data.bound <= tolerance
+    if tolerance == 0:
+        assert on_calls <= off_calls
+
+
+def test_prefetch_cuts_forward_calls_along_a_word(tiny_byte_level_lm):
+    """On a walk of greedy bytes the prefetched states are used (hits) and calls drop well below one
+    per byte, while prefetch 0 needs about one per byte."""
+    lm = tiny_byte_level_lm
+    off_calls, off = _calls(lm, ByteProbLM(lm, tolerance=0, prefetch=0), b"the", 24)
+    blm = ByteProbLM(lm, tolerance=0, prefetch=2)
+    on_calls, on = _calls(lm, blm, b"the", 24)
+    assert len(on) == len(off) > 10
+    assert blm.counters["prefetch_hits"] > 0 and blm.counters["prefetched"] >= blm.counters["prefetch_hits"]
+    assert on_calls < off_calls
+    for a, e in zip(on, off):
+        assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12
+
+
+def test_prefetch_agrees_on_the_toy_lm(toy_lm):
+    """The toy Markov LM (no batched forward: extend_batch forks per row) gives identical results."""
+    walks = [_greedy_walk(ByteProbLM(toy_lm, tolerance=0, prefetch=p), b"ab a", 8) for p in (0, 3)]
+    for a, e in zip(*walks):
+        assert a.prefix == e.prefix
+        assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-15
+
+
+def test_prefetch_is_skipped_rather_than_exceeding_max_memory(tiny_byte_level_lm):
+    """Prefetched rows are optional: under a memory bound that the needed forwards fit but the
+    prefetched rows would not, nothing is prefetched and the result is unchanged."""
+    lm = tiny_byte_level_lm
+    exact = _greedy_walk(ByteProbLM(lm, tolerance=0, prefetch=0), b"the", 6)
+    free = ByteProbLM(lm, tolerance=0, prefetch=50)
+    _greedy_walk(free, b"the", 6)
+    blm = ByteProbLM(lm, tolerance=0, prefetch=50, max_memory=40 * lm.vocab_size * 4)
+    got = _greedy_walk(blm, b"the", 6)
+    assert len(got) == len(exact)
+    for a, e in zip(got, exact):
+        assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12
+    assert blm.counters["prefetched"] < free.counters["prefetched"]  # some prefetches were skipped
+    assert not math.isnan(float(got[-1].logprobs.exp().sum()))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_prefetch_must_be_a_non_negative_int(toy_lm, bad):
+    with pytest.raises(InputError, match="prefetch"):
+        ByteProbLM(toy_lm, prefetch=bad)
+    if not isinstance(bad, bool):
+        with pytest.raises((ValueError, TypeError)):
+            ByteDecoder(prefetch=bad)
