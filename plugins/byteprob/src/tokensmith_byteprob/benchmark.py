@@ -138,7 +138,7 @@ def speed(lm: Any, quick: bool) -> dict[str, Any]:
     sweep = SWEEP[:2] if quick else SWEEP
     runs.update({f"prefetch_0_tolerance_{t:g}": ByteProbLM(lm, tolerance=t, prefetch=0) for t in sweep})
     if not quick:
-        runs["prefetch_4"] = ByteProbLM(lm, prefetch=4)
+        runs.update({f"prefetch_{k}": ByteProbLM(lm, prefetch=k) for k in (2, 4)})
     for blm in runs.values():
         blm.start(b"warm up")  # builds the per-tokenizer tables once
     tok_seconds = tok_bytes = tok_forwards = 0.0

@@ -98,7 +98,7 @@ MAX_EXACT_COVERS = 1024
 #: default bound on the tensor bytes a cover set holds, plus the next forward's batch
 MAX_MEMORY = 1 << 30
 #: default number of top covers whose byte-prefix chains are prefetched with a needed forward
-PREFETCH = 2
+PREFETCH = 1
 #: a batched forward is split so that its logits plus shared-past copies stay under this many floats
 BATCH_LOGITS = 1 << 24
 
@@ -145,8 +145,9 @@ class Node:
     tokens before the last pre-token of the prompt, whose probability cancels in
     every conditional). A node is *pending* until its forward has run; then
     ``state`` is its LM state (a shared KV segment on HF models), and while it
-    ends at the current byte ``row`` (the LM's next-token log-probabilities),
-    ``mask`` (valid next tokens, None: all), ``logz`` (the masked normalizer) and
+    ends at the current byte ``row`` (the LM's next-token log-probabilities, -inf
+    where the validity mask of the canonical meanings excludes a token; ``mask``
+    stays None: it is applied to the row), ``logz`` (the masked normalizer) and
     ``buckets`` (mass of the next token's first byte, :data:`BYTE_EOS`: no text)
     describe its next token. ``parent``: the expanded node it extends.
     """
@@ -355,7 +356,10 @@ class ByteProbLM(ByteLanguageModel):
         head.state = self.lm.start(list(ctx) + list(head_ids))
         self._finish(head, data[:cut])
         self.counters["expanded"] += 1
-        covers = CoverSet(data[:cut], [head], [], [], cut=cut, head=head, context=ctx)
+        # the cover sets keep a light copy of the head (ids and cache, for log_prefix and KV sizes): its
+        # row and mask go with the first byte
+        light = Node(head.ids, head.end, 0.0, state=head.state)
+        covers = CoverSet(data[:cut], [head], [], [], cut=cut, head=light, context=ctx)
         for b in data[cut:]:  # walk the last pre-token deferring every forward, then expand what is needed
             covers = self._step(covers, b, settle=False)
         self._settle(covers)
@@ -651,13 +655,18 @@ class ByteProbLM(ByteLanguageModel):
         logq = torch.cat([s.logq for s in own])
         top = ids[torch.topk(logq, min(self.prefetch, len(ids))).indices]
         width = int(self.view.lengths[top].max())
-        ids = ids[self.view.lengths[ids] <= width]  # a prefix is no longer than its token
+        short = self.view.lengths[ids] <= width  # a prefix is no longer than its token
+        ids, logq = ids[short], logq[short]
         rows = self.view.matrix[ids, :width]  # [n, width], -1 past a token's end
         tops = self.view.matrix[top, :width]  # [k, width]
         # v is a byte-prefix of t when every byte of v equals t's byte there (v's padding matches anything)
         prefix = ((rows[:, None, :] == tops[None, :, :]) | (rows[:, None, :] < 0)).all(dim=2).any(dim=1)
+        live = prefix
+        if self.tolerance > 0 and covers.log_mass > -math.inf:
+            # a child whose share of the included mass is below the tolerance would be deferred anyway
+            live = live & (logq >= covers.log_mass + math.log(self.tolerance))
         skip = set(parent.prefetched or ()) | {n.ids[-1] for n in run}
-        return [v for v in ids[prefix].tolist() if v not in skip]
+        return [v for v in ids[live].tolist() if v not in skip]
 
     def _place(self, covers: CoverSet, node: Node) -> None:
         if node.end == len(covers.data):
@@ -683,7 +692,10 @@ class ByteProbLM(ByteLanguageModel):
         node.logz = float(torch.logsumexp(logq, 0)) if self.meaning == "canonical-local" else 0.0
         if node.logz == -math.inf:  # a dead end: no valid next token, so its mass goes nowhere
             node.logz = 0.0
-        node.row, node.mask = row, mask
+        # one row per node (issue 13, item 2): the mask is applied to the row itself (-inf where invalid,
+        # which is what _next_logq would do with a separate mask), and the LM state keeps only its cache
+        node.row, node.mask = (row if mask is None else row.masked_fill(~mask, -math.inf)), None
+        node.state = LMState(node.state.ids, None, node.state.cache, node.state.ticket)
         node.buckets = torch.zeros(BYTE_EOS + 1, dtype=torch.float64).scatter_add_(
             0, self.view.first, torch.exp(logq - node.logz))
 
@@ -712,7 +724,7 @@ class ByteProbLM(ByteLanguageModel):
             self._kv_per_token = tensor_bytes(head.state.cache) / max(1, len(head.state.ids))
         row = self.lm.vocab_size * 4
         kv = self._kv_per_token
-        held = sum(row + (self.lm.vocab_size if n.mask is not None else 0) for n in covers.exact)
+        held = row * len(covers.exact)
         held += sum(s.ids.numel() * 16 for s in covers.straddles)
         parents = {id(s.node): s.node for s in covers.straddles}
         parents.update({id(n.parent): n.parent for n in covers.pending if n.parent is not None})
