@@ -279,7 +279,7 @@ def test_new_token_the_old_tokenizer_cannot_encode_is_decomposed_by_bytes(old, n
 FINE_TUNE_DATA = [{"text": "the licensee shall redistribute the software"}] * 4
 
 
-def fine_tuned(old, new, rows, tied=True):
+def fine_tuned(old, new, rows, tied=True, lazy=False):
     from tokensmith_tokenadapt.finetune import fine_tune_embeddings
 
     model, _ = tiny_llama(old)
@@ -289,7 +289,7 @@ def fine_tuned(old, new, rows, tied=True):
     tables = [w.detach().clone() for w in (model.get_input_embeddings().weight,
                                            model.get_output_embeddings().weight)]
     fine_tune_embeddings(model, new, FINE_TUNE_DATA, steps=3, batch_size=2, max_length=16, lr=1e-3, warmup=0,
-                         schedule="constant", weight_decay=0.0, rows=rows, seed=0)
+                         schedule="constant", weight_decay=0.0, rows=rows, lazy=lazy, seed=0)
     moved = [(w.detach() - t).abs().amax(1) for w, t in zip(
         (model.get_input_embeddings().weight, model.get_output_embeddings().weight), tables)]
     return model, moved
@@ -306,15 +306,22 @@ def test_adam_moves_rows_the_data_never_uses(old, new):
     assert moved[unused].median() > 2e-3  # 3 steps at lr 1e-3: the rescaled step, not the tiny gradient
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied):
+@pytest.mark.parametrize(("tied", "lazy"), [(True, True), (False, False)])
+def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy):
+    """train_rows='new': shared rows stay bit-identical (tied table, untied head); lazy: of the
+    new rows only those of tokens in the data move."""
     from tokensmith_tokenadapt.finetune import new_rows
 
     rows = new_rows(old, new)
     shared = sorted(map_shared_tokens(old, new))
-    assert rows and shared and set(rows).isdisjoint(shared)
-    model, moved = fine_tuned(old, new, rows, tied=tied)
+    used = {new.eos_id} | {i for e in FINE_TUNE_DATA for i in new.encode(e["text"]).ids}
+    assert rows and shared and set(rows).isdisjoint(shared) and set(rows) - used
+    model, moved = fine_tuned(old, new, rows, tied=tied, lazy=lazy)
     for table in moved:  # the input table and the (tied or untied) head
         assert torch.equal(table[shared], torch.zeros(len(shared)))
-        assert (table[rows] > 0).any()
+    changed = [{i for i in rows if table[i] > 0} for table in moved]
+    if lazy:
+        assert changed[0] == changed[1] == set(rows) & used
+    else:  # untied: the input table's gradient is sparse, the head's reaches every row
+        assert changed == [set(rows) & used, set(rows)]
     assert not model.get_input_embeddings().weight._backward_hooks  # the mask is gone after the run

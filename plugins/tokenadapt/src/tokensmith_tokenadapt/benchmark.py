@@ -109,6 +109,9 @@ class TransplantBenchmark(Benchmark):
     train_rows: str = attrs.field(default="new", validator=attrs.validators.in_(TRAIN_ROWS), metadata={
         "doc": "'new': only the rows of tokens the old vocabulary lacks train (the same rows for every "
                "initialiser; shared rows stay bit-identical); 'all': the whole table"})
+    lazy: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "in each step only the rows of the tokens in the batch train (LazyAdam-style); False: "
+               "AdamW also moves every row the batch never uses (the softmax's push, rescaled)"})
     reference: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
         "doc": "also fine-tune the original model on its own tokenizer with the same budget (every row "
                "trains: none is new there), the 'original fine-tuned' row"})
@@ -189,7 +192,7 @@ class TransplantBenchmark(Benchmark):
             fine_tune_embeddings(model, tokenizer, train_data, steps=steps, batch_size=self.batch_size,
                                  max_length=self.max_length, lr=self.lr, warmup=self.warmup,
                                  schedule=self.schedule, weight_decay=self.weight_decay, rows=rows,
-                                 seed=self.seed, runtime=runtime, registry=registry)
+                                 lazy=self.lazy, seed=self.seed, runtime=runtime, registry=registry)
         plan = None
         if any(i.startswith("tokenadapt") for i in self.inits):
             embedder = make_embedder(self.embedder)
@@ -279,7 +282,8 @@ class TransplantBenchmark(Benchmark):
             f"{self.lr} ({self.schedule}, {self.warmup} warm-up steps, weight decay {self.weight_decay}), "
             "rows: "
             + (f"the {len(rows_to_train)} new ones (shared rows frozen)" if rows_to_train is not None
-               else "all") + "; the same data, rows and budget for every initialiser"
+               else "all") + ("; in each step only the rows of the batch's tokens" if self.lazy else "")
+            + "; the same data, rows and budget for every initialiser"
             + ("; 'original fine-tuned': the original model after the same fine-tune on its own tokenizer "
                "(all rows)" if steps and self.reference else ""),
             "ratio: bits per byte over the original SmolLM2 on its own tokenizer (measured here)",

@@ -41,27 +41,47 @@ def embedding_weights(model: Any) -> list[Any]:
 
 
 class RowMask(Recipe):
-    """A recipe for the core runner that trains only ``rows`` of the embedding table (and of an
+    """A recipe for the core runner that trains only some rows of the embedding table (and of an
     untied head): a tensor hook multiplies the gradient by a 0/1 row mask before the optimizer
-    sees it. The hooks are removed at the end of training (and by :meth:`remove`)."""
+    sees it. ``rows``: the rows that may train (None: all). ``lazy``: in each micro-batch only
+    the rows of the tokens that batch holds (as LazyAdam / ``torch.optim.SparseAdam`` update
+    only the rows a batch looks up), read by a forward pre-hook on the input embedding; Adam's
+    momentum from earlier steps still carries a row a few steps after its last batch. The hooks
+    are removed at the end of training (and by :meth:`remove`)."""
 
     name = "tokenadapt-row-mask"
 
-    def __init__(self, rows: Iterable[int]):
-        self.rows = sorted(set(rows))
+    def __init__(self, rows: Iterable[int] | None, lazy: bool = False):
+        self.rows = None if rows is None else sorted(set(rows))
+        self.lazy = lazy
         self.handles: list[Any] = []
+        self.batch_ids: Any = None
 
     def prepare(self, model: Any, ctx: TrainContext) -> Any:
         import torch
 
+        if self.lazy:
+            def record(module: Any, args: tuple[Any, ...]) -> None:
+                self.batch_ids = args[0].detach().reshape(-1).unique()
+
+            self.handles.append(model.get_input_embeddings().register_forward_pre_hook(record))
         for weight in embedding_weights(model):
-            if self.rows and (self.rows[0] < 0 or self.rows[-1] >= weight.shape[0]):
+            rows = self.rows
+            if rows and (rows[0] < 0 or rows[-1] >= weight.shape[0]):
                 raise InputError(f"row ids must be within the table's {weight.shape[0]} rows, got "
-                                 f"{self.rows[0]}..{self.rows[-1]}", component=COMPONENT)
-            mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-            mask[self.rows] = 1
+                                 f"{rows[0]}..{rows[-1]}", component=COMPONENT)
+            allowed = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+            allowed[slice(None) if rows is None else rows] = 1
+
+            def masked(grad: Any, allowed: Any = allowed) -> Any:
+                if not self.lazy:
+                    return grad * allowed
+                in_batch = torch.zeros_like(allowed)
+                in_batch[self.batch_ids] = 1
+                return grad * allowed * in_batch
+
             # a leaf's hook sees the summed gradient of both uses of a tied table
-            self.handles.append(weight.register_hook(lambda grad, mask=mask: grad * mask))
+            self.handles.append(weight.register_hook(masked))
         return model
 
     def callbacks(self, ctx: TrainContext) -> list[Any]:
@@ -84,14 +104,16 @@ class RowMask(Recipe):
 def fine_tune_embeddings(model: Any, tokenizer: Any, train_data: Sequence[dict[str, str]], *,
                          steps: int, batch_size: int, max_length: int, lr: float, warmup: int,
                          schedule: str, weight_decay: float, rows: Sequence[int] | None,
-                         seed: int, runtime: Any = None, registry: Any = None) -> TrainResult:
+                         lazy: bool = False, seed: int, runtime: Any = None,
+                         registry: Any = None) -> TrainResult:
     """Fine-tune the embedding table alone (tied head included) of ``model`` on ``train_data``
     (``{"text": ...}`` examples, packed into ``max_length`` blocks, EOS between texts: the way
     the held-out text is scored, each piece after the start id) through
-    :func:`tokensmith.run_recipe`. ``rows``: the only rows that train (None: every row)."""
+    :func:`tokensmith.run_recipe`. ``rows``: the only rows that train (None: every row);
+    ``lazy``: and of those only the rows of the tokens in each batch (:class:`RowMask`)."""
     names = [n for n, p in model.named_parameters()
              if any(p is w for w in embedding_weights(model))]
-    recipe = None if rows is None else RowMask(rows)
+    recipe = None if rows is None and not lazy else RowMask(rows, lazy=lazy)
     try:
         with tempfile.TemporaryDirectory() as out:
             return run_recipe(model=model, tokenizer=tokenizer, train_data=list(train_data),
