@@ -25,7 +25,8 @@ def test_quick_run_reports_awrs_against_masking(report):
     assert Report.from_json(report.to_json()) == report
     summary, runs = report.tables
     assert {(r[0], r[1]) for r in summary.rows} == {(c, m) for c in ("regex", "json-schema")
-                                                   for m in ("awrs", "awrs-paper", "masking")}
+                                                   for m in ("awrs", "awrs-no-closure", "awrs-paper",
+                                                             "masking")}
     for constraint in ("regex", "json-schema"):
         m = report.metrics
         # masking checks every token of the vocabulary (320 here) at every step
@@ -34,6 +35,8 @@ def test_quick_run_reports_awrs_against_masking(report):
             m[f"{constraint}.masking_checks_per_token"] / m[f"{constraint}.awrs_checks_per_token"])
         assert m[f"{constraint}.paper_checks_vs_awrs"] == pytest.approx(
             m[f"{constraint}.awrs-paper_checks_per_token"] / m[f"{constraint}.awrs_checks_per_token"])
+        assert m[f"{constraint}.no_closure_checks_vs_awrs"] == pytest.approx(
+            m[f"{constraint}.awrs-no-closure_checks_per_token"] / m[f"{constraint}.awrs_checks_per_token"])
         rows = [r for r in runs.rows if r[0] == constraint and r[1] == "awrs"]
         checks, steps = sum(r[7] for r in rows), sum(r[5] for r in rows)
         assert all(r[12] in (0, 1) for r in rows)

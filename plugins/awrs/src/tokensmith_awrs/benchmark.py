@@ -44,15 +44,18 @@ REGEX = r"\d{4}-\d{2}-\d{2}"
 # a chat prompt written by us: its markers are control tokens (TrustedText), not user text
 REGEX_PROMPT = TrustedText("<|im_start|>user\nOn which date did Apollo 11 land on the Moon? Reply with the "
                            "date only, formatted YYYY-MM-DD.<|im_end|>\n<|im_start|>assistant\n")
-#: the decoders measured: AWRS as configured by default (genlm-control's estimator switch and
-#: a-priori alphabet pruning), the paper's two-round AWRS without pruning (this plugin's first
-#: version), and full-vocabulary masking (locally constrained decoding, no pruning)
-METHODS = ("awrs", "awrs-paper", "masking")
+#: the decoders measured: AWRS as configured by default (genlm-control's estimator switch,
+#: a-priori alphabet pruning and implied rejections), the same without implied rejections (what
+#: genlm-control runs), the paper's two-round AWRS without pruning (this plugin's first version),
+#: and full-vocabulary masking (locally constrained decoding, no pruning)
+METHODS = ("awrs", "awrs-no-closure", "awrs-paper", "masking")
 
 
 def decoder_for(method: str) -> Any:
     if method == "awrs":
         return AWRSDecoder()
+    if method == "awrs-no-closure":
+        return AWRSDecoder(closure=False)
     if method == "awrs-paper":
         return AWRSDecoder(variant="two-round", prune=False)
     return MaskingDecoder(prune=False)
@@ -143,7 +146,7 @@ def timed_runs(decoder: Any, lm: Any, prompt: str, constraint: Any, max_new_toke
 def measure(lm: Any, *, quick: bool, model: str = "SmolLM2-135M-Instruct",
             threads: int = 2) -> dict[str, Any]:
     """Every number of the benchmark, as one JSON-like mapping (see :func:`to_report`)."""
-    seeds = [0] if quick else [0, 1, 2]
+    seeds = [0] if quick else list(range(10))
     masking_tokens = 2 if quick else 4
     plain = plain_step_ms(lm, JSON_PROMPT, 8 if quick else 24)
     results: dict[str, Any] = {"model": model, "threads": threads, "quick": quick,
@@ -158,7 +161,9 @@ def measure(lm: Any, *, quick: bool, model: str = "SmolLM2-135M-Instruct",
             "masking_checks_vs_awrs": ratio(runs["masking"]["checks_per_token"],
                                             runs["awrs"]["checks_per_token"]),
             "paper_checks_vs_awrs": ratio(runs["awrs-paper"]["checks_per_token"],
-                                          runs["awrs"]["checks_per_token"])}
+                                          runs["awrs"]["checks_per_token"]),
+            "no_closure_checks_vs_awrs": ratio(runs["awrs-no-closure"]["checks_per_token"],
+                                               runs["awrs"]["checks_per_token"])}
     return results
 
 
@@ -171,6 +176,7 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
     for name, c in constraints.items():
         metrics[f"{name}.masking_checks_vs_awrs"] = c["masking_checks_vs_awrs"]
         metrics[f"{name}.paper_checks_vs_awrs"] = c["paper_checks_vs_awrs"]
+        metrics[f"{name}.no_closure_checks_vs_awrs"] = c["no_closure_checks_vs_awrs"]
         for method in METHODS:
             m = c[method]
             metrics[f"{name}.{method}_checks_per_token"] = m["checks_per_token"]
@@ -204,8 +210,10 @@ def to_report(results: dict[str, Any], provenance: Provenance | None = None) -> 
                  "against an unconstrained decode step timed just before each run")
     provenance = provenance or Provenance()
     notes.append("awrs: the default decoder (variant auto: geometric estimator when max p >= 2/3, else "
-                 "recursive; tokens with a byte outside the constraint's alphabet pruned a priori); "
-                 "awrs-paper: the paper's two-round estimator, no pruning; masking: the constraint on every "
+                 "recursive; tokens with a byte outside the constraint's alphabet pruned a priori; a "
+                 "rejected token's dead byte prefix rejects the tokens extending it unchecked); "
+                 "awrs-no-closure: the same without that (genlm-control's algorithm); awrs-paper: the "
+                 "paper's two-round estimator, no pruning; masking: the constraint on every "
                  "token of the vocabulary (no pruning)")
     return Report(
         name="awrs", metrics=metrics,

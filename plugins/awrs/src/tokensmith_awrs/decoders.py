@@ -68,7 +68,7 @@ class _SMCDecoder(Decoder):
         return smc(space_for(request.lm, request.component), request.prompt, request.constraint,
                    n_particles=self.n_particles, max_new_tokens=request.max_new_tokens,
                    ess_threshold=self.ess_threshold, sampler=self.sampler, max_accepts=self.max_accepts,
-                   prune=self.prune, generator=request.generator)
+                   prune=self.prune, closure=getattr(self, "closure", False), generator=request.generator)
 
     def generate(self, lm: Any, prompt: str, *, max_new_tokens: int = 32,
                  constraint: Constraint | None = None, seed: int | None = None) -> Generation:
@@ -140,6 +140,10 @@ class AWRSDecoder(_SMCDecoder):
     max_accepts: int = attrs.field(default=2, validator=_at_least_two, metadata={
         "doc": "accepts the geometric estimator waits for (more: lower variance, more checks); auto "
                "uses geometric whenever it is above 2"})
+    closure: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool), metadata={
+        "doc": "a rejected token whose automaton walk died at byte j also rejects, unchecked, every token "
+               "extending its first j+1 bytes (allows is prefix-closed; regex/json-schema over a token LM; "
+               "recursive/geometric/auto estimators)"})
 
     @property
     def sampler(self) -> str:

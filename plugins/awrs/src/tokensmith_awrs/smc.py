@@ -106,19 +106,20 @@ def _closure_check(constraint: IncrementalConstraint, index: Any, pieces: tuple,
     return check
 
 
-def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: bytes) -> Callable[[int], bool]:
+def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: bytes,
+                closure: bool = True) -> Callable[[int], bool]:
     """``allows(prefix + piece(x))`` for one (part of a) constraint: through llguidance's token
     mask when the space has one for it (one mask per step, made at the first check; each check
     a counted lookup), part by part for ``&``/``|`` (every part's checks counted), else
     incrementally from the cached prefix state."""
     if isinstance(constraint, (AllOf, AnyOf)):
-        checks = {id(part): _part_check(part, space, ids, prefix) for part in constraint.parts}
+        checks = {id(part): _part_check(part, space, ids, prefix, closure=False) for part in constraint.parts}
         return lambda x: constraint.through_parts(lambda part: checks[id(part)](x))
     masker = space.masker(constraint)
     if masker is None:
         pieces = space.pieces
         index = getattr(space, "index", None)
-        if isinstance(constraint, IncrementalConstraint) and index is not None:
+        if closure and isinstance(constraint, IncrementalConstraint) and index is not None:
             return _closure_check(constraint, index(), pieces, prefix)
         return lambda x: allows_after(constraint, prefix, pieces[x])
     mask: list[Any] = []
@@ -143,16 +144,18 @@ def _part_check(constraint: Constraint, space: Any, ids: list[int], prefix: byte
 
 
 def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes,
-                 ids: list[int] | None = None) -> Callable[[int], bool]:
+                 ids: list[int] | None = None, closure: bool = True) -> Callable[[int], bool]:
     """``c`` for the next symbol after ``prefix`` (generated as the symbols ``ids``): a stop
     symbol asks whether ``prefix`` is accepted (evaluated once per step), any other symbol
-    whether ``prefix + bytes`` is allowed. When the constraint's whole check is one mask,
+    whether ``prefix + bytes`` is allowed. With ``closure``, over a space with a prefix index
+    (token LMs) and a plain automaton constraint, it has an ``implied(x)`` attribute: after ``x``
+    was rejected, the ids of every token rejected with it. When the constraint's whole check is one mask,
     the function has a ``vector(candidates)`` attribute giving it over every symbol (stops
     included)."""
     if constraint is None:
         return lambda x: True
     stops = space.stops
-    inner = _part_check(constraint, space, list(ids or ()), prefix)
+    inner = _part_check(constraint, space, list(ids or ()), prefix, closure)
     accepted: list[bool] = []
 
     def at_end() -> bool:
@@ -181,10 +184,10 @@ def symbol_check(constraint: Constraint | None, space: Any, prefix: bytes,
 
 
 def extend(space: Any, particle: Particle, constraint: Constraint | None, sampler: Callable[..., Step],
-           generator: Any, last: bool) -> Step:
+           generator: Any, last: bool, closure: bool = True) -> Step:
     """Extend one running particle by one symbol (in place) and return the sampler's step."""
     step = sampler(space.logweights(particle.state),
-                   symbol_check(constraint, space, particle.text, particle.ids), generator)
+                   symbol_check(constraint, space, particle.text, particle.ids, closure), generator)
     particle.log_weight += step.log_weight
     if step.token is None:
         particle.finish = "rejected"
@@ -221,10 +224,11 @@ def _resample(space: Any, particles: list[Particle], generator: Any) -> list[Par
 
 def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: int,
         max_new_tokens: int, ess_threshold: float = 0.5, sampler: str = "auto", max_accepts: int = 2,
-        prune: bool = True, generator: Any) -> SMCResult:
+        prune: bool = True, closure: bool = True, generator: Any) -> SMCResult:
     """Run SMC from ``prompt``; see the module docstring. ``sampler`` names the token
     sampler (:data:`~tokensmith_awrs.sampler.SAMPLERS`); ``prune`` drops the symbols that
-    contain a byte outside the constraint's alphabet before any step."""
+    contain a byte outside the constraint's alphabet before any step; ``closure`` lets a rejected
+    token's dead byte prefix drop the tokens that extend it unchecked (:func:`symbol_check`)."""
     step_fn = SAMPLERS[sampler]
     if sampler in TAKES_MAX_ACCEPTS:
         step_fn = functools.partial(step_fn, max_accepts=max_accepts)
@@ -241,7 +245,8 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
     for t in range(max_new_tokens):
         for p in particles:
             if not p.finish:
-                step = extend(space, p, constraint, step_fn, generator, last=t == max_new_tokens - 1)
+                step = extend(space, p, constraint, step_fn, generator, last=t == max_new_tokens - 1,
+                              closure=closure)
                 tokens += step.token is not None and step.token not in space.stops
         if t == max_new_tokens - 1:
             for p in particles:
