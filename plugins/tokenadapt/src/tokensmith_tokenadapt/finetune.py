@@ -8,10 +8,11 @@ every coordinate's step, so a row of the *tied* table that no token of the batch
 by about ``lr`` per coordinate: its only gradient is the softmax's push away from the hidden
 states, tiny but rescaled to full size. At lr 2e-3 without warm-up that rewrote every row in a
 dozen steps and a warm start got worse (hybrid 1.351 -> 1.461 bits/byte); at lr 3e-4 with warm-up
-and no weight decay it no longer does (1.351 -> 1.348 over 40 steps). Two options are here to test the other hypotheses: ``rows`` trains only some rows
-(the shared rows keep their copied values bit for bit: their gradient is zeroed before AdamW sees
-it, so its moments stay 0 and the update is exactly 0) and ``lazy`` trains in each step only the
-rows the batch looks up. On SmolLM2 freezing the shared rows made the fine-tune worse, not better.
+and no weight decay it no longer does (1.351 -> 1.348 over 40 steps). Two options are here to
+test the other hypotheses: ``rows`` trains only some rows (the shared rows keep their copied
+values bit for bit: their gradient is zeroed before AdamW sees it, so its moments stay 0 and the
+update is exactly 0) and ``lazy`` trains in each step only the rows the batch looks up. On
+SmolLM2 freezing the shared rows made the fine-tune worse, not better.
 """
 
 from __future__ import annotations
