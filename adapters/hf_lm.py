@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tokensmith.core.errors import ContextLengthError, InputError, StaleStateError
-from tokensmith.core.language_model import LanguageModel, LMState
+from tokensmith.core.language_model import LanguageModel, LMState, check_defer
 from tokensmith.core.runtime import Runtime
 from tokensmith.core.tokenizer import Tokenizer
 
@@ -26,6 +26,9 @@ class KVSegment:
 
     def __init__(self, parent: KVSegment | None, keys: tuple[Any, ...], values: tuple[Any, ...]) -> None:
         self.parent, self.keys, self.values = parent, keys, values
+        #: the last token's final hidden state (the output layer's input) while its state's
+        #: next-token distribution is deferred (``extend_batch(..., defer=)``), else None
+        self.hidden: Any = None
         self.depth = 0 if parent is None else parent.depth + 1
         self.length = int(keys[0].shape[-2]) + (0 if parent is None else parent.length)
 
@@ -70,6 +73,19 @@ def _dynamic_cache(keys: Sequence[Any], values: Sequence[Any]) -> Any:
     return cache
 
 
+def _plain_head(model: Any) -> bool:
+    """True when the logits are the output layer (a Linear) of the last hidden state and nothing
+    after it: no soft-capping (Gemma 2/3), no logit scale (Cohere, Granite)."""
+    import torch
+
+    cfg = model.config
+    if getattr(cfg, "final_logit_softcapping", None) is not None or getattr(cfg, "logit_scale", None) \
+            is not None or getattr(cfg, "logits_scaling", 1) not in (None, 1, 1.0):
+        return False
+    head = model.get_output_embeddings()
+    return type(head) is torch.nn.Linear
+
+
 def is_causal_lm(model: Any) -> bool:
     name = type(model).__name__
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -100,6 +116,7 @@ class HFCausalLM(LanguageModel):
         self._context = int(getattr(cfg, "max_position_embeddings", None)
                             or getattr(cfg, "n_positions", None) or 2048)
         self._vocab = int(model.get_output_embeddings().weight.shape[0])
+        self._plain_head = _plain_head(model)
         if tokenizer.vocab_size > self._vocab:
             raise InputError(
                 f"tokenizer has {tokenizer.vocab_size} ids but the model only {self._vocab} output rows",
@@ -177,22 +194,30 @@ class HFCausalLM(LanguageModel):
                                   component=f"language model '{self.name}'",
                                   hint=f"{what} before extending")
 
-    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]]) -> list[LMState]:
+    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]], *,
+                     defer: Sequence[bool] | None = None) -> list[LMState]:
         """One right-padded forward of every continuation over ``state``'s KV cache (see
         :meth:`LanguageModel.extend_batch`). The new states hold a :class:`KVSegment` each: their
         own continuation's keys and values, sharing ``state``'s as their parent, so branching
         costs no copy of the prefix (extending such a state reads the shared chain; forking it
-        is free). ``state`` itself is left as it was."""
+        is free). ``state`` itself is left as it was.
+
+        Rows with ``defer`` set skip the output layer (on CPU it costs more for a few rows than
+        for one): their states keep the last token's hidden state (``d`` floats, not a
+        vocabulary-sized row) and :meth:`with_logprobs` applies the output layer to it later.
+        Only for models whose logits are the output layer of that hidden state (no soft-capping
+        or scaling after it); for the others ``defer`` is ignored."""
         import torch
 
         if not isinstance(state.cache, KVSegment) and not _plain_layers(state.cache):
-            return super().extend_batch(state, continuations)  # a cache type we cannot share
+            return super().extend_batch(state, continuations, defer=defer)  # a cache we cannot share
         component = f"language model '{self.name}'"
         if isinstance(continuations, (str, bytes)) or not isinstance(continuations, Sequence):
             raise InputError(f"continuations must be a list of token-id lists, got "
                              f"{type(continuations).__name__}", component=component,
                              hint="pass [[id, ...], ...]")
         conts = [self.check_ids(c, already=len(state.ids)) for c in continuations]
+        check_defer(defer, len(conts), component)
         if isinstance(state.cache, KVSegment):
             base = state.cache
         else:
@@ -214,11 +239,31 @@ class HFCausalLM(LanguageModel):
             mask[row, past: past + len(conts[i])] = 1
         cache = _dynamic_cache([k.expand(n, -1, -1, -1) for k in keys],
                                [v.expand(n, -1, -1, -1) for v in values])
-        with torch.inference_mode():
-            res = self.model(input_ids=x, attention_mask=mask, use_cache=True, **{self._cache_kw: cache})
+        lazy = [bool(defer and defer[i]) and self._plain_head for i in live]
+        # the output layer sees only the rows needed now (a pre-hook on it keeps the others'
+        # hidden states and hands it those rows alone); logits row j is the j-th such row
+        keep = [row for row, d in enumerate(lazy) if not d]
+        at = {row: j for j, row in enumerate(keep)}
+        hidden: list[Any] = []
+        hook = None
+        if any(lazy):
+            def only_needed(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+                hidden.append(args[0])
+                return (args[0][keep], *args[1:])
+
+            hook = self.model.get_output_embeddings().register_forward_pre_hook(only_needed)
+        try:
+            with torch.inference_mode():
+                res = self.model(input_ids=x, attention_mask=mask, use_cache=True,
+                                 **{self._cache_kw: cache})
+        finally:
+            if hook is not None:
+                hook.remove()
         self.counters["forward_calls"] += 1
         self.counters["forward_tokens"] += sum(len(conts[i]) for i in live)
         grown = res.get("cache", None) if "cache" in res else res.past_key_values
+        if any(lazy) and not hidden:  # the forward did not go through the output module: all rows have logits
+            lazy, at = [False] * len(live), {row: row for row in range(len(live))}
         for row, i in enumerate(live):
             end = past + len(conts[i])
             own_k = tuple(layer.keys[row: row + 1, :, past:end].clone() for layer in grown.layers)
@@ -226,9 +271,28 @@ class HFCausalLM(LanguageModel):
             seg = KVSegment(base, own_k, own_v)
             if seg.depth > MAX_SEGMENT_DEPTH:  # one copy now and then keeps the chain short
                 seg = KVSegment(None, *seg.full())
-            logprobs = self.log_softmax(res.logits[row, len(conts[i]) - 1])
+            if lazy[row]:
+                seg.hidden = hidden[0][row, len(conts[i]) - 1].clone()
+                logprobs = None
+            else:
+                logprobs = self.log_softmax(res.logits[at[row], len(conts[i]) - 1])
             out[i] = LMState(state.ids + tuple(conts[i]), logprobs, seg, 0)
         return out
+
+    def with_logprobs(self, state: LMState) -> LMState:
+        """A deferred row of :meth:`extend_batch`: the output layer applied to its hidden state
+        (the same computation the forward would have made for that row)."""
+        import torch
+
+        if state.logprobs is not None:
+            return state
+        hidden = getattr(state.cache, "hidden", None)
+        if hidden is None:
+            return super().with_logprobs(state)
+        with torch.inference_mode():
+            logits = self.model.get_output_embeddings()(hidden[None, None])[0, -1]
+        self.counters["head_rows"] = self.counters.get("head_rows", 0) + 1
+        return LMState(state.ids, self.log_softmax(logits), state.cache, state.ticket)
 
     def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
         import torch

@@ -77,11 +77,17 @@ class LanguageModel(ABC):
     def fork(self, state: LMState) -> LMState:
         """A copy of ``state`` with its own cache, so both can be extended."""
 
-    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]]) -> list[LMState]:
+    def extend_batch(self, state: LMState, continuations: Sequence[Sequence[int]], *,
+                     defer: Sequence[bool] | None = None) -> list[LMState]:
         """Read each continuation after ``state``: one new state per continuation, as if each had
         been ``extend``-ed onto its own ``fork`` of ``state``, which stays usable (extend it, fork
         it, or batch-extend it again). For tree searches that branch one state into several
         (byte-level covers, beams, SMC particles).
+
+        ``defer`` (one flag per continuation) says which rows' next-token distributions the
+        caller does not need yet (a search reading ahead): an adapter may then return such a
+        state with ``logprobs=None`` and compute them only in :meth:`with_logprobs`, which is
+        exact (the same numbers, later). Adapters that cannot defer ignore it.
 
         The default forks and extends per row; adapters override it with one batched forward
         over the shared state (:class:`~tokensmith.HFCausalLM` does, and its result states share
@@ -92,7 +98,18 @@ class LanguageModel(ABC):
                              f"{type(continuations).__name__}", component=component,
                              hint="pass [[id, ...], ...]")
         conts = [self.check_ids(c, already=len(state.ids)) for c in continuations]
+        check_defer(defer, len(conts), component)
         return [self.extend(self.fork(state), c) if c else self.fork(state) for c in conts]
+
+    def with_logprobs(self, state: LMState) -> LMState:
+        """``state`` with its next-token ``logprobs`` computed, for a state that
+        :meth:`extend_batch` returned with them deferred (``logprobs=None``); any other state is
+        returned as it is."""
+        if state.logprobs is not None:
+            return state
+        raise InputError("this state has no next-token distribution and no deferred one to compute",
+                         component=f"language model '{self.name}'",
+                         hint="pass states made by this language model's extend_batch")
 
     @abstractmethod
     def logprobs_batch(self, sequences: Sequence[Sequence[int]]) -> list[Any]:
@@ -246,3 +263,13 @@ class ByteLanguageModel(ABC):
             total += float(state.logprobs[b])
             state = self.advance(state, b)
         return total
+
+
+def check_defer(defer: Sequence[bool] | None, n: int, component: str) -> None:
+    """``defer`` of :meth:`LanguageModel.extend_batch`: None, or one bool per continuation."""
+    if defer is None:
+        return
+    if isinstance(defer, (str, bytes)) or not isinstance(defer, Sequence) or len(defer) != n \
+            or not all(isinstance(d, bool) for d in defer):
+        raise InputError(f"defer must be one bool per continuation ({n}), got {defer!r}",
+                         component=component, hint="pass [True, False, ...] or None")

@@ -84,3 +84,36 @@ def test_the_base_class_default_is_fork_and_extend(tiny_lm):
         assert g.ids == w.ids
         torch.testing.assert_close(g.logprobs, w.logprobs, atol=ATOL, rtol=0)
     assert isinstance(tiny_lm, HFCausalLM)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.lists(st.integers(0, 300), min_size=1, max_size=6),
+       conts=st.lists(st.lists(st.integers(0, 300), min_size=1, max_size=3), min_size=1, max_size=4),
+       data=st.data())
+def test_deferred_rows_get_the_same_distribution_later(tiny_lm, prefix, conts, data):
+    """``defer``: those rows skip the output layer and keep their hidden state; ``with_logprobs``
+    gives what the eager batch gives, and the rows not deferred are unchanged."""
+    defer = data.draw(st.lists(st.booleans(), min_size=len(conts), max_size=len(conts)))
+    state = tiny_lm.start(prefix)
+    eager = tiny_lm.extend_batch(state, conts)
+    lazy = tiny_lm.extend_batch(state, conts, defer=defer)
+    for e, g, d in zip(eager, lazy, defer):
+        assert (g.logprobs is None) == d and g.ids == e.ids
+        if d:
+            assert g.cache.hidden is not None and g.cache.hidden.numel() < e.logprobs.numel()
+        torch.testing.assert_close(tiny_lm.with_logprobs(g).logprobs, e.logprobs, atol=1e-5, rtol=0)
+        # a deferred state extends like any other
+        torch.testing.assert_close(tiny_lm.extend(g, [7]).logprobs, tiny_lm.extend(e, [7]).logprobs,
+                                   atol=ATOL, rtol=0)
+
+
+def test_defer_is_checked_and_ignored_where_it_cannot_apply(tiny_lm):
+    state = tiny_lm.start([1, 2])
+    for bad in ([True], "yes", [1, 0]):
+        with pytest.raises(InputError, match="defer"):
+            tiny_lm.extend_batch(state, [[3], [4]], defer=bad)
+    # the base class computes every row now: with_logprobs returns the state itself
+    got = LanguageModel.extend_batch(tiny_lm, state, [[3], [4]], defer=[True, True])
+    assert all(g.logprobs is not None and tiny_lm.with_logprobs(g) is g for g in got)
+    with pytest.raises(InputError, match="no next-token distribution"):
+        LanguageModel.with_logprobs(tiny_lm, type(state)(state.ids, None, None, 0))

@@ -60,6 +60,7 @@ padding rows of the output layer): that mass is the :data:`BYTE_EOS` entry.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import ChainMap
 from collections.abc import Sequence
@@ -271,6 +272,9 @@ class ByteProbLM(ByteLanguageModel):
         self.invalid_utf8 = invalid_utf8
         self.specials = specials
         self.prefetch = prefetch
+        # prefetched rows skip the LM's output layer until reached (LanguageModel.extend_batch's
+        # defer): an LM whose extend_batch predates it computes them at once, which is also exact
+        self._defer = "defer" in inspect.signature(lm.extend_batch).parameters
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning != "marginal" else None
         self.counters: ChainMap[str, int] = ChainMap(
@@ -604,7 +608,7 @@ class ByteProbLM(ByteLanguageModel):
                 if state is None:
                     run.append(node)
                     continue
-                node.state, node.handle = state, None
+                node.state, node.handle = self._with_logprobs(state), None
                 self.counters["expanded"] += 1
                 self.counters["prefetch_hits"] += 1
                 self._finish(node, covers.data[: node.end])
@@ -626,8 +630,12 @@ class ByteProbLM(ByteLanguageModel):
             rows: list[Node | int] = [*run, *ahead]
             for i in range(0, len(rows), chunk):
                 part = rows[i: i + chunk]
-                states = self.lm.extend_batch(
-                    parent.state, [r.ids[len(parent.ids):] if isinstance(r, Node) else [r] for r in part])
+                conts = [r.ids[len(parent.ids):] if isinstance(r, Node) else [r] for r in part]
+                if self._defer:
+                    states = self.lm.extend_batch(parent.state, conts,
+                                                  defer=[not isinstance(r, Node) for r in part])
+                else:
+                    states = self.lm.extend_batch(parent.state, conts)
                 for row, state in zip(part, states):
                     if not isinstance(row, Node):  # a prefetched child: kept on its parent until reached
                         if parent.prefetched is None:
@@ -639,6 +647,9 @@ class ByteProbLM(ByteLanguageModel):
                     self.counters["expanded"] += 1
                     self._finish(row, covers.data[: row.end])
                     self._place(covers, row)
+
+    def _with_logprobs(self, state: LMState) -> LMState:
+        return self.lm.with_logprobs(state) if state.logprobs is None else state
 
     def _prefetch_ids(self, covers: CoverSet, parent: Node, run: list[Node]) -> list[int]:
         """Tokens ``v`` to read after ``parent`` now, ahead of need: byte-prefixes (whole tokens,
@@ -729,7 +740,9 @@ class ByteProbLM(ByteLanguageModel):
         parents = {id(s.node): s.node for s in covers.straddles}
         parents.update({id(n.parent): n.parent for n in covers.pending if n.parent is not None})
         held += len(parents) * 2 * kv  # their nodes' own KV segments
-        held += sum(len(p.prefetched) for p in parents.values() if p.prefetched) * int(row + kv)
+        # a prefetched state holds its own token's KV and, unless deferred, its next-token row
+        held += sum(int(kv + (row if st.logprobs is not None else 0))
+                    for p in parents.values() if p.prefetched for st in p.prefetched.values())
         past = max((len(n.parent.state.ids) for n in nodes if n.parent is not None), default=0)
         batch = (len(nodes) + extra) * (2 * row + (past + 1) * kv + self.lm.vocab_size)
         return int(held + batch)
