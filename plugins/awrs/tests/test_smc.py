@@ -187,3 +187,55 @@ def test_awrs_over_tokensmith_byteprob(tiny_lm):
     assert gen.log_weight > -math.inf and constraint.allows(gen.bytes)
     assert all(0 <= b < 256 for b in gen.ids) and bytes(gen.ids) == gen.bytes
     assert gen.counters["constraint_checks"] > 0
+
+
+def test_partial_resampling_preserves_every_weighted_sum_exactly(monkeypatch):
+    """Resampling a pool of particles among themselves: over every multinomial outcome (3^3,
+    each with its probability), E[sum of w' 1{x' = s}] = sum of w 1{x = s} for every string s,
+    and the particles outside the pool are returned as they are."""
+    import itertools as it
+
+    from tokensmith_awrs import smc as smc_module
+    from tokensmith_awrs.smc import Particle
+
+    weights = [0.5, 0.2, 0.25, 0.05]
+    particles = [Particle(None, [k], bytes([97 + k]), math.log(w), "stop" if k == 1 else "")
+                 for k, w in enumerate(weights)]
+    pool = [0, 2, 3]
+    total = sum(weights[i] for i in pool)
+    expected: dict[bytes, float] = {}
+    for outcome in it.product(range(3), repeat=3):
+        prob = math.prod(weights[pool[k]] / total for k in outcome)
+        monkeypatch.setattr(torch, "multinomial", lambda *a, _o=outcome, **k: torch.tensor(_o))
+        out = smc_module._resample(ByteSpace(None), particles, pool, None)
+        assert out[1] is particles[1]
+        for slot in pool:
+            text = out[slot].text
+            expected[text] = expected.get(text, 0.0) + prob * math.exp(out[slot].log_weight)
+    for i in pool:
+        assert expected[particles[i].text] == pytest.approx(weights[i], abs=1e-12)
+
+
+def test_ended_particles_are_never_resampled(toy_byte_lm, monkeypatch):
+    """Resampling at every step (ess_threshold = 1): every particle that reached EOS is still
+    there, with its weight, at the end (the exact posterior is the tests' above, which resample
+    this way too)."""
+    from tokensmith_awrs import smc as smc_module
+
+    ended: dict[int, tuple] = {}
+    resample = smc_module._resample
+
+    def watched(space, particles, pool, generator):
+        out = resample(space, particles, pool, generator)
+        for slot, p in enumerate(particles):
+            if p.finish == "stop":
+                assert out[slot] is p and slot not in pool
+                ended[id(p)] = (p.text, p.log_weight)
+        return out
+
+    monkeypatch.setattr(smc_module, "_resample", watched)
+    result = smc(ByteSpace(toy_byte_lm), PROMPT, RegexConstraint(PATTERN), n_particles=300, max_new_tokens=8,
+                 ess_threshold=1.0, generator=torch.Generator().manual_seed(1))
+    assert result.resamples > 0 and ended
+    final = {id(p): (p.text, p.log_weight) for p in result.particles}
+    assert all(final.get(k) == v for k, v in ended.items())

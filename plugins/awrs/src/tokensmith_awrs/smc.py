@@ -5,7 +5,8 @@ full masking); each particle's weight is multiplied by the sampler's weight
 (the unbiased estimate of the local ``Z_c``). When the effective sample size
 ``(sum w)^2 / sum w^2`` falls below ``ess_threshold * N`` the particles are
 resampled multinomially and all take the mean weight, so the running estimate
-of ``P(c)`` is preserved. At the end the normalised weights of the particles
+of ``P(c)`` is preserved. Particles that already ended (EOS) are left out of resampling:
+they keep their final weights. At the end the normalised weights of the particles
 that reached EOS are a posterior over strings, and the mean weight (with every
 other particle counted as 0) is an unbiased estimate of the probability that
 the LM's string satisfies the constraint *and* ends within ``max_new_tokens``.
@@ -204,21 +205,25 @@ def extend(space: Any, particle: Particle, constraint: Constraint | None, sample
     return step
 
 
-def _resample(space: Any, particles: list[Particle], generator: Any) -> list[Particle]:
+def _resample(space: Any, particles: list[Particle], pool: list[int], generator: Any) -> list[Particle]:
+    """Multinomial resampling of the particles at the indices ``pool`` among themselves (the
+    others are returned as they are): ``len(pool)`` draws by weight, each copy carrying the
+    pool's mean weight, so the pool's total weight, and with it the estimate of ``P(c)``, is
+    preserved (``E[sum of w' f(x')] = sum of w f(x)`` over the pool, for every ``f``)."""
     import torch
 
-    logw = torch.tensor([p.log_weight for p in particles], dtype=torch.float64)
+    logw = torch.tensor([particles[i].log_weight for i in pool], dtype=torch.float64)
     probs = torch.softmax(logw, 0)
-    picks = torch.multinomial(probs, len(particles), replacement=True, generator=generator).tolist()
-    mean = log_mean_exp([p.log_weight for p in particles])
+    picks = torch.multinomial(probs, len(pool), replacement=True, generator=generator).tolist()
+    mean = log_mean_exp([particles[i].log_weight for i in pool])
     used: set[int] = set()
-    out = []
-    for i in picks:
-        src = particles[i]
+    out = list(particles)
+    for slot, k in zip(pool, picks):
+        src = particles[pool[k]]
         # the first copy keeps the (single-use) LM state; further running copies fork it
-        state = src.state if (i not in used or src.finish) else space.fork(src.state)
-        used.add(i)
-        out.append(Particle(state, list(src.ids), src.text, mean, src.finish))
+        state = src.state if (k not in used or src.finish) else space.fork(src.state)
+        used.add(k)
+        out[slot] = Particle(state, list(src.ids), src.text, mean, src.finish)
     return out
 
 
@@ -253,12 +258,20 @@ def smc(space: Any, prompt: str, constraint: Constraint | None, *, n_particles: 
                 p.finish = p.finish or "length"
         if all(p.finish for p in particles):
             break
-        weights = [p.log_weight for p in particles]
-        top = max(weights)  # finite: a running particle's AWRS/masking weight is > 0
+        # particles that ended (EOS) keep their final weights and are never resampled: their
+        # weights are complete while the running ones' are not yet (their EOS and later
+        # factors are still to come), so resampling across both would drop early-ending
+        # strings wholesale (examples/ensemble-smc); the pool is the rest (rejected ones, weight
+        # 0, are replaced there), and the pool's ESS decides
+        pool = [i for i, p in enumerate(particles) if p.finish != "stop"]
+        weights = [particles[i].log_weight for i in pool]
+        top = max(weights, default=-math.inf)
+        if top == -math.inf:
+            continue
         w = [math.exp(v - top) for v in weights]
         ess = sum(w) ** 2 / sum(x * x for x in w)
-        if ess < ess_threshold * n_particles:
-            particles = _resample(space, particles, generator)
+        if ess < ess_threshold * len(pool):
+            particles = _resample(space, particles, pool, generator)
             resamples += 1
     checks = (constraint.checks - checks0) if constraint is not None else 0
     final = [p.log_weight if p.finish == "stop" else -math.inf for p in particles]
