@@ -90,17 +90,23 @@ class IncrementalConstraint(Constraint):
         return 0
 
     def walk(self, state: int, data: bytes) -> int:
+        state, _ = self._run(state, data)
+        return state
+
+    def _run(self, state: int, data: bytes) -> tuple[int, int]:
+        """The state after ``data`` from ``state`` and how many bytes were read: at the first byte
+        that kills the walk, ``(DEAD, its index)``; else ``(the state, len(data))``."""
         delta, keys = self._delta, self._keys
-        for byte in data:
+        for j, byte in enumerate(data):
             code = (state << 8) | byte
             nxt = delta.get(code)
             if nxt is None:
                 nxt = delta[code] = self._intern(self._step(keys[state], byte))
                 self._memo_used += 1
             if nxt == DEAD:
-                return DEAD
+                return DEAD, j
             state = nxt
-        return state
+        return state, len(data)
 
     def state_of(self, prefix: bytes) -> int:
         """The state id after ``prefix``, valid until the next call of this method (the memo
@@ -141,17 +147,8 @@ class IncrementalConstraint(Constraint):
         state = self.state_of(prefix)
         if state == DEAD:
             return -1
-        delta, keys = self._delta, self._keys
-        for j, byte in enumerate(piece):
-            code = (state << 8) | byte
-            nxt = delta.get(code)
-            if nxt is None:
-                nxt = delta[code] = self._intern(self._step(keys[state], byte))
-                self._memo_used += 1
-            if nxt == DEAD:
-                return j
-            state = nxt
-        return len(piece)
+        _, read = self._run(state, piece)
+        return read
 
 
 def allows_after(constraint: Constraint, prefix: bytes, piece: bytes) -> bool:
