@@ -558,6 +558,11 @@ class ByteProbLM(ByteLanguageModel):
         free = [n for n in covers.pending if n.end == end and n.parent is not None and n.parent.prefetched
                 and n.ids[-1] in n.parent.prefetched]
         if free:
+            # free, but still covers ending on the byte boundary: never past max_exact_covers on their
+            # account (the largest go first; the rest stay pending under the certified bound)
+            room = max(0, self.max_exact_covers - len(covers.exact))
+            free = sorted(free, key=lambda n: -n.logq)[:room]
+        if free:
             ids = {id(n) for n in free}
             covers.pending = [n for n in covers.pending if id(n) not in ids]
             self._expand(covers, free)
