@@ -551,7 +551,8 @@ class ByteProbLM(ByteLanguageModel):
     def _settle(self, covers: CoverSet) -> None:
         """Expand pending nodes, largest first and in batches, until the certified bound is at
         most ``tolerance`` (all of them for tolerance 0). Those ending at the current byte whose
-        state was prefetched cost no forward and are expanded first, whatever their share."""
+        state was prefetched cost no forward and are expanded first, whatever their share, up to
+        ``max_exact_covers`` (the largest first)."""
         import torch
 
         end = len(covers.data)
