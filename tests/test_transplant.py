@@ -441,3 +441,42 @@ def test_a_given_table_is_installed_as_is(tiny_tokenizer, other_tokenizer):
     with pytest.raises(ConfigError, match="tied"):
         install_embeddings(tiny_llama(tiny_tokenizer)[0], other_tokenizer, old_tokenizer=tiny_tokenizer,
                            table=table, head_table=table)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_subtoken_mean_is_the_mean_of_the_pieces_rows(data):
+    """FVT's row: the mean of the pieces' rows (brute force per token), the same from id lists and
+    from the padded tensor with its mask, and differentiable: the gradient of the sum of the rows
+    reaches table row j as the sum over tokens of (times j is a piece) / (number of pieces)."""
+    from tokensmith import subtoken_mean
+
+    rows, dim = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 5))
+    pieces = data.draw(st.lists(st.lists(st.integers(0, rows - 1), min_size=1, max_size=5), min_size=1,
+                                max_size=8))
+    table = torch.randn(rows, dim, generator=torch.Generator().manual_seed(len(pieces)), requires_grad=True)
+    out = subtoken_mean(table, pieces)
+    brute = torch.stack([table[p].mean(0) for p in pieces])
+    assert torch.allclose(out, brute, atol=1e-6)
+    width = max(map(len, pieces))
+    ids = torch.tensor([p + [rows - 1] * (width - len(p)) for p in pieces])  # padding: any id, masked
+    mask = torch.tensor([[k < len(p) for k in range(width)] for p in pieces])
+    assert torch.equal(subtoken_mean(table, ids, mask), out)
+    out.sum().backward()
+    expected = torch.zeros(rows)
+    for p in pieces:
+        for j in p:
+            expected[j] += 1 / len(p)
+    assert torch.allclose(table.grad, expected[:, None].expand(rows, dim), atol=1e-6)
+
+
+def test_subtoken_mean_refuses_what_has_no_mean():
+    from tokensmith import InputError, subtoken_mean
+
+    table, ids = torch.zeros(4, 2), torch.zeros(2, 2, dtype=torch.long)
+    for pieces, mask, match in (([[0], []], None, "empty"), ([[0, 4]], None, "4 rows"),
+                                ([["a"]], None, "ids"), (ids, None, "mask"),
+                                (ids, torch.tensor([[True, False]]), "shape"),
+                                (ids, torch.tensor([[True, False], [False, False]]), "no real piece")):
+        with pytest.raises(InputError, match=match):
+            subtoken_mean(table, pieces, mask)
