@@ -87,12 +87,14 @@ def map_shared_tokens(old_tokenizer: Tokenizer, new_tokenizer: Tokenizer) -> dic
 def subtoken_mean(table: Any, pieces: Any, mask: Any = None) -> Any:
     """FVT (Gee et al. 2022, "Fast Vocabulary Transfer"): row ``k`` of the result is the mean of
     the rows of ``table`` listed by ``pieces[k]`` (a new token's decomposition by the old
-    tokenizer), as one differentiable gather, so a hypernetwork can train through it.
+    tokenizer), differentiable in ``table``, so a hypernetwork can train through it.
 
     ``pieces`` is a sequence of non-empty id sequences, or an ``[n, width]`` integer tensor
     with ``mask`` (``[n, width]`` bool, True where a piece is real, at least one per row): the
-    padded form a batched model already holds. Ids outside the table, an empty decomposition or
-    a row with no real piece are an :class:`InputError` (a mean of nothing is not a row).
+    padded form a batched model already holds. Only real pieces are gathered (memory is the
+    number of pieces times the width, whatever the longest decomposition). Ids outside the
+    table, an empty decomposition or a row with no real piece are an :class:`InputError` (a
+    mean of nothing is not a row).
     """
     import torch
 
@@ -101,35 +103,39 @@ def subtoken_mean(table: Any, pieces: Any, mask: Any = None) -> Any:
         if isinstance(pieces, torch.Tensor):
             raise InputError("a tensor of pieces needs its mask (True where a piece is real)",
                              component=COMPONENT, hint="pass mask=, or the pieces as id lists")
-        pieces = [list(p) for p in pieces]
-        if any(not p for p in pieces):
-            empty = [len(p) for p in pieces].index(0)
-            raise InputError(f"piece list {empty} is empty: a token needs at least one old token to average",
-                             component=COMPONENT)
-        width = max((len(p) for p in pieces), default=1)
-        ids = torch.zeros(len(pieces), width, dtype=torch.long, device=table.device)
-        mask = torch.zeros(len(pieces), width, dtype=torch.bool, device=table.device)
+        flat, owner = [], []
         for k, p in enumerate(pieces):
+            p = list(p)
+            if not p:
+                raise InputError(f"piece list {k} is empty: a token needs at least one old token to average",
+                                 component=COMPONENT)
             if any(type(i) is not int and not (isinstance(i, torch.Tensor) and i.ndim == 0) for i in p):
                 raise InputError(f"pieces[{k}] holds something other than token ids: {p!r:.60}",
                                  component=COMPONENT)
-            ids[k, : len(p)] = torch.tensor([int(i) for i in p], dtype=torch.long)
-            mask[k, : len(p)] = True
+            flat.extend(int(i) for i in p)
+            owner.extend([k] * len(p))
+        n = len(owner) and owner[-1] + 1
+        ids = torch.tensor(flat, dtype=torch.long, device=table.device)
+        owner = torch.tensor(owner, dtype=torch.long, device=table.device)
     else:
-        ids, mask = pieces, mask.to(torch.bool)
-        if ids.shape != mask.shape or ids.ndim != 2:
-            raise InputError(f"pieces {tuple(ids.shape)} and mask {tuple(mask.shape)} must be the same "
+        mask = mask.to(torch.bool)
+        if pieces.shape != mask.shape or pieces.ndim != 2:
+            raise InputError(f"pieces {tuple(pieces.shape)} and mask {tuple(mask.shape)} must be the same "
                              "[n, width] shape", component=COMPONENT)
-        if len(ids) and not bool(mask.any(1).all()):
+        if len(pieces) and not bool(mask.any(1).all()):
             raise InputError("a row of the mask has no real piece: a mean of nothing is not a row",
                              component=COMPONENT)
-    real = ids[mask]
-    if real.numel() and (int(real.min()) < 0 or int(real.max()) >= rows):
-        raise InputError(f"piece ids must lie in the table's {rows} rows, got {int(real.min())}.."
-                         f"{int(real.max())}", component=COMPONENT)
-    keep = mask.unsqueeze(-1).to(table.dtype)
-    # padded positions gather row 0 and are weighted 0: the sum and its gradient skip them
-    return (table[ids.masked_fill(~mask, 0)] * keep).sum(1) / keep.sum(1)
+        n = len(pieces)
+        ids = pieces[mask]
+        owner = torch.arange(n, device=pieces.device).unsqueeze(1).expand_as(pieces)[mask]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= rows):
+        raise InputError(f"piece ids must lie in the table's {rows} rows, got {int(ids.min())}.."
+                         f"{int(ids.max())}", component=COMPONENT)
+    # each real piece's row added to its token's sum (index_add keeps the gradient to table)
+    sums = torch.zeros(n, table.shape[1], dtype=table.dtype, device=table.device)
+    sums = sums.index_add(0, owner, table[ids])
+    counts = torch.bincount(owner, minlength=n).to(table.dtype)
+    return sums / counts.unsqueeze(1)
 
 
 def check_vocabulary(table: Any, tokenizer: Tokenizer, *, component: str = COMPONENT,
