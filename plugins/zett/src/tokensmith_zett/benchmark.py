@@ -49,26 +49,28 @@ def fvt_table(model: Any, old: Any, new: Any) -> Any:
     the original rows of its full decomposition by the original tokenizer; special tokens the model
     knows are copied (the hypernetwork's input, mean-pooled instead of encoded); a token with a byte
     the original tokenizer has no token for gets the mean row, as the ``zett`` embedding's default."""
-    import torch
+    from tokensmith import subtoken_mean
 
     from .hypernet import byte_index, decompose
 
     emb = model.get_input_embeddings().weight.detach()
     by_bytes = byte_index(old)
     specials = {text: i for i, text in old.special_tokens.items()}
-    rows = []
+    pieces, fallback = [], []
     for i, b in enumerate(new.byte_table):
         if i in new.special_tokens:
             if new.special_tokens[i] not in specials:
                 raise InputError(f"special token {new.special_tokens[i]!r} of {new.name!r} is not in "
                                  f"{old.name!r}", component=COMPONENT)
-            rows.append(emb[specials[new.special_tokens[i]]])
+            pieces.append((specials[new.special_tokens[i]],))  # copied: the mean of its one row
         elif set(b) & old.unrepresentable_bytes:
-            rows.append(emb[: old.vocab_size].mean(0))  # no decomposition: the mean row, as zett's default
+            fallback.append(i)  # no decomposition: the mean row, as zett's default
+            pieces.append((0,))
         else:
-            ids = decompose(b, old, by_bytes, maxlen=len(b))
-            rows.append(emb[list(ids)].mean(0))
-    return torch.stack(rows)
+            pieces.append(decompose(b, old, by_bytes, maxlen=len(b)))
+    table = subtoken_mean(emb, pieces)
+    table[fallback] = emb[: old.vocab_size].mean(0)
+    return table
 
 
 @attrs.define

@@ -32,6 +32,7 @@ from tokensmith import (
     UnrepresentableTextError,
     load_artifact,
     save_artifact,
+    subtoken_mean,
 )
 
 PLUGIN = "tokensmith-zett"
@@ -146,8 +147,7 @@ class HyperNetwork(nn.Module):
         if self.residual_mean:
             # the departure: the pieces' mean source row (FVT) + the encoder's correction (in the
             # standardised space); padded positions are left out of the mean
-            keep = (~pad).unsqueeze(-1).float()
-            base = (self.source[ids] * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+            base = subtoken_mean(self.source, ids, ~pad)
         else:
             base = self.mean.expand(len(ids), -1)
         e_in = self.out_in(h) * self.std[:d] + base[:, :d]
