@@ -111,7 +111,68 @@ def _text(example: Mapping[str, Any], field: str, where: str) -> str:
     return value
 
 
-def _sequence(example: Any, index: int, tokenizer: Any, data: DataSettings, split: str) -> dict[str, list]:
+def _numbers(value: Any, what: str) -> list[int] | list[float]:
+    """A per-token field as a list of ints or of floats (finite)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 1 or value.dtype == torch.bool or value.is_complex():
+            raise InputError(f"{what} must be a 1-D tensor of numbers, got shape {tuple(value.shape)} of "
+                             f"{value.dtype}", component=COMPONENT)
+        value = value.tolist()
+    elif hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays
+        value = value.tolist()
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InputError(f"{what} must be a list of numbers, one per token, got {type(value).__name__}",
+                         component=COMPONENT)
+    out = list(value)
+    if all(type(v) is int for v in out):
+        return out
+    if not all(type(v) in (int, float) for v in out):
+        raise InputError(f"{what} must hold numbers (int or float), one per token", component=COMPONENT)
+    if not all(math.isfinite(v) for v in out):
+        raise InputError(f"{what} holds a non-finite number", component=COMPONENT)
+    return [float(v) for v in out]
+
+
+def _array(value: Any, what: str) -> torch.Tensor:
+    """A per-example field as a tensor of numbers (a copy: the batch never aliases the dataset)."""
+    try:
+        tensor = value.detach().clone() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise InputError(f"{what} is not an array of numbers ({type(value).__name__}: {error})",
+                         component=COMPONENT) from None
+    if tensor.is_complex():
+        raise InputError(f"{what} holds complex numbers", component=COMPONENT)
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise InputError(f"{what} holds a non-finite number", component=COMPONENT)
+    return tensor
+
+
+def _extra(example: Mapping[str, Any], row: dict[str, Any], data: DataSettings, where: str,
+           tokenized: bool) -> dict[str, Any]:
+    """``row`` with the example's [data] token_fields and example_fields added."""
+    for key in (*data.token_fields, *data.example_fields):
+        if key not in example:
+            kind = "token_fields" if key in data.token_fields else "example_fields"
+            raise InputError(f"{where} has no field {key!r} named in [data] {kind} "
+                             f"(it has {sorted(example)})", component=COMPONENT,
+                             hint=f"give every example the field, or leave it out of [data] {kind}")
+    for key in data.token_fields:
+        if not tokenized:
+            raise InputError(f"{where} is text, but [data] token_fields names {key!r}: a per-token field "
+                             "needs the example's own input_ids to line up with", component=COMPONENT,
+                             hint="tokenize the examples yourself (input_ids + the field), or compute the "
+                             "values in a TokenWeights objective from the batch")
+        values = _numbers(example[key], f"{where} {key}")
+        if len(values) != len(row["input_ids"]):
+            raise InputError(f"{where}: {key} has {len(values)} entries, input_ids {len(row['input_ids'])}",
+                             component=COMPONENT)
+        row[key] = values
+    for key in data.example_fields:
+        row[key] = _array(example[key], f"{where} {key}")
+    return row
+
+
+def _sequence(example: Any, index: int, tokenizer: Any, data: DataSettings, split: str) -> dict[str, Any]:
     where = f"{split} example {index}"
     if not isinstance(example, Mapping):
         raise InputError(f"{where} is {type(example).__name__}, not a mapping", component=COMPONENT,
@@ -125,7 +186,7 @@ def _sequence(example: Any, index: int, tokenizer: Any, data: DataSettings, spli
                     raise InputError(f"{where}: {key} has {len(row[key])} entries, input_ids "
                                      f"{len(row['input_ids'])}", component=COMPONENT)
         row.setdefault("labels", list(row["input_ids"]))
-        return row
+        return _extra(example, row, data, where, tokenized=True)
     if tokenizer is None:
         raise ConfigError(f"{where} is text but the run has no tokenizer", component=COMPONENT,
                           hint="pass tokenizer=..., or examples with input_ids")
@@ -140,10 +201,11 @@ def _sequence(example: Any, index: int, tokenizer: Any, data: DataSettings, spli
                              component=COMPONENT, hint="leave the example out of the dataset, or train "
                              "with [data] eos = true (the response is then the end of text)")
         ids = prompt + response
-        return {"input_ids": ids, "labels": [IGNORE_INDEX] * len(prompt) + response,
-                "response_mask": [0] * len(prompt) + [1] * len(response)}
+        return _extra(example, {"input_ids": ids, "labels": [IGNORE_INDEX] * len(prompt) + response,
+                                "response_mask": [0] * len(prompt) + [1] * len(response)},
+                      data, where, tokenized=False)
     ids = bos + list(encode(_text(example, data.text_field, where)).ids) + eos
-    return {"input_ids": ids, "labels": list(ids)}
+    return _extra(example, {"input_ids": ids, "labels": list(ids)}, data, where, tokenized=False)
 
 
 def _pack(rows: list[dict[str, list]], length: int) -> list[dict[str, list]]:
@@ -159,10 +221,11 @@ def _pack(rows: list[dict[str, list]], length: int) -> list[dict[str, list]]:
 
 
 def build_sequences(examples: Iterable[Any], tokenizer: Any, data: DataSettings, *, split: str = "train",
-                    vocab_rows: int | None = None) -> list[dict[str, list[int]]]:
+                    vocab_rows: int | None = None) -> list[dict[str, Any]]:
     """The training sequences of ``examples`` (see :class:`~tokensmith.DataSettings`): lists of
-    ``input_ids``, ``labels`` (``IGNORE_INDEX`` where nothing is predicted) and, for SFT,
-    ``response_mask``. Nothing is dropped or cut silently."""
+    ``input_ids``, ``labels`` (``IGNORE_INDEX`` where nothing is predicted), for SFT
+    ``response_mask``, the ``[data] token_fields`` (lists of numbers, one per token) and the
+    ``example_fields`` (tensors). Nothing is dropped or cut silently."""
     if isinstance(examples, (str, bytes, Mapping)) or not isinstance(examples, Iterable):
         raise InputError(f"the {split} data must be an iterable of examples, got {type(examples).__name__}",
                          component=COMPONENT, hint="e.g. [{'text': ...}, ...] or dataset.examples('train')")
@@ -184,7 +247,7 @@ def build_sequences(examples: Iterable[Any], tokenizer: Any, data: DataSettings,
                     raise InputError(f"{split} example {i} has {len(row['input_ids'])} tokens, more than "
                                      f"[data] max_length = {data.max_length}", component=COMPONENT,
                                      hint="raise max_length, or set packing = true or truncate = true")
-                rows[i] = {k: v[:data.max_length] for k, v in row.items()}
+                rows[i] = {k: v if k in data.example_fields else v[:data.max_length] for k, v in row.items()}
                 if any(row.get("response_mask", ())) and not any(rows[i]["response_mask"]):
                     raise InputError(f"{split} example {i}: its prompt fills max_length = {data.max_length}, "
                                      "so truncating it leaves no response token", component=COMPONENT,
@@ -201,26 +264,40 @@ def build_sequences(examples: Iterable[Any], tokenizer: Any, data: DataSettings,
 
 class PadCollator:
     """Right-pads a list of sequences into a batch: ``input_ids`` with ``pad_id``, ``labels``
-    with ``IGNORE_INDEX``, ``attention_mask`` (1 on tokens) and ``response_mask`` (bool)
-    with zeros."""
+    with ``IGNORE_INDEX``, ``attention_mask`` (1 on tokens), ``response_mask`` (bool) and the
+    other per-token fields with zeros (float32 when a field holds floats, else int64). The
+    ``example_fields`` (one tensor per row) are stacked: their shapes must agree."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, example_fields: Sequence[str] = ()) -> None:
         self.pad_id = pad_id
+        self.example_fields = frozenset(example_fields)
 
-    def __call__(self, rows: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
         fill = {"input_ids": self.pad_id, "labels": IGNORE_INDEX}
-        keys = sorted(set().union(*rows) | {"attention_mask"})
-        batch = {k: torch.full((len(rows), width), fill.get(k, 0), dtype=torch.long) for k in keys}
+        keys = sorted((set().union(*rows) | {"attention_mask"}) - self.example_fields)
+        batch: dict[str, torch.Tensor] = {}
+        for key in keys:
+            # a per-token field holds all ints or all floats (build_sequences)
+            floats = any(isinstance(r[key][0], float) for r in rows if key in r)
+            batch[key] = torch.full((len(rows), width), fill.get(key, 0),
+                                    dtype=torch.float32 if floats else torch.long)
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             for key in keys:
                 if key in row:
-                    batch[key][i, :n] = torch.tensor(row[key], dtype=torch.long)
+                    batch[key][i, :n] = torch.tensor(row[key], dtype=batch[key].dtype)
                 elif key == "attention_mask":
                     batch[key][i, :n] = 1
         if "response_mask" in batch:
             batch["response_mask"] = batch["response_mask"].bool()
+        for key in sorted(self.example_fields & set().union(*rows)):
+            shapes = {tuple(r[key].shape) for r in rows}
+            if len(shapes) > 1:
+                raise InputError(f"[data] example field {key!r} has shapes {sorted(shapes)} in one batch: "
+                                 "they are stacked, so they must agree", component=COMPONENT,
+                                 hint="give every example the same shape (resize or pad it in the dataset)")
+            batch[key] = torch.stack([r[key] for r in rows])
         return batch
 
 
@@ -808,7 +885,8 @@ class _Run:
                 "tokenizer_sha256": ckpt.tokenizer_hash(tokenizer) if tokenizer is not None else None,
                 "world_size": ctx.world_size}
         trainer = RecipeTrainer(model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows,
-                                data_collator=PadCollator(_pad_id(tokenizer)), recipe_tokenizer=tokenizer,
+                                data_collator=PadCollator(_pad_id(tokenizer), data.example_fields),
+                                recipe_tokenizer=tokenizer,
                                 objective=compose(list(objectives)), checkpoint_info=info)
         for default in (ProgressCallback, PrinterCallback):
             trainer.remove_callback(default)

@@ -330,9 +330,9 @@ class ComposedLoss(Loss):
     - Masks are **selections**: they AND, and a deselected position becomes IGNORE_INDEX in the
       labels the loss sees, so the mean runs over the selected tokens (a random half of the
       response is a mean over that half, not half the loss).
-    - Weights **multiply**; their product (0 where deselected or ignored) reaches the loss as
-      ``batch["token_weights"]`` and does not change the normaliser (weights of 1 leave the
-      loss as it is).
+    - Weights **multiply**; their product (0 where deselected or ignored; times the batch's own
+      ``token_weights`` when the data brought them) reaches the loss as ``batch["token_weights"]``
+      and does not change the normaliser (weights of 1 leave the loss as it is).
 
     With ``num_items`` (counted by the Trainer over the labels *before* selection, for the whole
     accumulated batch), masks scale it by this micro-batch's selected fraction: exact for one
@@ -369,6 +369,9 @@ class ComposedLoss(Loss):
         if selected is None:
             selected = self.selection(batch, outputs)
         combined = (labels != IGNORE_INDEX if selected is None else selected).to(torch.float32)
+        given = batch.get(TOKEN_WEIGHTS_KEY)
+        if given is not None:  # weights that came with the data ([data] token_fields) multiply in too
+            combined = combined * given.to(combined)
         for weight in self.weights:
             w = _checked(_call(weight, batch, outputs), labels, weight, boolean=False)
             combined = combined * w.to(combined)

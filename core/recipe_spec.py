@@ -74,6 +74,21 @@ def _field_name(instance: Any, attribute: Any, value: Any) -> None:
         raise ConfigError(f"{attribute.name} must be a field name (a non-empty string), got {value!r}")
 
 
+#: the batch keys the runner makes itself: no [data] token_fields / example_fields entry may take them
+SEQUENCE_KEYS = ("input_ids", "labels", "attention_mask", "response_mask")
+
+
+def _extra_fields(instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v.isidentifier() for v in value):
+        raise ConfigError(f"{attribute.name} must be a list of field names (identifiers), got {value!r}")
+    taken = sorted(set(value) & set(SEQUENCE_KEYS))
+    if taken:
+        raise ConfigError(f"{attribute.name} names {taken}, which the runner makes itself",
+                          hint=f"the sequence keys {list(SEQUENCE_KEYS)} are read from examples as they are")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{attribute.name} names a field twice: {list(value)}")
+
+
 @attrs.frozen
 class DataSettings:
     """``[data]``: how dataset examples become training sequences.
@@ -85,6 +100,13 @@ class DataSettings:
     as they are. A sequence longer than ``max_length`` is an error unless ``packing`` (the
     sequences are concatenated and cut into ``max_length`` blocks; the last, shorter block is
     kept) or ``truncate``.
+
+    Other example fields are not training inputs unless named: ``token_fields`` hold one number
+    per token of a pre-tokenized example (packed, truncated and padded with 0 alongside its
+    tokens; e.g. ``token_weights``, which the token cross-entropy multiplies in), and
+    ``example_fields`` one array per example (e.g. ``pixel_values``; stacked, so the same shape
+    throughout a batch; not with ``packing``). Both reach the objectives in the batch, and the
+    model as keyword arguments when its ``forward`` takes that name.
     """
 
     text: str | None = attrs.field(default=None, validator=_field_name,
@@ -102,6 +124,13 @@ class DataSettings:
     eos: bool = attrs.field(default=True, metadata={"doc": "end each example with EOS (if there is one)"})
     max_examples: int | None = attrs.field(default=None, validator=_optional_positive_int,
                                            metadata={"doc": "read at most this many examples of a split"})
+    token_fields: tuple[str, ...] = attrs.field(
+        default=(), converter=_tuple, validator=_extra_fields,
+        metadata={"doc": "fields with one number per token of a pre-tokenized example, passed on in "
+                  "the batch"})
+    example_fields: tuple[str, ...] = attrs.field(
+        default=(), converter=_tuple, validator=_extra_fields,
+        metadata={"doc": "fields with one array per example (same shape in a batch), passed on in the batch"})
 
     @staticmethod
     def check_parameters(values: Mapping[str, Any]) -> None:
@@ -112,6 +141,20 @@ class DataSettings:
                               "an SFT recipe prompt and response")
         if values["packing"] and values["truncate"]:
             raise ConfigError("packing and truncate exclude each other: packing keeps every token")
+        both = sorted(set(values["token_fields"]) & set(values["example_fields"]))
+        if both:
+            raise ConfigError(f"{both} are both token_fields and example_fields: a field is one or the other")
+        if values["packing"] and values["example_fields"]:
+            raise ConfigError(f"example_fields {list(values['example_fields'])} cannot be packed: a packed "
+                              "block mixes several examples", hint="set packing = false (and truncate or "
+                              "max_length as needed)")
+
+    def __attrs_post_init__(self) -> None:
+        # built in Python (not from TOML) the record gets the same cross-field checks
+        try:
+            self.check_parameters(attrs.asdict(self, recurse=False))
+        except ConfigError as error:
+            raise ConfigError(f"[data] {error.message}", component=COMPONENT, hint=error.hint) from None
 
     @property
     def sft(self) -> bool:
@@ -122,8 +165,8 @@ class DataSettings:
         return self.text or "text"
 
     def to_config(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in attrs.fields(DataSettings)
-                if getattr(self, f.name) is not None}
+        return {f.name: list(v) if isinstance(v, tuple) else v for f in attrs.fields(DataSettings)
+                if (v := getattr(self, f.name)) is not None and v != ()}
 
 
 @attrs.frozen

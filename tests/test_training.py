@@ -446,11 +446,12 @@ def test_the_python_examples_of_docs_training_run(tmp_path, monkeypatch):
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "docs/training.md", "exec"), {"__name__": "docs_training"})
     assert (tmp_path / "runs" / "doc-example" / "train.json").is_file()
+    assert (tmp_path / "runs" / "weighted" / "train.json").is_file()
 
 
 def test_a_model_whose_config_is_a_frozen_record_trains(tiny_tokenizer, tmp_path):
