@@ -279,6 +279,16 @@ def test_new_token_the_old_tokenizer_cannot_encode_is_decomposed_by_bytes(old, n
 FINE_TUNE_DATA = [{"text": "the licensee shall redistribute the software"}] * 4
 
 
+@pytest.fixture
+def no_train_report_files(monkeypatch):
+    """The runner writes its train report (JSON, Markdown and a matplotlib PNG) into the temporary
+    folder the fine-tune discards; drawing the PNG costs more than these tiny fine-tunes, and none
+    of these tests reads it (the runner's own tests check the report)."""
+    import tokensmith.adapters.training as training
+
+    monkeypatch.setattr(training, "_write_report", lambda report, output_dir: report)
+
+
 def fine_tuned(old, new, rows, tied=True, lazy=False):
     from tokensmith_tokenadapt.finetune import fine_tune_embeddings
 
@@ -295,7 +305,7 @@ def fine_tuned(old, new, rows, tied=True, lazy=False):
     return model, moved
 
 
-def test_adam_moves_rows_the_data_never_uses(old, new):
+def test_adam_moves_rows_the_data_never_uses(old, new, no_train_report_files):
     """Why the all-rows fine-tune hurt a warm start: with a tied table, AdamW moves the row of a
     token that never occurs in the data (its gradient is only the softmax's push) as far as a
     used one, ~lr per coordinate per step: every shared row's exact copy is disturbed."""
@@ -307,7 +317,7 @@ def test_adam_moves_rows_the_data_never_uses(old, new):
 
 
 @pytest.mark.parametrize(("tied", "lazy"), [(True, True), (False, False)])
-def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy):
+def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy, no_train_report_files):
     """train_rows='new': shared rows stay bit-identical (tied table, untied head); lazy: of the
     new rows only those of tokens in the data move."""
     from tokensmith_tokenadapt.finetune import new_rows
@@ -325,3 +335,74 @@ def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy
     else:  # untied: the input table's gradient is sparse, the head's reaches every row
         assert changed == [set(rows) & used, set(rows)]
     assert not model.get_input_embeddings().weight._backward_hooks  # the mask is gone after the run
+
+
+def curve_bench(tmp_path, new, monkeypatch, **params):
+    """The transplant benchmark on tiny-llama, onto ``new``, scored on the first pieces of the
+    held-out licence only (what is checked does not depend on how much text is scored)."""
+    import tokensmith_tokenadapt.benchmark as benchmark
+
+    held_out = benchmark.held_out_texts
+    monkeypatch.setattr(benchmark, "held_out_texts", lambda *a, **k: (held_out(*a, **k)[0][:3], 0))
+    path = tmp_path / "new"
+    if not path.exists():
+        new.save(str(path))
+    base = {"model": "tiny-llama", "embedder": "char-ngrams", "new_tokenizer": str(path), "held_out_bytes": 1,
+            "chunk_bytes": 150, "train_texts": 4, "batch_size": 2, "max_length": 16, "lr": 1e-3, "warmup": 0,
+            "schedule": "constant", "threads": 1, "inits": ["fvt"]}
+    return benchmark.TransplantBenchmark(**{**base, **params}).run(quick=True)
+
+
+def test_learning_curve_points_are_the_shorter_runs(tmp_path, new, monkeypatch, no_train_report_files):
+    """eval_at scores the held-out text inside the same fine-tune (a callback of the runner): the
+    curve starts at the 'before' number and ends at the 'after' one, and at a constant learning
+    rate its point after 2 steps is exactly a separate 2-step run's result (the same seeded batches;
+    scoring in the callback changes nothing in the training)."""
+    long = curve_bench(tmp_path, new, monkeypatch, steps=3, eval_at=[1, 2])
+    short = curve_bench(tmp_path, new, monkeypatch, steps=2, reference=False)
+    m, s = long.metrics, short.metrics
+    assert m["fvt_bits_per_byte_at_0"] == m["fvt_bits_per_byte"] == s["fvt_bits_per_byte"]
+    assert m["fvt_bits_per_byte_at_3"] == m["fvt_bits_per_byte_after"]
+    assert m["fvt_bits_per_byte_at_2"] == pytest.approx(s["fvt_bits_per_byte_after"], rel=1e-6)
+    assert m["fvt_bits_per_byte_at_1"] != m["fvt_bits_per_byte_at_2"]  # the rows did train
+    assert m["original_bits_per_byte_at_0"] == m["original_bits_per_byte"]
+    assert m["original_bits_per_byte_at_3"] == m["original_bits_per_byte_after"]
+    curve = next(t for t in long.tables if t.title.startswith("learning curve"))
+    assert curve.columns == ("init", "0 steps", "1 steps", "2 steps", "3 steps")
+    assert [r[0] for r in curve.rows] == ["fvt", "original fine-tuned (reference)"]
+    lines = {x.name for x in long.series if x.group == "learning curve"}
+    assert lines == {"fvt", "original fine-tuned (reference)", "within 10% of the original"}
+    assert not any(t.title.startswith("learning curve") for t in short.tables)
+
+
+def test_learning_curve_steps_checked(make_registry):
+    import tokensmith_tokenadapt.plugin as plugin
+
+    registry = make_registry(plugin)
+    for bad in ([0, 2], [3, 2], [2, 2]):
+        with pytest.raises(ConfigError):
+            registry.build("benchmark", {"type": "transplant", "eval_at": bad})
+    with pytest.raises(ConfigError, match="eval_at"):  # refused before any model loads
+        registry.build("benchmark", {"type": "transplant", "steps": 4, "eval_at": [2, 4]}).run()
+
+
+@pytest.mark.cross_plugin
+def test_zett_rows_both_ways(tmp_path, new, monkeypatch):
+    """The two ZeTT rows: the paper's transfer predicts every row; 'zett + copied shared rows'
+    differs from it by copying the rows of the tokens the old vocabulary has."""
+    pytest.importorskip("tokensmith_zett")
+    from tokensmith_zett.hypernet import hypernetwork_for, save_hypernetwork
+
+    from tokensmith import default_registry
+
+    pipeline = default_registry().build_pipeline({"model": "tiny-llama"})
+    torch.manual_seed(0)
+    hn = hypernetwork_for(pipeline.model, layers=1, heads=2, hidden=16, surface_maxlen=7)  # random: far off
+    path = save_hypernetwork(tmp_path / "hn.safetensors", hn, pipeline.tokenizer)
+    report = curve_bench(tmp_path, new, monkeypatch, steps=0, inits=["zett", "zett-copy-shared"],
+                         zett_hypernetwork=str(path))
+    rows = {r[0]: r for r in report.tables[0].rows}
+    assert list(rows) == ["zett (paper's setting: every row predicted)", "zett + copied shared rows"]
+    m = report.metrics
+    assert m["zett_bits_per_byte"] != m["zett-copy-shared_bits_per_byte"]
+    assert sum("copy_shared = true" in n for n in report.notes) == 1

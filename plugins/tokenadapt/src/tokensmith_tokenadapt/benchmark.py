@@ -8,7 +8,9 @@ TokenAdapt local / global / hybrid, and ZeTT when a plugin registers the embeddi
 the held-out licence text's bits per byte relative to the original model on its own tokenizer
 (bits per byte is the unit comparable across tokenizers; per-token perplexity is not), before
 and after the same short fine-tune of the embedding table alone through the core recipe runner,
-and the token-count change. The original model is measured in the same run, and (``reference``)
+and the token-count change; with ``eval_at``, also the held-out bits per byte during the
+fine-tune (a learning curve, scored by a callback of the runner). The original model is
+measured in the same run, and (``reference``)
 after the same fine-tune on its own tokenizer: the fair comparison for what the tokenizer
 change cost, since a fine-tune on licence text also adapts the model to the domain.
 """
@@ -47,7 +49,14 @@ from .heuristics import CachedEmbedder, make_embedder, plan_transplant
 from .provider import TokenAdapt, transplant
 
 COMPONENT = "benchmark 'transplant'"
-INITS = ("random", "mean", "fvt", "tokenadapt-local", "tokenadapt-global", "tokenadapt-hybrid", "zett")
+INITS = ("random", "mean", "fvt", "tokenadapt-local", "tokenadapt-global", "tokenadapt-hybrid", "zett",
+         "zett-copy-shared")
+# the two ZeTT rows, labelled in the table: the paper's transfer predicts every row (the reference
+# implementation's transfer script copies only the special tokens; the auxiliary loss pulls the
+# predictions of shared tokens towards their rows in training instead), the second copies them
+LABELS = {"zett": "zett (paper's setting: every row predicted)",
+          "zett-copy-shared": "zett + copied shared rows",
+          "original": "original fine-tuned (reference)"}
 FULL = {"held_out_bytes": 60_000, "steps": 48, "train_texts": 400}
 QUICK = {"held_out_bytes": 12_000, "steps": 12, "train_texts": 100}
 TRAIN_ROWS = ("new", "all")
@@ -120,6 +129,10 @@ class TransplantBenchmark(Benchmark):
     train_texts: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int),
                                           metadata={"doc": "licence texts in the fine-tune data (None: 400; "
                                                            "quick 100)"})
+    eval_at: tuple[int, ...] = attrs.field(default=(), converter=tuple, metadata={
+        "doc": "fine-tune steps after which the held-out bits/byte is also measured (a learning curve for "
+               "every fine-tuned row and the reference, with the steps 0 and the last; each below `steps`); "
+               "(): before and after only"})
     inits: tuple[str, ...] = attrs.field(default=INITS, converter=tuple, metadata={
         "doc": f"initialisers to compare, of {', '.join(INITS)}"})
     embedder: str = attrs.field(default="minilm", validator=attrs.validators.in_(("minilm", "char-ngrams")),
@@ -127,8 +140,8 @@ class TransplantBenchmark(Benchmark):
     zett_hypernetwork: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
             "doc": "a ZeTT hypernetwork artifact for SmolLM2 (tokensmith-zett's recipe output, e.g. "
-                   "/work/artifacts/zett-smollm2/hypernetwork.safetensors): the 'zett' row; None: no "
-                   "zett row"})
+                   "/work/artifacts/zett-smollm2/hypernetwork.safetensors): the 'zett' and "
+                   "'zett-copy-shared' rows; None: no zett row"})
     new_tokenizer: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)), metadata={
             "doc": "a saved tokenizer.json (or its folder) to move SmolLM2 onto instead of training the "
@@ -146,6 +159,11 @@ class TransplantBenchmark(Benchmark):
     seed: int = attrs.field(default=0, validator=non_negative_int, metadata={"doc": "seed of every run"})
     ctx: BuildContext | None = attrs.field(default=None, repr=False, eq=False)
 
+    @eval_at.validator
+    def _steps(self, attribute: Any, value: tuple[int, ...]) -> None:
+        if any(type(v) is not int or v < 1 for v in value) or list(value) != sorted(set(value)):
+            raise ValueError(f"eval_at must be increasing positive step counts, got {list(value)}")
+
     @inits.validator
     def _known(self, attribute: Any, value: tuple[str, ...]) -> None:
         bad = [v for v in value if v not in INITS]
@@ -160,7 +178,11 @@ class TransplantBenchmark(Benchmark):
         if steps and self.warmup > steps:  # the runner would refuse it after minutes of work
             raise ConfigError(f"warmup ({self.warmup}) is longer than the fine-tune ({steps} steps)",
                               component=COMPONENT, hint="lower -p warmup or raise -p steps")
-        if "zett" in self.inits and self.zett_hypernetwork is not None \
+        if self.eval_at and self.eval_at[-1] >= steps:
+            raise ConfigError(f"eval_at {list(self.eval_at)} must lie inside the fine-tune (0 < step < "
+                              f"{steps}): steps 0 and {steps} are always measured", component=COMPONENT,
+                              hint="raise -p steps or drop the last eval_at entries")
+        if {"zett", "zett-copy-shared"} & set(self.inits) and self.zett_hypernetwork is not None \
                 and not Path(self.zett_hypernetwork).is_file():  # before minutes of work, not after
             raise DataUnavailableError(f"zett_hypernetwork {self.zett_hypernetwork!r} is not a file",
                                        component=COMPONENT,
@@ -190,11 +212,18 @@ class TransplantBenchmark(Benchmark):
         original = score_texts(pipeline.lm, progress(texts, total=len(texts), desc="original", unit="text"))
         rows_to_train = new_rows(old, new) if self.train_rows == "new" else None
 
-        def fine_tune(model: Any, tokenizer: Any, rows: list[int] | None) -> None:
+        def fine_tune(model: Any, tokenizer: Any, rows: list[int] | None) -> list[tuple[int, float]]:
+            """Fine-tune in place; the held-out bits/byte after each ``eval_at`` step."""
+            points: list[tuple[int, float]] = []
+            callbacks = [] if not self.eval_at else [
+                curve_callback(self.eval_at, lambda: score_texts(HFCausalLM(model, tokenizer, runtime),
+                                                                 texts).bits_per_byte, points)]
             fine_tune_embeddings(model, tokenizer, train_data, steps=steps, batch_size=self.batch_size,
                                  max_length=self.max_length, lr=self.lr, warmup=self.warmup,
                                  schedule=self.schedule, weight_decay=self.weight_decay, rows=rows,
-                                 lazy=self.lazy, seed=self.seed, runtime=runtime, registry=registry)
+                                 lazy=self.lazy, seed=self.seed, runtime=runtime, registry=registry,
+                                 callbacks=callbacks)
+            return points
         plan = None
         if any(i.startswith("tokenadapt") for i in self.inits):
             embedder = make_embedder(self.embedder)
@@ -207,27 +236,35 @@ class TransplantBenchmark(Benchmark):
         if plan is not None:
             counts = plan.counts("hybrid", 0.3)
             metrics.update({f"tokenadapt_{k}": v for k, v in counts.items()})
+        curves: dict[str, list[tuple[int, float]]] = {}
         for init in self.inits:
             model = copy.deepcopy(base)
-            if init == "zett":
+            if init.startswith("zett"):
+                missing = None
                 if self.zett_hypernetwork is None:
-                    notes.append("zett: no zett_hypernetwork given (a trained ZeTT hypernetwork for "
-                                 "SmolLM2); "
-                                 "not measured")
-                    continue
-                if "zett" not in {c.name for c in registry.components("embedding")}:
-                    notes.append("zett: no plugin registers the embedding 'zett' here (tokensmith-zett not "
-                                 "installed); not measured")
+                    missing = "zett: no zett_hypernetwork given (a trained ZeTT hypernetwork for SmolLM2); " \
+                              "not measured"
+                elif "zett" not in {c.name for c in registry.components("embedding")}:
+                    missing = "zett: no plugin registers the embedding 'zett' here (tokensmith-zett not " \
+                              "installed); not measured"
+                if missing is not None:
+                    if missing not in notes:  # once for both zett rows
+                        notes.append(missing)
                     continue
                 context = BuildContext(runtime=runtime, model=model, tokenizer=new, model_tokenizer=old,
                                        registry=registry)
                 try:
-                    registry.build("embedding", {"type": "zett", "hypernetwork": self.zett_hypernetwork},
+                    registry.build("embedding", {"type": "zett", "hypernetwork": self.zett_hypernetwork,
+                                                 "copy_shared": init == "zett-copy-shared"},
                                    context).apply(model, new)
                 except TokensmithError as err:  # a bad artifact costs its row, not the whole run
                     notes.append(f"zett: not measured, the hypernetwork was refused: {err}")
                     continue
-                notes.append(f"zett: hypernetwork {self.zett_hypernetwork}")
+                if not any(n.startswith("zett: hypernetwork") for n in notes):
+                    notes.append(f"zett: hypernetwork {self.zett_hypernetwork}; '{LABELS['zett']}' is the "
+                                 "paper's zero-shot transfer (only special tokens copied), "
+                                 f"'{LABELS['zett-copy-shared']}' copies the rows of every token SmolLM2 has "
+                                 "(copy_shared = true), as the other initialisers do")
             elif init in ("random", "mean"):
                 from tokensmith import install_embeddings
 
@@ -241,11 +278,12 @@ class TransplantBenchmark(Benchmark):
             before = score_texts(HFCausalLM(model, new, runtime), texts)
             after = None
             if steps:
-                fine_tune(model, new, rows_to_train)
+                points = fine_tune(model, new, rows_to_train)
                 after = score_texts(HFCausalLM(model, new, runtime), texts)
+                curves[init] = [(0, before.bits_per_byte), *points, (steps, after.bits_per_byte)]
             ratio_before = before.bits_per_byte / original.bits_per_byte
             ratio_after = None if after is None else after.bits_per_byte / original.bits_per_byte
-            rows.append((init, before.bits_per_byte, ratio_before,
+            rows.append((LABELS.get(init, init), before.bits_per_byte, ratio_before,
                          None if after is None else after.bits_per_byte, ratio_after,
                          before.tokens / original.tokens))
             metrics[f"{init}_bits_per_byte"] = before.bits_per_byte
@@ -257,9 +295,10 @@ class TransplantBenchmark(Benchmark):
         if steps and self.reference:
             # every row trains here: on its own tokenizer no token is new
             model = copy.deepcopy(base)
-            fine_tune(model, old, None)
+            points = fine_tune(model, old, None)
             tuned = score_texts(HFCausalLM(model, old, runtime), texts)
             del model
+            curves["original"] = [(0, original.bits_per_byte), *points, (steps, tuned.bits_per_byte)]
             rows.append(("original fine-tuned", original.bits_per_byte, 1.0, tuned.bits_per_byte,
                          tuned.bits_per_byte / original.bits_per_byte, 1.0))
             metrics["original_bits_per_byte_after"] = tuned.bits_per_byte
@@ -271,6 +310,21 @@ class TransplantBenchmark(Benchmark):
         if steps:
             series.append(Series(f"after {steps} steps", measured, [r[3] for r in rows], plot="bar",
                                  group="bits per byte"))
+        tables = [Table("bits per byte by initialiser",
+                        ("init", "bpb before", "ratio before", "bpb after", "ratio after", "tokens"),
+                        tuple(rows))]
+        if self.eval_at and curves:
+            for init, curve in curves.items():
+                series.append(Series(LABELS.get(init, init), [s for s, _ in curve], [b for _, b in curve],
+                                     x_label="fine-tune steps", y_label="held-out bits/byte",
+                                     group="learning curve"))
+                for step, bpb in curve:
+                    metrics[f"{init}_bits_per_byte_at_{step}"] = bpb
+            series.append(Series("within 10% of the original", [0, steps], [1.1 * original.bits_per_byte] * 2,
+                                 x_label="fine-tune steps", group="learning curve"))
+            tables.append(Table("learning curve: held-out bits per byte after n fine-tune steps",
+                                ("init", *(f"{s} steps" for s, _ in next(iter(curves.values())))),
+                                tuple((LABELS.get(i, i), *(b for _, b in c)) for i, c in curves.items())))
         notes += [
             f"{left_out} eval-split licence(s) left out of the held-out text: SmolLM2's tokenizer has no "
             "token for one of their bytes",
@@ -289,13 +343,33 @@ class TransplantBenchmark(Benchmark):
             + ("; 'original fine-tuned': the original model after the same fine-tune on its own tokenizer "
                "(all rows)" if steps and self.reference else ""),
             "ratio: bits per byte over the original SmolLM2 on its own tokenizer (measured here)",
+            *([f"learning curve: the held-out bits/byte measured during the same fine-tune after steps "
+               f"{', '.join(map(str, self.eval_at))} (a callback of the runner); the learning rate at each "
+               f"point follows the {self.schedule} schedule of the whole {steps}-step run, so a point is a "
+               "separate run of that many steps only when the schedule is constant after the warm-up"]
+              if self.eval_at else []),
             "tokens: held-out tokens under the new tokenizer / under SmolLM2's",
         ]
         return Report(
             name="transplant-quick" if quick else "transplant", metrics=metrics,
-            tables=(Table("bits per byte by initialiser",
-                          ("init", "bpb before", "ratio before", "bpb after", "ratio after", "tokens"),
-                          tuple(rows)),),
+            tables=tuple(tables),
             series=tuple(series), notes=tuple(notes),
             provenance=Provenance.collect(registry=registry, runtime=runtime, model=self.model,
                                           seed=self.seed))
+
+
+def curve_callback(at: tuple[int, ...], score: Any, points: list[tuple[int, float]]) -> Any:
+    """A ``TrainerCallback`` for the core runner that appends ``(step, score())`` to ``points``
+    after each optimizer step listed in ``at``: the held-out bits per byte during the fine-tune,
+    scored as before and after it (the runner's own evaluation is a per-token loss, not comparable
+    across tokenizers). The model is put back in training mode after scoring."""
+    from transformers import TrainerCallback
+
+    class Curve(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if state.global_step in at:
+                points.append((state.global_step, score()))
+                if model is not None:
+                    model.train()
+
+    return Curve()

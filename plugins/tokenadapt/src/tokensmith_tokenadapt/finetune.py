@@ -106,12 +106,13 @@ def fine_tune_embeddings(model: Any, tokenizer: Any, train_data: Sequence[dict[s
                          steps: int, batch_size: int, max_length: int, lr: float, warmup: int,
                          schedule: str, weight_decay: float, rows: Sequence[int] | None,
                          lazy: bool = False, seed: int, runtime: Any = None,
-                         registry: Any = None) -> TrainResult:
+                         registry: Any = None, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Fine-tune the embedding table alone (tied head included) of ``model`` on ``train_data``
     (``{"text": ...}`` examples, packed into ``max_length`` blocks, EOS between texts: the way
     the held-out text is scored, each piece after the start id) through
     :func:`tokensmith.run_recipe`. ``rows``: the only rows that train (None: every row);
-    ``lazy``: and of those only the rows of the tokens in each batch (:class:`RowMask`)."""
+    ``lazy``: and of those only the rows of the tokens in each batch (:class:`RowMask`);
+    ``callbacks``: more ``TrainerCallback``s for the runner (the benchmark's learning curve)."""
     names = [n for n, p in model.named_parameters()
              if any(p is w for w in embedding_weights(model))]
     recipe = None if rows is None and not lazy else RowMask(rows, lazy=lazy)
@@ -123,7 +124,8 @@ def fine_tune_embeddings(model: Any, tokenizer: Any, train_data: Sequence[dict[s
                                          "warmup": warmup, "schedule": schedule,
                                          "weight_decay": weight_decay, "trainable": names,
                                          "progress": "off", "save_final": False, "seed": seed},
-                              recipe=recipe, runtime=runtime, output_dir=out, registry=registry)
+                              recipe=recipe, callbacks=tuple(callbacks), runtime=runtime, output_dir=out,
+                              registry=registry)
     finally:
         if recipe is not None:
             recipe.remove()
