@@ -169,12 +169,26 @@ class Node:
 
 @attrs.define(eq=False)
 class Straddle:
-    """Covers ``node.ids + (v,)`` for each ``v`` in ``ids``, with ``offset`` bytes of ``v`` read."""
+    """Covers ``node.ids + (v,)`` for each ``v`` in ``ids``, with ``offset`` bytes of ``v`` read.
+
+    Kept as the sub-row of ``node``'s next-token row that is still consistent with the bytes
+    (issue 13, item 2): ``ids`` (int32) and ``vals``, the row's own entries there (the model's
+    dtype, -inf where invalid), with ``base`` = ``node.logq`` and ``logz`` = ``node.logz``.
+    :attr:`logq` is recomputed from them when read, by the same float64 operations as
+    ``base + (row[ids].double() - logz)`` at the branch, so it has the same bits, at 8 bytes a
+    cover (float32 models) instead of 16 for int64 ids and float64 log-masses."""
 
     node: Node
     ids: Any
-    logq: Any
+    vals: Any
+    base: float
+    logz: float
     offset: int
+
+    @property
+    def logq(self) -> Any:
+        """log q of each cover relative to the head (float64)."""
+        return self.base + (self.vals.double() - self.logz)
 
 
 @attrs.define(eq=False)
@@ -365,15 +379,14 @@ class ByteProbLM(ByteLanguageModel):
         light = Node(head.ids, head.end, 0.0, state=head.state)
         covers = CoverSet(data[:cut], [head], [], [], cut=cut, head=light, context=ctx)
         for b in data[cut:]:  # walk the last pre-token deferring every forward, then expand what is needed
-            covers = self._step(covers, b, settle=False)
-        self._settle(covers)
-        return self._state(prompt, covers)
+            covers = self._step(covers, b)
+        return self._state(prompt, covers, self._settle(covers))
 
     def advance(self, state: ByteState, byte: int) -> ByteState:
         if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte < 256:
             raise InputError(f"byte must be an int in 0..255, got {byte!r}", component=self.component)
-        covers = self._step(state.data, byte, settle=True)
-        return self._state(state.prefix + bytes([byte]), covers)
+        covers = self._step(state.data, byte)
+        return self._state(state.prefix + bytes([byte]), covers, self._settle(covers))
 
     def score_continuation(self, state: ByteState, continuation: bytes) -> tuple[float, ByteState]:
         """(log P(continuation | state), the state after it), by the chain rule from ``state``
@@ -409,12 +422,13 @@ class ByteProbLM(ByteLanguageModel):
         return head + covers.log_cover, head + covers.log_cover_hi
 
     # -- the lemma -----------------------------------------------------------
-    def _state(self, prefix: bytes, covers: CoverSet) -> ByteState:
+    def _state(self, prefix: bytes, covers: CoverSet, masses: tuple[Any, float] | None = None) -> ByteState:
+        """The state of ``covers``; ``masses``: :meth:`_mass` of them as they are now, if known."""
         import torch
 
         self.counters["states"] += 1
         self.counters["max_covers_seen"] = max(self.counters["max_covers_seen"], len(covers))
-        mass, shift = self._mass(covers)
+        mass, shift = masses if masses is not None else self._mass(covers)
         total = float(mass.sum())
         if total <= 0:
             raise ZeroProbabilityError(
@@ -428,14 +442,16 @@ class ByteProbLM(ByteLanguageModel):
         cover set's log masses and certified bound."""
         import torch
 
-        logs = [n.logq for n in covers.exact] + [float(s.logq.max()) for s in covers.straddles]
+        logqs = [s.logq for s in covers.straddles]  # recomputed from the sub-rows once per call
+        logs = [n.logq for n in covers.exact] + [float(q.max()) for q in logqs]
         shift = max(logs, default=0.0)
         shift = 0.0 if shift == -math.inf else shift
         mass = torch.zeros(BYTE_EOS + 1, dtype=torch.float64)
         for node in covers.exact:
             mass += math.exp(node.logq - shift) * node.buckets
-        for s in covers.straddles:
-            mass.scatter_add_(0, self.view.matrix[s.ids, s.offset].long(), torch.exp(s.logq - shift))
+        weights = [torch.exp(q - shift) for q in logqs]
+        for s, w in zip(covers.straddles, weights):
+            mass.scatter_add_(0, self.view.matrix[s.ids, s.offset].long(), w)
         total = float(mass.sum())
         covers.log_mass = shift + math.log(total) if total > 0 else -math.inf
         end = len(covers.data)
@@ -448,14 +464,14 @@ class ByteProbLM(ByteLanguageModel):
         else:  # L / (M + L): every probability is within it (see the module docstring)
             covers.bound = 1.0 / (1.0 + math.exp(min(700.0, covers.log_mass - log_left)))
         known = [n.logq for n in covers.exact] + [n.logq for n in covers.pending if n.end == end] + [
-            shift + math.log(float(torch.exp(s.logq - shift).sum())) for s in covers.straddles if len(s.ids)]
+            shift + math.log(float(w.sum())) for s, w in zip(covers.straddles, weights) if len(s.ids)]
         covers.log_cover = _logsumexp(known)
         covers.log_cover_hi = _logsumexp(known + [n.logq for n in covers.pending if n.end < end])
         return mass, shift
 
-    def _step(self, covers: CoverSet, b: int, *, settle: bool) -> CoverSet:
+    def _step(self, covers: CoverSet, b: int) -> CoverSet:
         """cover(x) -> cover(x b): keep straddlers whose next byte is b, branch from expanded nodes,
-        carry pending ones; then (``settle``) expand pending ones until the bound is met."""
+        carry pending ones (:meth:`_settle` then expands those the bound needs)."""
         view = self.view
         data = covers.data + bytes([b])
         pending = list(covers.pending)
@@ -468,12 +484,14 @@ class ByteProbLM(ByteLanguageModel):
                     del s.node.prefetched[v]
             if not bool(keep.any()):
                 continue
-            ids, logq = s.ids[keep], s.logq[keep]
+            ids, vals = s.ids[keep], s.vals[keep]
             done = view.lengths[ids] == s.offset + 1
-            pending += [Node(s.node.ids + (v,), len(data), q, s.node)
-                        for v, q in zip(ids[done].tolist(), logq[done].tolist())]
+            if bool(done.any()):
+                logq = s.base + (vals[done].double() - s.logz)  # Straddle.logq of these entries
+                pending += [Node(s.node.ids + (v,), len(data), q, s.node)
+                            for v, q in zip(ids[done].tolist(), logq.tolist())]
             if not bool(done.all()):
-                straddles.append(Straddle(s.node, ids[~done], logq[~done], s.offset + 1))
+                straddles.append(Straddle(s.node, ids[~done], vals[~done], s.base, s.logz, s.offset + 1))
         for node in covers.exact:
             new_straddles, children = self._branch(node, bytes([b]))
             straddles += new_straddles
@@ -487,8 +505,6 @@ class ByteProbLM(ByteLanguageModel):
                 component=self.component, hint="check state.logprobs[byte] > -inf before advancing")
         if count > self.max_covers:
             raise self._too_large(len(data), f"{count:,} covers exceed max_covers={self.max_covers:,}")
-        if settle:
-            self._settle(out)
         return out
 
     def _branch(self, node: Node, rest: bytes) -> tuple[list[Straddle], list[Node]]:
@@ -498,9 +514,12 @@ class ByteProbLM(ByteLanguageModel):
 
         view = self.view
         ids = view.by_first[rest[0]]
-        logq = node.logq + self._next_logq(node, ids)
+        vals = node.row[ids]
+        if node.mask is not None:
+            vals = vals.masked_fill(~node.mask[ids], -math.inf)
+        logq = node.logq + (vals.double() - node.logz)
         live = logq > -math.inf
-        ids, logq = ids[live], logq[live]
+        ids, vals, logq = ids[live], vals[live], logq[live]
         if not len(ids):
             return [], []
         width = min(len(rest), view.matrix.shape[1])
@@ -516,16 +535,13 @@ class ByteProbLM(ByteLanguageModel):
         if handle is None:
             state = LMState(node.state.ids, None, node.state.cache, node.state.ticket)
             handle = node.handle = Node(node.ids, node.end, node.logq, state=state)
-        straddles = [Straddle(handle, ids[runs], logq[runs], len(rest))] if bool(runs.any()) else []
+        straddles = []
+        if bool(runs.any()):
+            straddles.append(Straddle(handle, ids[runs].to(torch.int32), vals[runs], node.logq, node.logz,
+                                      len(rest)))
         children = [Node(node.ids + (v,), node.end + n, q, handle)
                     for v, n, q in zip(ids[ends].tolist(), lengths[ends].tolist(), logq[ends].tolist())]
         return straddles, children
-
-    def _next_logq(self, node: Node, ids: Any) -> Any:
-        row = node.row[ids].double()
-        if node.mask is not None:
-            row = row.masked_fill(~node.mask[ids], -math.inf)
-        return row - node.logz
 
     def _drop_off_path(self, covers: CoverSet) -> None:
         """Canonical meanings: once the cut (start of the last whitespace run) moves, every cover
@@ -548,11 +564,11 @@ class ByteProbLM(ByteLanguageModel):
         covers.pending = [n for n in covers.pending if on_path(n.ids)]
         covers.straddles = [s for s in covers.straddles if on_path(s.node.ids)]
 
-    def _settle(self, covers: CoverSet) -> None:
+    def _settle(self, covers: CoverSet) -> tuple[Any, float]:
         """Expand pending nodes, largest first and in batches, until the certified bound is at
         most ``tolerance`` (all of them for tolerance 0). Those ending at the current byte whose
         state was prefetched cost no forward and are expanded first, whatever their share, up to
-        ``max_exact_covers`` (the largest first)."""
+        ``max_exact_covers`` (the largest first). Returns :meth:`_mass` of the settled covers."""
         import torch
 
         end = len(covers.data)
@@ -568,20 +584,22 @@ class ByteProbLM(ByteLanguageModel):
             covers.pending = [n for n in covers.pending if id(n) not in ids]
             self._expand(covers, free)
         floor = 1  # doubles per round: few rounds when much must be expanded, the fewest forwards otherwise
+        masses = None  # _mass of the covers as they are, while nothing was expanded since
         while covers.pending:
-            self._mass(covers)
+            masses = self._mass(covers)
             if covers.bound <= self.tolerance and covers.log_mass > -math.inf:
                 break
+            masses = None
             covers.pending.sort(key=lambda n: -n.logq)
             take = len(covers.pending)
             if self.tolerance > 0 and covers.log_mass > -math.inf:
                 # the fewest largest ones whose expansion (counted optimistically as included) meets it:
                 # after taking k, included <= M + sum(first k), left = sum(the rest)
-                masses = torch.tensor([n.logq for n in covers.pending], dtype=torch.float64)
-                left = torch.logcumsumexp(masses.flip(0), 0).flip(0)
+                logqs = torch.tensor([n.logq for n in covers.pending], dtype=torch.float64)
+                left = torch.logcumsumexp(logqs.flip(0), 0).flip(0)
                 left = torch.cat([left, torch.tensor([-math.inf], dtype=torch.float64)])
                 inc = torch.logcumsumexp(torch.cat([torch.tensor([covers.log_mass], dtype=torch.float64),
-                                                    masses]), 0)
+                                                    logqs]), 0)
                 ok = torch.nonzero(torch.sigmoid(left - inc) <= self.tolerance).flatten()
                 take = min(len(covers.pending), max(floor, int(ok[0]))) if len(ok) else take
             floor *= 2
@@ -590,7 +608,7 @@ class ByteProbLM(ByteLanguageModel):
             if len(covers) > self.max_covers:
                 raise self._too_large(end, f"{len(covers):,} covers exceed max_covers={self.max_covers:,}")
         self.counters["deferred"] += len(covers.pending)
-        self._mass(covers)
+        return masses if masses is not None else self._mass(covers)
 
     def _expand(self, covers: CoverSet, nodes: list[Node]) -> None:
         """Run the forwards of ``nodes`` (one ``extend_batch`` per parent state, in chunks, with the
@@ -668,7 +686,7 @@ class ByteProbLM(ByteLanguageModel):
         own = [s for s in covers.straddles if s.node is parent and len(s.ids)]
         if not own:
             return []
-        ids = torch.cat([s.ids for s in own])
+        ids = torch.cat([s.ids for s in own]).long()
         logq = torch.cat([s.logq for s in own])
         top = ids[torch.topk(logq, min(self.prefetch, len(ids))).indices]
         width = int(self.view.lengths[top].max())
@@ -710,7 +728,7 @@ class ByteProbLM(ByteLanguageModel):
         if node.logz == -math.inf:  # a dead end: no valid next token, so its mass goes nowhere
             node.logz = 0.0
         # one row per node (issue 13, item 2): the mask is applied to the row itself (-inf where invalid,
-        # which is what _next_logq would do with a separate mask), and the LM state keeps only its cache
+        # which is what a separate mask did at the branch), and the LM state keeps only its cache
         node.row, node.mask = (row if mask is None else row.masked_fill(~mask, -math.inf)), None
         node.state = LMState(node.state.ids, None, node.state.cache, node.state.ticket)
         node.buckets = torch.zeros(BYTE_EOS + 1, dtype=torch.float64).scatter_add_(
@@ -742,7 +760,7 @@ class ByteProbLM(ByteLanguageModel):
         row = self.lm.vocab_size * 4
         kv = self._kv_per_token
         held = row * len(covers.exact)
-        held += sum(s.ids.numel() * 16 for s in covers.straddles)
+        held += sum(s.ids.numel() * (4 + s.vals.element_size()) for s in covers.straddles)
         parents = {id(s.node): s.node for s in covers.straddles}
         parents.update({id(n.parent): n.parent for n in covers.pending if n.parent is not None})
         held += len(parents) * 2 * kv  # their nodes' own KV segments
