@@ -65,25 +65,46 @@ class ModelSource:
                           hint='e.g. [model] source = "smollm2"')
 
 
-def read_toml(path: str | Path, what: str, *, example: str) -> dict[str, Any]:
-    """A ``what`` ("pipeline", "recipe") TOML file as a dict; anything that keeps it from being
-    read — absent, a directory, not UTF-8 TOML, nested too deep, unreadable — is a
-    ConfigError naming the file (``example`` is where the hint points)."""
-    path = Path(path)
+def parse_toml(text: str, what: str, *, example: str, component: str | None = None) -> dict[str, Any]:
+    """TOML text (a ``what``: "pipeline", "recipe", a plugin's own file kind) as a dict; text
+    that is not TOML or nests too deep is a ConfigError (``component``, default ``what``, is
+    who reports it; ``example`` is where the hint points)."""
+    where = component or what
+    if not isinstance(text, str):
+        raise ConfigError(f"a {what} must be TOML text (str), got {type(text).__name__}", component=where)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file {str(path)!r} does not exist", component=what) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{str(path)!r} is a directory, not a {what} TOML file", component=what) from None
+        return tomllib.loads(text)
     except RecursionError:
-        raise ConfigError(f"{path}: tables nested too deeply to read", component=what) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", component=what,
+        raise ConfigError("tables nested too deeply to read", component=where) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", component=where,
                           hint=f"a {what} file is UTF-8 TOML; see {example}") from None
+
+
+def read_toml(path: str | Path, what: str, *, example: str, component: str | None = None) -> dict[str, Any]:
+    """A ``what`` ("pipeline", "recipe", a plugin's own file kind) TOML file as a dict; anything
+    that keeps it from being read — absent, a directory, not UTF-8, not TOML, nested too deep,
+    unreadable — is a ConfigError naming the file (``component``, default ``what``, is who
+    reports it; ``example`` is where the hint points)."""
+    path = Path(path)
+    where = component or what
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {str(path)!r} does not exist", component=where) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{str(path)!r} is a directory, not a {what} TOML file", component=where) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {str(path)!r}: {exc}", component=what) from None
+        raise ConfigError(f"cannot read {str(path)!r}: {exc}", component=where) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 ({exc})", component=where,
+                          hint=f"a {what} file is UTF-8 TOML; see {example}") from None
+    try:
+        return parse_toml(text, what, example=example, component=where)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error.message}", component=where, hint=error.hint) from None
 
 
 @attrs.frozen

@@ -240,3 +240,24 @@ def test_special_strings_in_a_prompt_are_text_unless_trusted(installed_registry)
         del tok.encode
     assert eot not in seen[0] and eot in seen[1]
     assert isinstance(pipe.prepare(TrustedText("a")), TrustedText)
+
+
+def test_read_toml_and_parse_toml_name_the_file_and_the_component(tmp_path):
+    from tokensmith import parse_toml, read_toml
+
+    good = tmp_path / "forest.toml"
+    good.write_text('[a]\nb = "c"\n')
+    assert read_toml(good, "forest", example="docs/x.md") == {"a": {"b": "c"}}
+    assert parse_toml('x = 1', "forest", example="docs/x.md") == {"x": 1}
+    cases = [(tmp_path / "absent.toml", "does not exist"), (tmp_path, "is a directory"),
+             (tmp_path / "latin1.toml", "not UTF-8"), (tmp_path / "broken.toml", "invalid TOML"),
+             (tmp_path / "deep.toml", "nested too deeply")]
+    (tmp_path / "latin1.toml").write_bytes(b'x = "\xe9"\n')
+    (tmp_path / "broken.toml").write_text("[a\n")
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    for path, message in cases:
+        with pytest.raises(ConfigError, match=message) as info:
+            read_toml(path, "forest", example="docs/x.md", component="my plugin")
+        assert info.value.component == "my plugin"
+    with pytest.raises(ConfigError, match="TOML text \\(str\\), got bytes"):
+        parse_toml(b"x = 1", "forest", example="docs/x.md")

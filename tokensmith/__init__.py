@@ -99,7 +99,7 @@ from tokensmith.core.objectives import (
     token_cross_entropy,
 )
 from tokensmith.core.params import Parameter, parameters_of
-from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec
+from tokensmith.core.pipeline import BuildContext, ModelSource, Pipeline, PipelineSpec, parse_toml, read_toml
 from tokensmith.core.recipe import EvalPoint, Recipe, TrainContext, TrainResult
 from tokensmith.core.recipe_spec import DatasetSpec, DataSettings, RecipeSpec, TrainSettings
 from tokensmith.core.records import (
@@ -204,7 +204,7 @@ def load_pipeline(spec: PipelineSpec | dict | str) -> Pipeline:
 
 
 __all__ = [
-    "describe_module",
+    "describe_module", "parse_toml", "read_toml",
     "IGNORE_INDEX", "ROLES", "TOKEN_WEIGHTS_KEY", "ComposedLoss", "TokenCrossEntropy", "compose",
     "token_cross_entropy", "Advantage", "Benchmark", "Dataset", "DataUnavailableError", "DatasetInfo",
     "SplitDataset", "seeded_sample", "seeded_split", "split_of", "Loss", "Recipe", "Reward", "TokenMask",

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from tokensmith import ConfigError, InputError, require_text
+from tokensmith import ConfigError, InputError, parse_toml, read_toml, require_text
 
 #: scripts written without spaces between words (Han, kana, Hangul syllables): each character is
 #: a token of its own, so phrases of several characters match inside a run (the paper's Chinese)
@@ -235,43 +234,13 @@ class Forest:
     def from_file(cls, path: str | Path, *, component: str | None = None) -> Forest:
         path = Path(path)
         where = component or f"dahsf forest {str(path)!r}"
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(
-                f"forest file {str(path)!r} does not exist",
-                component=where,
-                hint="give a shipped forest's name (e.g. 'home') or the path of a .toml file",
-            ) from None
-        except IsADirectoryError:
-            raise ConfigError(
-                f"{str(path)!r} is a directory, not a forest TOML file", component=where
-            ) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read {str(path)!r}: {exc}", component=where) from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{path}: not UTF-8 ({exc})",
-                component=where,
-                hint="a forest file is UTF-8 TOML (docs/techniques/dahsf.md)",
-            ) from None
-        return cls.from_toml(text, name=path.stem, component=where)
+        table = read_toml(path, "forest", example="docs/techniques/dahsf.md", component=where)
+        return cls.from_dict(table, name=path.stem, component=where)
 
     @classmethod
     def from_toml(cls, text: str, *, name: str = "forest", component: str | None = None) -> Forest:
         where = component or f"dahsf forest {name!r}"
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"invalid TOML: {exc}",
-                component=where,
-                hint="a forest file is UTF-8 TOML (docs/techniques/dahsf.md)",
-            ) from None
-        except RecursionError:
-            raise ConfigError("tables nested too deeply to read", component=where) from None
+        table = parse_toml(text, "forest", example="docs/techniques/dahsf.md", component=where)
         return cls.from_dict(table, name=name, component=where)
 
     @classmethod
