@@ -164,63 +164,110 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "texts": [r["text"] for r in rows], "steps": steps}
 
 
-def _ours(lm: Any, bench: Any, regex: str, max_tokens: int, seeds: list[int]) -> dict[str, Any]:
-    """tokensmith-awrs' default AWRSDecoder, timed by the awrs benchmark's ``timed_runs``; a second
-    pass with the same seeds (the samples are reproducible) records the checks of every step."""
+def _ours_run(lm: Any, bench: Any, constraint: Any, max_tokens: int, seed: int) -> dict[str, Any]:
+    """One run of tokensmith-awrs' default AWRSDecoder, timed by the awrs benchmark's ``timed_runs``;
+    a replay with the same seed (the samples are reproducible) records the checks of every step."""
     from tokensmith_awrs.decoders import AWRSDecoder
+
+    run = bench.timed_runs(AWRSDecoder(), lm, bench.REGEX_PROMPT, constraint, max_tokens, [seed])["runs"][0]
+    marks: list[int] = []
+    extend = lm.extend
+
+    def marked(*args, _extend=extend, _marks=marks):
+        _marks.append(constraint.checks)  # the step that chose this token is over
+        return _extend(*args)
+
+    lm.extend = marked
+    try:
+        constraint.reset_counters()
+        gen = AWRSDecoder().generate(lm, bench.REGEX_PROMPT, max_new_tokens=max_tokens,
+                                     constraint=constraint, seed=seed)
+    finally:
+        del lm.extend
+    if gen.text != run["text"]:
+        raise AssertionError(f"seed {seed}: the replay sampled {gen.text!r}, the timed run {run['text']!r}")
+    # the last step (the EOS draw, or the one that reaches max_new_tokens) extends nothing
+    marks.append(gen.counters["constraint_checks"])
+    if len(marks) != run["steps"]:
+        raise AssertionError(f"seed {seed}: {len(marks)} steps marked, {run['steps']} timed")
+    row = {"seed": seed, "text": run["text"], "steps": run["steps"], "checks": run["checks"],
+           "step_checks": [b - a for a, b in zip([0, *marks], marks)], "seconds": run["seconds"],
+           "ms_per_token": run["ms_per_token"], "valid": run["valid"]}
+    if sum(row["step_checks"]) != run["checks"]:
+        raise AssertionError(f"seed {seed}: per-step checks do not add up to the run's")
+    return row
+
+
+def _ours(lm: Any, bench: Any, regex: str, max_tokens: int, seeds: list[int]) -> dict[str, Any]:
+    """:func:`_ours_run` for every seed, summarised."""
     from tokensmith_awrs.regex import RegexConstraint
 
     constraint = RegexConstraint(regex)
-    timed = bench.timed_runs(AWRSDecoder(), lm, bench.REGEX_PROMPT, constraint, max_tokens, seeds)
-    rows = []
-    for seed, run in zip(seeds, timed["runs"]):
-        marks: list[int] = []
-        extend = lm.extend
+    rows = [_ours_run(lm, bench, constraint, max_tokens, seed) for seed in seeds]
+    return {"regex": regex, **_summary(rows), "ms_per_token": _ms_per_token(rows),
+            "validity": sum(r["valid"] for r in rows) / len(rows), "runs": rows}
 
-        def marked(*args, _extend=extend, _marks=marks):
-            _marks.append(constraint.checks)  # the step that chose this token is over
-            return _extend(*args)
 
-        lm.extend = marked
-        try:
-            constraint.reset_counters()
-            gen = AWRSDecoder().generate(lm, bench.REGEX_PROMPT, max_new_tokens=max_tokens,
-                                         constraint=constraint, seed=seed)
-        finally:
-            del lm.extend
-        if gen.text != run["text"]:
-            raise AssertionError(f"seed {seed}: the replay sampled {gen.text!r}, "
-                                 f"the timed run {run['text']!r}")
-        # the last step (the EOS draw, or the one that reaches max_new_tokens) extends nothing
-        marks.append(gen.counters["constraint_checks"])
-        if len(marks) != run["steps"]:
-            raise AssertionError(f"seed {seed}: {len(marks)} steps marked, {run['steps']} timed")
-        rows.append({"text": run["text"], "steps": run["steps"], "checks": run["checks"],
-                     "step_checks": [b - a for a, b in zip([0, *marks], marks)],
-                     "seconds": run["seconds"], "valid": run["valid"]})
-        if sum(rows[-1]["step_checks"]) != run["checks"]:
-            raise AssertionError(f"seed {seed}: per-step checks do not add up to the run's")
-    total = sum(r["seconds"] for r in rows)
-    return {"regex": regex, **_summary(rows), "ms_per_token": 1000 * total / sum(r["steps"] for r in rows),
-            "validity": timed["validity"], "runs": rows}
+def _ms_per_token(rows: list[dict[str, Any]]) -> float:
+    """Total time over sampled tokens (EOS included); ours' per-run time is its forwards (prefill
+    excluded) plus its sampler steps (``timed_runs``), theirs the SMC call after the prefill."""
+    return statistics.median(r["ms_per_token"] for r in rows)
+
+
+def _paired(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], seed: int = 0,
+            reps: int = 2000) -> dict[str, Any]:
+    """Paired bootstrap over the pairs (ours seed i, theirs seed i, run back to back): the 95%
+    interval of the difference of checks per token (ours - theirs, each sum(checks) / sum(steps)
+    over the same resampled pairs) and of the median per-pair time ratio (theirs / ours ms per
+    token; the two runs of a pair share the machine's load)."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(ours)
+    ratios = [t["ms_per_token"] / o["ms_per_token"] for o, t in zip(ours, theirs)]
+
+    def cpt(rows: list[dict[str, Any]], pick: list[int]) -> float:
+        return sum(rows[i]["checks"] for i in pick) / sum(rows[i]["steps"] for i in pick)
+
+    diffs, medians = [], []
+    for _ in range(reps):
+        pick = [rng.randrange(n) for _ in range(n)]
+        diffs.append(cpt(ours, pick) - cpt(theirs, pick))
+        medians.append(statistics.median(ratios[i] for i in pick))
+    diffs.sort()
+    medians.sort()
+    every = list(range(n))
+    return {"pairs": n, "checks_per_token_difference": cpt(ours, every) - cpt(theirs, every),
+            "checks_per_token_difference_ci95": [diffs[int(0.025 * reps)], diffs[int(0.975 * reps) - 1]],
+            "time_ratio_per_pair": ratios, "time_ratio_median": statistics.median(ratios),
+            "time_ratio_median_ci95": [medians[int(0.025 * reps)], medians[int(0.975 * reps) - 1]],
+            "time_ratio_min": min(ratios), "time_ratio_max": max(ratios)}
+
+
+#: pairs of the end-to-end comparison: seeds 0, 1, ... until MAX_PAIRS, or until the pairs have
+#: taken PAIR_BUDGET_S seconds (at least MIN_PAIRS), so that the whole run fits ~10 minutes even
+#: when the machine is loaded; the JSON says how many were run
+MAX_PAIRS, MIN_PAIRS, PAIR_BUDGET_S = 40, 10, 420.0
 
 
 def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
-    from genlm.backend.llm import AsyncTransformer
-    from genlm.control import AWRS, BoolFSA, PromptedLLM
+    """Both samplers end to end on the same prompt and language, interleaved: for seed i, our run
+    and theirs back to back (which goes first alternates), so both sides of a pair see the same
+    load; the 1-minute load average is recorded before and after every pair."""
+    import os
 
-    seeds = list(range(2 if quick else 20))
+    from tokensmith_awrs.regex import RegexConstraint
+
+    from tokensmith import progress
+
+    seeds = list(range(2 if quick else MAX_PAIRS))
     max_tokens = 16
-    # the same language on both sides (ASCII digits), and ours on the awrs benchmark's Unicode \d
-    ours = _ours(lm, bench, ASCII + bench.REGEX, max_tokens, seeds)
-    ours_unicode = _ours(lm, bench, bench.REGEX, max_tokens, seeds)
-
-    prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT, allow_special=True).ids)
-    eos = hft.eos_token.encode()
-    llm = PromptedLLM(AsyncTransformer(lm.model, hft), prompt_ids=prompt_ids, eos_byte_strings=[eos])
-    condition = BoolFSA.from_regex(bench.REGEX).coerce(llm, f=b"".join)
+    llm, condition, _ = _their_sampler(lm, hft, bench, seed=0)
+    constraint = RegexConstraint(ASCII + bench.REGEX)
 
     async def one(seed: int) -> dict[str, Any]:
+        from genlm.control import AWRS
+
         sampler = AWRS(llm, condition, seed=seed, autobatch=False)
         checks, step_checks = 0, []
         accept, sample = sampler._accept, sampler.sample
@@ -244,17 +291,184 @@ def awrs(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         context = seqs.contexts[0]
         text = b"".join(t for t in context if isinstance(t, bytes))
-        return {"text": text.decode("utf-8", "replace"), "steps": len(context), "checks": checks,
-                "step_checks": step_checks, "seconds": seconds, "ms_per_token": 1000 * seconds / len(context)}
+        return {"seed": seed, "text": text.decode("utf-8", "replace"), "steps": len(context),
+                "checks": checks, "step_checks": step_checks, "seconds": seconds,
+                "ms_per_token": 1000 * seconds / len(context)}
 
-    rows = [asyncio.run(one(seed)) for seed in seeds]
-    theirs = {**_summary(rows), "runs": rows,
-              "ms_per_token": 1000 * sum(r["seconds"] for r in rows) / sum(r["steps"] for r in rows)}
+    ours_rows, theirs_rows, load = [], [], []
+    started = time.perf_counter()
+    for seed in progress(seeds, total=len(seeds), desc="AWRS pairs", unit="pair"):
+        if len(ours_rows) >= MIN_PAIRS and time.perf_counter() - started > PAIR_BUDGET_S:
+            break  # the run must fit its time slot on a loaded machine: fewer pairs, reported as such
+        before = os.getloadavg()[0]
+        if seed % 2 == 0:
+            ours_rows.append(_ours_run(lm, bench, constraint, max_tokens, seed))
+            theirs_rows.append(asyncio.run(one(seed)))
+        else:
+            theirs_rows.append(asyncio.run(one(seed)))
+            ours_rows.append(_ours_run(lm, bench, constraint, max_tokens, seed))
+        load.append([before, os.getloadavg()[0]])
+    ours = {"regex": ASCII + bench.REGEX, **_summary(ours_rows), "ms_per_token": _ms_per_token(ours_rows),
+            "validity": sum(r["valid"] for r in ours_rows) / len(ours_rows), "runs": ours_rows}
+    theirs = {"regex": bench.REGEX, **_summary(theirs_rows), "ms_per_token": _ms_per_token(theirs_rows),
+              "runs": theirs_rows}
+    paired = _paired(ours_rows, theirs_rows)
+    # ours on the awrs benchmark's Unicode \d (a different, larger language), fewer seeds, not paired
+    ours_unicode = _ours(lm, bench, bench.REGEX, max_tokens, seeds[:2 if quick else 10])
+    flat = [v for pair in load for v in pair]
     return {"regex": bench.REGEX, "ours_regex": ASCII + bench.REGEX, "max_new_tokens": max_tokens,
-            "seeds": seeds,
-            "ours": ours, "ours_unicode_digits": ours_unicode, "theirs": theirs,
-            "theirs_over_ours_time": theirs["ms_per_token"] / ours["ms_per_token"],
+            "seeds": seeds[:len(ours_rows)], "pair_budget_s": PAIR_BUDGET_S, "ours": ours,
+            "ours_unicode_digits": ours_unicode, "theirs": theirs,
+            "paired": paired, "loadavg_1min_per_pair": load,
+            "loadavg_min": min(flat), "loadavg_median": statistics.median(flat), "loadavg_max": max(flat),
+            "cpu_count": os.cpu_count(),
+            "checks_difference": paired["checks_per_token_difference"],
+            "checks_difference_ci95_low": paired["checks_per_token_difference_ci95"][0],
+            "checks_difference_ci95_high": paired["checks_per_token_difference_ci95"][1],
+            "theirs_over_ours_time": paired["time_ratio_median"],
+            "theirs_over_ours_time_ci95_low": paired["time_ratio_median_ci95"][0],
+            "theirs_over_ours_time_ci95_high": paired["time_ratio_median_ci95"][1],
             "theirs_over_ours_checks": theirs["checks_per_token"] / ours["checks_per_token"]}
+
+
+#: dates whose token prefixes are the contexts of the teacher-forced comparison (the landing date
+#: SmolLM2 answers most often, and two it also writes)
+STEP_DATES = ("1969-07-20", "1969-07-16", "1969-07-24")
+
+
+def _their_sampler(lm: Any, hft: Any, bench: Any, seed: int) -> tuple[Any, Any, Any]:
+    """genlm-control's AWRS over the same LM, prompt, EOS and (ASCII) regex as ``awrs``."""
+    from genlm.backend.llm import AsyncTransformer
+    from genlm.control import AWRS, BoolFSA, PromptedLLM
+
+    prompt_ids = list(lm.start_ids) + list(lm.tokenizer.encode(bench.REGEX_PROMPT, allow_special=True).ids)
+    llm = PromptedLLM(AsyncTransformer(lm.model, hft), prompt_ids=prompt_ids,
+                      eos_byte_strings=[hft.eos_token.encode()])
+    condition = BoolFSA.from_regex(bench.REGEX).coerce(llm, f=b"".join)
+    return llm, condition, AWRS(llm, condition, seed=seed, autobatch=False)
+
+
+def _their_ids(llm: Any, sampler: Any, eos_id: int) -> list[int]:
+    """The token id behind each entry of genlm-control's next-token vector (its EOS entry is
+    SmolLM2's EOS, ``<|im_end|>``)."""
+    ids = [-1] * len(llm.vocab_eos)
+    for t in llm.vocab_eos:
+        ids[llm.lookup[t]] = eos_id if t is sampler.target.eos else llm.token_maps.encode[t]
+    return ids
+
+
+def awrs_steps(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
+    """Teacher-forced comparison of the two samplers on *the same* next-token distributions: for
+    every prefix of the tokens of :data:`STEP_DATES` (the EOS step included), one forward on each
+    side, then each side's AWRS step ``reps`` times on that distribution (fresh keys each time).
+    Per context: the mean constraint checks of each side (with its standard error), both sides'
+    pruned candidate sets and masses, which estimator each side's switch picks (``max p >= 2/3``:
+    geometric), the total variation between the two pruned distributions, and, as an exactness
+    check, each side's mean weight against the exact ``Z_c`` (every candidate checked). The
+    end-to-end runs differ in *what* was sampled; this isolates *how* each side samples."""
+    import torch
+    from tokensmith_awrs.regex import RegexConstraint
+    from tokensmith_awrs.sampler import GEOMETRIC_THRESHOLD, SAMPLERS
+    from tokensmith_awrs.smc import symbol_check
+    from tokensmith_awrs.spaces import TokenSpace, byte_alphabet
+
+    from tokensmith import encode_prompt, progress
+
+    reps = 10 if quick else 200
+    constraint = RegexConstraint(ASCII + bench.REGEX)
+    space = TokenSpace(lm)
+    space.restrict(byte_alphabet(constraint), constraint)
+    prompt_ids = list(lm.start_ids) + list(encode_prompt(lm.tokenizer, bench.REGEX_PROMPT).ids)
+    llm, _, theirs = _their_sampler(lm, hft, bench, seed=0)
+    their_ids = torch.tensor(_their_ids(llm, theirs, lm.tokenizer.eos_id))
+    stops = sorted(space.stops)
+    paths = []
+    for date in STEP_DATES[:2] if quick else STEP_DATES:
+        ids = list(lm.tokenizer.encode(date).ids)
+        paths += [tuple(ids[:k]) for k in range(len(ids) + 1) if tuple(ids[:k]) not in paths]
+
+    def merged(logp: Any) -> Any:
+        """Probabilities over token ids with every stop symbol merged into EOS (theirs has one EOS)."""
+        p = torch.exp(logp)
+        p[lm.tokenizer.eos_id] = p[stops].sum()
+        p[[s for s in stops if s != lm.tokenizer.eos_id]] = 0.0
+        return p
+
+    async def theirs_at(path: tuple[int, ...]) -> dict[str, Any]:
+        context = [llm.token_maps.decode[i] for i in path]
+        logws = await llm.logw_next(context)
+        lw = theirs._prune_logws(torch.as_tensor(logws.weights)).double()
+        log_z = float(torch.logsumexp(lw, 0))
+        full = torch.full((lm.vocab_size,), -math.inf, dtype=torch.float64)
+        full[their_ids] = lw - log_z
+        checks, weights, seconds = [], [], []
+        for _ in range(reps):
+            n = [0]
+
+            async def counted(tok: Any, _n: list[int] = n) -> bool:
+                _n[0] += 1
+                return await theirs._accept(context, tok)
+
+            t0 = time.perf_counter()
+            _, w, _ = await theirs._run_rejection(logws, counted)
+            seconds.append(time.perf_counter() - t0)
+            checks.append(n[0])
+            weights.append(math.exp(w) if w > -math.inf else 0.0)
+        return {"logp": full, "log_z": log_z, "checks": checks, "weights": weights, "seconds": seconds,
+                "candidates": int(torch.isfinite(lw).sum())}
+
+    step = SAMPLERS["auto"]
+    rows = []
+    for path in progress(paths, total=len(paths), desc="teacher-forced steps", unit="context"):
+        prefix = b"".join(space.pieces[i] for i in path)
+        state = lm.start(prompt_ids + list(path))
+        logw = space.logweights(state).double()
+        log_z = float(torch.logsumexp(logw, 0))
+        logp = logw - log_z
+        finite = torch.nonzero(torch.isfinite(logw)).flatten().tolist()
+        allowed = [x for x in finite if symbol_check(constraint, space, prefix, list(path))(x)]
+        z_c = float(torch.exp(logw[allowed]).sum()) if allowed else 0.0
+        gen = torch.Generator().manual_seed(len(rows))
+        checks, weights, seconds = [], [], []
+        for _ in range(reps):
+            before = constraint.checks
+            t0 = time.perf_counter()
+            s = step(logw, symbol_check(constraint, space, prefix, list(path)), gen)
+            seconds.append(time.perf_counter() - t0)
+            checks.append(constraint.checks - before)
+            weights.append(math.exp(s.log_weight) if s.log_weight > -math.inf else 0.0)
+        other = asyncio.run(theirs_at(path))
+        tv = 0.5 * float((merged(logp) - merged(other["logp"])).abs().sum())
+        # the exact Z_c on their side: their pruned mass times the allowed share (same allowed set)
+        their_allowed = [x for x in allowed if x not in space.stops or x == lm.tokenizer.eos_id]
+        their_zc = math.exp(other["log_z"]) * float(torch.exp(other["logp"][their_allowed]).sum())
+        rows.append({
+            "prefix": prefix.decode(), "step": len(path) + 1,
+            "ours_mean_checks": statistics.mean(checks),
+            "ours_se": statistics.stdev(checks) / math.sqrt(reps),
+            "theirs_mean_checks": statistics.mean(other["checks"]),
+            "theirs_se": statistics.stdev(other["checks"]) / math.sqrt(reps),
+            "ours_candidates": len(finite), "theirs_candidates": other["candidates"],
+            "ours_log_z": log_z, "theirs_log_z": other["log_z"],
+            "ours_max_p": float(torch.exp(logp.max())), "theirs_max_p": float(torch.exp(other["logp"].max())),
+            "ours_geometric": float(logp.max()) >= GEOMETRIC_THRESHOLD,
+            "theirs_geometric": float(other["logp"].max()) >= GEOMETRIC_THRESHOLD,
+            "tv_pruned_distributions": tv,
+            "allowed": len(allowed), "z_c": z_c, "ours_mean_weight": statistics.mean(weights),
+            "theirs_z_c": their_zc, "theirs_mean_weight": statistics.mean(other["weights"]),
+            "ours_step_ms": 1000 * statistics.median(seconds),
+            "theirs_step_ms": 1000 * statistics.median(other["seconds"])})
+    diffs = [r["ours_mean_checks"] - r["theirs_mean_checks"] for r in rows]
+    ses = [math.hypot(r["ours_se"], r["theirs_se"]) for r in rows]
+    return {"regex": ASCII + bench.REGEX, "dates": list(STEP_DATES[:2] if quick else STEP_DATES),
+            "reps_per_context": reps, "contexts": rows,
+            "mean_checks_ours": statistics.mean(r["ours_mean_checks"] for r in rows),
+            "mean_checks_theirs": statistics.mean(r["theirs_mean_checks"] for r in rows),
+            "max_abs_z_score": max(abs(d) / s if s > 0 else 0.0 for d, s in zip(diffs, ses)),
+            "max_tv_pruned_distributions": max(r["tv_pruned_distributions"] for r in rows),
+            # the sampler step alone (no forward) on identical distributions
+            "ours_median_step_ms": statistics.median(r["ours_step_ms"] for r in rows),
+            "theirs_median_step_ms": statistics.median(r["theirs_step_ms"] for r in rows)}
 
 
 def masks(lm: Any, hft: Any, bench: Any, quick: bool) -> dict[str, Any]:
@@ -339,12 +553,57 @@ def _awrs_checks(part: dict[str, Any], metrics: dict[str, float], tables: tuple,
     seeds = len(part.get("seeds", []))
     tables += (Table(f"AWRS on {part.get('regex')}: constraint checks per token over {seeds} seeds per side "
                      "(95% bootstrap interval over runs)",
-                     ("sampler", "regex", "runs", "checks/token", "95% interval", "ms/token",
+                     ("sampler", "regex", "runs", "checks/token", "95% interval", "median ms/token",
                       "mean checks at step 1, 2, ..."), tuple(rows)),)
     series += tuple(Series(label, tuple(range(1, len(side["checks_per_step"]) + 1)),
                            tuple(side["checks_per_step"]), plot="line", x_label="sampler step",
                            y_label="mean constraint checks", group="AWRS checks per step")
                     for _, label, side in sides)
+    return tables, series
+
+
+def _awrs_pairs(part: dict[str, Any], steps: dict[str, Any], tables: tuple, series: tuple) -> tuple:
+    """The paired end-to-end comparison (difference of checks per token, per-pair time ratio, load)
+    and the teacher-forced one (mean checks of each side on the same distributions) as tables,
+    the latter also as bars."""
+    from tokensmith import Series, Table
+
+    paired = part.get("paired")
+    if isinstance(paired, dict):
+        low, high = paired["checks_per_token_difference_ci95"]
+        tlow, thigh = paired["time_ratio_median_ci95"]
+        tables += (Table(f"AWRS end to end, {paired['pairs']} interleaved pairs (ours seed i, genlm-control "
+                         "seed i, back to back; paired bootstrap, 95%)",
+                         ("measure", "value", "95% interval"),
+                         (("checks/token, ours - genlm-control", paired["checks_per_token_difference"],
+                           f"{low:.3f} to {high:.3f}"),
+                          ("ms/token, genlm-control / ours (median per-pair ratio)",
+                           paired["time_ratio_median"], f"{tlow:.2f} to {thigh:.2f}"),
+                          ("per-pair ratio, min - max", paired["time_ratio_min"],
+                           f"max {paired['time_ratio_max']:.2f}"),
+                          ("1-min load average over the pairs (min / median / max), "
+                           f"{part.get('cpu_count')} CPUs", part.get("loadavg_median"),
+                           f"{part.get('loadavg_min'):.2f} / {part.get('loadavg_max'):.2f}"))),)
+    rows = steps.get("contexts") if isinstance(steps, dict) else None
+    if rows:
+        tables += (Table(f"AWRS teacher-forced: both samplers {steps['reps_per_context']} times on the same "
+                         "next-token distribution of each context (mean checks ± standard error)",
+                         ("context", "step", "ours", "genlm-control", "candidates ours / theirs",
+                          "max p ours / theirs", "TV of pruned distributions", "Z_c exact",
+                          "mean weight ours / theirs", "sampler step ms ours / theirs"),
+                         tuple((r["prefix"] or "(start)", r["step"],
+                                f"{r['ours_mean_checks']:.2f} ± {r['ours_se']:.2f}",
+                                f"{r['theirs_mean_checks']:.2f} ± {r['theirs_se']:.2f}",
+                                f"{r['ours_candidates']} / {r['theirs_candidates']}",
+                                f"{r['ours_max_p']:.3f} / {r['theirs_max_p']:.3f}",
+                                r["tv_pruned_distributions"], r["z_c"],
+                                f"{r['ours_mean_weight']:.4g} / {r['theirs_mean_weight']:.4g}",
+                                f"{r['ours_step_ms']:.2f} / {r['theirs_step_ms']:.2f}") for r in rows)),)
+        labels = tuple(f"{r['prefix'] or '(start)'}" for r in rows)
+        series += tuple(Series(label, labels, tuple(r[key] for r in rows), plot="bar", x_label="context",
+                               y_label="mean constraint checks", group="AWRS teacher-forced checks")
+                        for label, key in (("tokensmith-awrs, teacher-forced", "ours_mean_checks"),
+                                           ("genlm-control, teacher-forced", "theirs_mean_checks")))
     return tables, series
 
 
@@ -356,7 +615,7 @@ def to_report(results: dict[str, Any], provenance: Any = None) -> Any:
     metrics: dict[str, float] = {}
     notes = [f"{results['model']}, {results['threads']} CPU threads; peers: "
              + ", ".join(f"{d} {v}" for d, v in results["versions"].items())]
-    for part in ("byte_distributions", "awrs", "masks"):
+    for part in ("byte_distributions", "awrs", "awrs_steps", "masks"):
         for k, v in results.get(part, {}).items():
             if k == "error":
                 notes.append(f"{part}: {v}")
@@ -382,6 +641,7 @@ def to_report(results: dict[str, Any], provenance: Any = None) -> Any:
                          ("prompt", "greedy continuation", "max KL (nats)", "max |Δp|",
                           "max EOT mass dropped"), per_prompt),)
     tables, series = _awrs_checks(results.get("awrs", {}), metrics, tables, series)
+    tables, series = _awrs_pairs(results.get("awrs", {}), results.get("awrs_steps", {}), tables, series)
     return Report(name="peers", metrics=metrics, tables=tables,
                   series=series, notes=tuple(notes), provenance=provenance or Provenance())
 
@@ -410,5 +670,6 @@ def main(out_dir: Path, quick: bool) -> Any:
                                "versions": {d: version(d) for d in PEERS} | {"torch": torch.__version__}}
     _part(results, "byte_distributions", byte_distributions, lm, hft, quick)
     _part(results, "awrs", awrs, lm, hft, bench, quick)
+    _part(results, "awrs_steps", awrs_steps, lm, hft, bench, quick)
     _part(results, "masks", masks, lm, hft, bench, quick)
     return to_report(results, Provenance.collect(registry, pipeline.runtime, pipeline.spec.model))
