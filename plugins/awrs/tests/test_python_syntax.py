@@ -51,7 +51,9 @@ def test_completable_prefixes_are_allowed_and_allowed_ones_have_a_witness(alphab
                 ast.parse(s + c.completion(s.encode()).decode())
 
 
-@settings(max_examples=80, deadline=None)
+# each example runs the witness search over a whole source file (~90 ms): 40 are enough next to the
+# 156 fixed cuts of the recall test below
+@settings(max_examples=40, deadline=None)
 @given(source=st.sampled_from(SOURCES), where=st.floats(0, 1))
 def test_allowed_prefixes_have_a_parsing_witness(source, where):
     data = source.read_bytes()
