@@ -22,9 +22,19 @@ def _states(valid, texts):
             yield data[:end]
 
 
-def _compare(tokenizer, states):
-    view = TokenBytes(tokenizer, tokenizer.vocab_size)
-    valid = ValidEncodings(tokenizer, view)
+@pytest.fixture(scope="module")
+def smollm2_tables(smollm2):
+    """SmolLM2's byte tables and rule, built once for every case (they depend on the tokenizer alone)."""
+    _, tok = smollm2
+    view = TokenBytes(tok, tok.vocab_size)
+    return view, ValidEncodings(tok, view)
+
+
+def _compare(tokenizer, states, tables=None):
+    view, valid = tables or (None, None)
+    if view is None:
+        view = TokenBytes(tokenizer, tokenizer.vocab_size)
+        valid = ValidEncodings(tokenizer, view)
     checked = 0
     for y in states:
         ids = valid.encode(y)
@@ -49,6 +59,6 @@ def test_fast_mask_equals_reencoding_tiny(tiny_byte_level_lm):
 
 @pytest.mark.parametrize("text", [b"x = a...", b"we'l", b"it'", b"done!!  ", b"return x\n\n", b"  \"\"",
                                   b"The capital of Fra", b"caf\xc3\xa9 12"])
-def test_fast_mask_equals_reencoding_smollm2(smollm2, text):
+def test_fast_mask_equals_reencoding_smollm2(smollm2, smollm2_tables, text):
     _, tok = smollm2
-    assert _compare(tok, [text]) == 1
+    assert _compare(tok, [text], smollm2_tables) == 1

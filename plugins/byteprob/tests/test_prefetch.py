@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokensmith_byteprob import ByteProbLM
+from tokensmith_byteprob import cover_set as cover_set_module
 from tokensmith_byteprob.cover_set import ZeroProbabilityError
 from tokensmith_byteprob.decoding import ByteDecoder
 
@@ -18,6 +19,17 @@ from tokensmith import InputError
 #: byte strings over the tiny tokenizers' common text (words, spaces, a 2-byte character)
 text = st.lists(st.sampled_from([b"the", b" ", b"a", b"er", b"s", b"\xc3\xa9", b"in", b"o"]), min_size=1,
                 max_size=5).map(b"".join)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _prefetch_every_branch():
+    """The random tiny models spread their mass, so their top straddling covers rarely reach the
+    share below which a trained model's prefetch is skipped: every branch is prefetched here (the
+    skip has its own test)."""
+    share = cover_set_module.PREFETCH_SHARE
+    cover_set_module.PREFETCH_SHARE = 0.0
+    yield
+    cover_set_module.PREFETCH_SHARE = share
 
 
 def _greedy_walk(blm, prompt, n):
@@ -38,7 +50,7 @@ def _calls(lm, blm, prompt, n):
     return lm.counters["forward_calls"] - before, states
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)  # two 10-byte walks each, marginal among them
 @given(meaning=st.sampled_from(["canonical-local", "canonical-global", "marginal"]),
        prefetch=st.sampled_from([1, 2, 5]), tolerance=st.sampled_from([0.0, 1e-3]), prompt=text)
 def test_prefetch_on_and_off_agree_exactly(tiny_byte_level_lm, meaning, prefetch, tolerance, prompt):
@@ -114,3 +126,23 @@ def test_prefetch_must_be_a_non_negative_int(toy_lm, bad):
     if not isinstance(bad, bool):
         with pytest.raises((ValueError, TypeError)):
             ByteDecoder(prefetch=bad)
+
+
+def test_unlikely_branches_are_not_prefetched_and_nothing_changes(tiny_byte_level_lm, monkeypatch):
+    """With a share threshold, branches whose top straddling cover holds less than it are not read
+    ahead (fewer rows), and the distributions stay those of prefetching everything and of none."""
+    lm = tiny_byte_level_lm
+    every = ByteProbLM(lm, tolerance=0, prefetch=2)
+    walk_every = _greedy_walk(every, b"the", 12)
+    monkeypatch.setattr(cover_set_module, "PREFETCH_SHARE", 0.05)
+    some = ByteProbLM(lm, tolerance=0, prefetch=2)
+    walk_some = _greedy_walk(some, b"the", 12)
+    monkeypatch.setattr(cover_set_module, "PREFETCH_SHARE", 1.0)  # no cover holds more than all the mass
+    none = ByteProbLM(lm, tolerance=0, prefetch=2)
+    walk_none = _greedy_walk(none, b"the", 12)
+    assert none.counters["prefetched"] == 0 < some.counters["prefetched"] < every.counters["prefetched"]
+    plain = _greedy_walk(ByteProbLM(lm, tolerance=0, prefetch=0), b"the", 12)
+    for walk in (walk_every, walk_some, walk_none):
+        assert [s.prefix for s in walk] == [s.prefix for s in plain]
+        for a, e in zip(walk, plain):
+            assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12

@@ -100,6 +100,11 @@ MAX_EXACT_COVERS = 1024
 MAX_MEMORY = 1 << 30
 #: default number of top covers whose byte-prefix chains are prefetched with a needed forward
 PREFETCH = 1
+#: prefetching is skipped when the most likely straddling cover of the parent holds less than this
+#: share of the mass of the next covers (the included ones and the sequences being forwarded): the
+#: text then rarely follows it (SmolLM2 greedy walks: every call below 0.1 got no hit, most above 0.3
+#: got all), while on a CPU a forward of 2 rows costs ~1.4 of 1 row (gemm vs gemv; 3-8 rows ~1.6-1.7)
+PREFETCH_SHARE = 0.1
 #: a batched forward is split so that its logits plus shared-past copies stay under this many floats
 BATCH_LOGITS = 1 << 24
 
@@ -522,13 +527,16 @@ class ByteProbLM(ByteLanguageModel):
         ids, vals, logq = ids[live], vals[live], logq[live]
         if not len(ids):
             return [], []
-        width = min(len(rest), view.matrix.shape[1])
-        want = torch.tensor(list(rest[:width]), dtype=torch.int16)
-        eq = view.matrix[ids, :width] == want
-        matched = torch.cumprod(eq.to(torch.int8), dim=1).sum(dim=1)
         lengths = view.lengths[ids]
-        ends = (lengths <= len(rest)) & (matched >= lengths)
-        runs = (lengths > len(rest)) & (matched >= len(rest))
+        if len(rest) == 1:  # one byte (every step): all these tokens start with it, so no byte matrix
+            ends, runs = lengths == 1, lengths > 1
+        else:
+            width = min(len(rest), view.matrix.shape[1])
+            want = torch.tensor(list(rest[:width]), dtype=torch.int16)
+            eq = view.matrix[ids, :width] == want
+            matched = torch.cumprod(eq.to(torch.int8), dim=1).sum(dim=1)
+            ends = (lengths <= len(rest)) & (matched >= lengths)
+            runs = (lengths > len(rest)) & (matched >= len(rest))
         # what the new covers keep of ``node``: its ids and LM state, not its next-token row (the
         # state being advanced stays valid: a search may advance it again with another byte)
         handle = node.handle
@@ -688,7 +696,13 @@ class ByteProbLM(ByteLanguageModel):
             return []
         ids = torch.cat([s.ids for s in own]).long()
         logq = torch.cat([s.logq for s in own])
-        top = ids[torch.topk(logq, min(self.prefetch, len(ids))).indices]
+        best = torch.topk(logq, min(self.prefetch, len(ids)))
+        if PREFETCH_SHARE > 0:
+            # the sequences being forwarded are pending, so not in log_mass yet: count them in
+            mass = _logsumexp([covers.log_mass] + [n.logq for n in run])
+            if mass > -math.inf and float(best.values[0]) < mass + math.log(PREFETCH_SHARE):
+                return []  # an unlikely branch: its chain would widen this forward for little chance of a hit
+        top = ids[best.indices]
         width = int(self.view.lengths[top].max())
         short = self.view.lengths[ids] <= width  # a prefix is no longer than its token
         ids, logq = ids[short], logq[short]
