@@ -5,7 +5,9 @@ the local / global ablations, the seeded fallback, and artifacts bound to their 
 from __future__ import annotations
 
 import types
+from typing import Any, ClassVar
 
+import attrs
 import pytest
 import torch
 from hypothesis import given, settings
@@ -18,7 +20,15 @@ from tokensmith_tokenadapt.heuristics import (
 )
 from tokensmith_tokenadapt.provider import TokenAdapt, load_embeddings, save_embeddings, transplant
 
-from tokensmith import ConfigError, IncompatibleComponentsError, map_shared_tokens
+from tokensmith import (
+    Component,
+    ConfigError,
+    EmbeddingProvider,
+    IncompatibleComponentsError,
+    hookimpl,
+    install_embeddings,
+    map_shared_tokens,
+)
 from tokensmith.testing import EmbeddingContract, tiny_llama, tiny_tokenizer
 
 OTHER_CORPUS = ["licence terms: the licensee shall redistribute the software without warranty"] * 6 + [
@@ -279,16 +289,6 @@ def test_new_token_the_old_tokenizer_cannot_encode_is_decomposed_by_bytes(old, n
 FINE_TUNE_DATA = [{"text": "the licensee shall redistribute the software"}] * 4
 
 
-@pytest.fixture
-def no_train_report_files(monkeypatch):
-    """The runner writes its train report (JSON, Markdown and a matplotlib PNG) into the temporary
-    folder the fine-tune discards; drawing the PNG costs more than these tiny fine-tunes, and none
-    of these tests reads it (the runner's own tests check the report)."""
-    import tokensmith.adapters.training as training
-
-    monkeypatch.setattr(training, "_write_report", lambda report, output_dir: report)
-
-
 def fine_tuned(old, new, rows, tied=True, lazy=False):
     from tokensmith_tokenadapt.finetune import fine_tune_embeddings
 
@@ -305,7 +305,7 @@ def fine_tuned(old, new, rows, tied=True, lazy=False):
     return model, moved
 
 
-def test_adam_moves_rows_the_data_never_uses(old, new, no_train_report_files):
+def test_adam_moves_rows_the_data_never_uses(old, new):
     """Why the all-rows fine-tune hurt a warm start: with a tied table, AdamW moves the row of a
     token that never occurs in the data (its gradient is only the softmax's push) as far as a
     used one, ~lr per coordinate per step: every shared row's exact copy is disturbed."""
@@ -317,7 +317,7 @@ def test_adam_moves_rows_the_data_never_uses(old, new, no_train_report_files):
 
 
 @pytest.mark.parametrize(("tied", "lazy"), [(True, True), (False, False)])
-def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy, no_train_report_files):
+def test_new_rows_fine_tune_keeps_shared_rows_bit_identical(old, new, tied, lazy):
     """train_rows='new': shared rows stay bit-identical (tied table, untied head); lazy: of the
     new rows only those of tokens in the data move."""
     from tokensmith_tokenadapt.finetune import new_rows
@@ -353,22 +353,22 @@ def curve_bench(tmp_path, new, monkeypatch, **params):
     return benchmark.TransplantBenchmark(**{**base, **params}).run(quick=True)
 
 
-def test_learning_curve_points_are_the_shorter_runs(tmp_path, new, monkeypatch, no_train_report_files):
+def test_learning_curve_points_are_the_shorter_runs(tmp_path, new, monkeypatch):
     """eval_at scores the held-out text inside the same fine-tune (a callback of the runner): the
     curve starts at the 'before' number and ends at the 'after' one, and at a constant learning
-    rate its point after 2 steps is exactly a separate 2-step run's result (the same seeded batches;
+    rate its point after 1 step is exactly a separate 1-step run's result (the same seeded batches;
     scoring in the callback changes nothing in the training)."""
-    long = curve_bench(tmp_path, new, monkeypatch, steps=3, eval_at=[1, 2])
-    short = curve_bench(tmp_path, new, monkeypatch, steps=2, reference=False)
+    long = curve_bench(tmp_path, new, monkeypatch, steps=2, eval_at=[1])
+    short = curve_bench(tmp_path, new, monkeypatch, steps=1, reference=False)
     m, s = long.metrics, short.metrics
     assert m["fvt_bits_per_byte_at_0"] == m["fvt_bits_per_byte"] == s["fvt_bits_per_byte"]
-    assert m["fvt_bits_per_byte_at_3"] == m["fvt_bits_per_byte_after"]
-    assert m["fvt_bits_per_byte_at_2"] == pytest.approx(s["fvt_bits_per_byte_after"], rel=1e-6)
-    assert m["fvt_bits_per_byte_at_1"] != m["fvt_bits_per_byte_at_2"]  # the rows did train
+    assert m["fvt_bits_per_byte_at_2"] == m["fvt_bits_per_byte_after"]
+    assert m["fvt_bits_per_byte_at_1"] == pytest.approx(s["fvt_bits_per_byte_after"], rel=1e-6)
+    assert len({m["fvt_bits_per_byte_at_0"], m["fvt_bits_per_byte_at_1"], m["fvt_bits_per_byte_at_2"]}) == 3
     assert m["original_bits_per_byte_at_0"] == m["original_bits_per_byte"]
-    assert m["original_bits_per_byte_at_3"] == m["original_bits_per_byte_after"]
+    assert m["original_bits_per_byte_at_2"] == m["original_bits_per_byte_after"]
     curve = next(t for t in long.tables if t.title.startswith("learning curve"))
-    assert curve.columns == ("init", "0 steps", "1 steps", "2 steps", "3 steps")
+    assert curve.columns == ("init", "0 steps", "1 steps", "2 steps")
     assert [r[0] for r in curve.rows] == ["fvt", "original fine-tuned (reference)"]
     lines = {x.name for x in long.series if x.group == "learning curve"}
     assert lines == {"fvt", "original fine-tuned (reference)", "within 10% of the original"}
@@ -386,21 +386,57 @@ def test_learning_curve_steps_checked(make_registry):
         registry.build("benchmark", {"type": "transplant", "steps": 4, "eval_at": [2, 4]}).run()
 
 
-@pytest.mark.cross_plugin
-def test_zett_rows_both_ways(tmp_path, new, monkeypatch):
-    """The two ZeTT rows: the paper's transfer predicts every row; 'zett + copied shared rows'
-    differs from it by copying the rows of the tokens the old vocabulary has."""
-    pytest.importorskip("tokensmith_zett")
-    from tokensmith_zett.hypernet import hypernetwork_for, save_hypernetwork
+@attrs.define
+class FakeZeTT(EmbeddingProvider):
+    """Stands in for tokensmith-zett's ``zett`` embedding (built by name, as the benchmark does):
+    every row the mean old row, or with ``copy_shared`` the shared rows copied; records the calls."""
 
-    from tokensmith import default_registry
+    name = "zett"
+    calls: ClassVar[list[bool]] = []
 
-    pipeline = default_registry().build_pipeline({"model": "tiny-llama"})
-    torch.manual_seed(0)
-    hn = hypernetwork_for(pipeline.model, layers=1, heads=2, hidden=16, surface_maxlen=7)  # random: far off
-    path = save_hypernetwork(tmp_path / "hn.safetensors", hn, pipeline.tokenizer)
-    report = curve_bench(tmp_path, new, monkeypatch, steps=0, inits=["zett", "zett-copy-shared"],
-                         zett_hypernetwork=str(path))
+    hypernetwork: str = attrs.field(validator=attrs.validators.instance_of(str), metadata={"doc": "path"})
+    copy_shared: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool),
+                                    metadata={"doc": "copy the shared rows"})
+    ctx: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def build(self, model, tokenizer):
+        return model.get_input_embeddings()
+
+    def apply(self, model, tokenizer):
+        FakeZeTT.calls.append(self.copy_shared)
+        old = self.ctx.model_tokenizer
+        if self.copy_shared:
+            return install_embeddings(model, tokenizer, old_tokenizer=old, init="mean")
+        table = model.get_input_embeddings().weight[: old.vocab_size].detach().mean(0)
+        return install_embeddings(model, tokenizer, old_tokenizer=old,
+                                  table=table.expand(tokenizer.vocab_size, -1).clone())
+
+
+class FakeZeTTPlugin:
+    @hookimpl
+    def tokensmith_register_embeddings(self):
+        return [Component("zett", FakeZeTT, "a stand-in for tokensmith-zett's zett embedding")]
+
+
+def test_zett_rows_both_ways(tmp_path, new, monkeypatch, make_registry):
+    """The two ZeTT rows: the 'zett' embedding built by name with copy_shared false (the paper's
+    setting, every row predicted) and true ('zett + copied shared rows'), labelled, one note."""
+    import tokensmith_datasets.plugin as datasets
+    import tokensmith_tokenadapt.plugin as plugin
+
+    registry = make_registry(plugin, datasets, FakeZeTTPlugin())
+    import tokensmith_tokenadapt.benchmark as benchmark
+
+    held_out = benchmark.held_out_texts
+    monkeypatch.setattr(benchmark, "held_out_texts", lambda *a, **k: (held_out(*a, **k)[0][:3], 0))
+    (tmp_path / "hn.safetensors").write_bytes(b"")
+    new.save(str(tmp_path / "new"))
+    FakeZeTT.calls.clear()
+    report = registry.build("benchmark", {
+        "type": "transplant", "model": "tiny-llama", "new_tokenizer": str(tmp_path / "new"), "steps": 0,
+        "held_out_bytes": 1, "chunk_bytes": 150, "threads": 1, "inits": ["zett", "zett-copy-shared"],
+        "zett_hypernetwork": str(tmp_path / "hn.safetensors")}).run(quick=True)
+    assert FakeZeTT.calls == [False, True]
     rows = {r[0]: r for r in report.tables[0].rows}
     assert list(rows) == ["zett (paper's setting: every row predicted)", "zett + copied shared rows"]
     m = report.metrics
