@@ -421,10 +421,9 @@ class FakeZeTTPlugin:
 def test_zett_rows_both_ways(tmp_path, new, monkeypatch, make_registry):
     """The two ZeTT rows: the 'zett' embedding built by name with copy_shared false (the paper's
     setting, every row predicted) and true ('zett + copied shared rows'), labelled, one note."""
-    import tokensmith_datasets.plugin as datasets
-    import tokensmith_tokenadapt.plugin as plugin
-
-    registry = make_registry(plugin, datasets, FakeZeTTPlugin())
+    # the installed tokenadapt and datasets plugins and the stand-in (never the real tokensmith-zett)
+    registry = make_registry(FakeZeTTPlugin(), entry_points=True,
+                             env={"TOKENSMITH_LOAD_PLUGINS": "tokensmith-tokenadapt,tokensmith-datasets"})
     import tokensmith_tokenadapt.benchmark as benchmark
 
     held_out = benchmark.held_out_texts
