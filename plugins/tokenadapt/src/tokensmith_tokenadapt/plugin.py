@@ -25,7 +25,7 @@ def tokensmith_register_tokenizer_trainers():
 def tokensmith_register_benchmarks():
     return [Component("transplant", f"{_M}.benchmark:TransplantBenchmark",
                       "SmolLM2 onto a licence-text BPE: bits/byte per initialiser vs the original, "
-                      "before/after an embedding fine-tune"),
+                      "before/after an embedding fine-tune (eval_at: a learning curve during it)"),
             Component("supertokens", f"{_M}.supertoken_bench:SupertokenBenchmark",
                       "supertoken BPE vs byte-level BPE of the same vocabulary: held-out bytes/token, "
                       "tokens/char, multi-word tokens")]
