@@ -746,14 +746,14 @@ def _report(trainer: RecipeTrainer, *, losses, lrs, evals, digests, counts, seco
                   Provenance.collect(registry, runtime, source, seed, extra=extra))
 
 
-def _write_report(report: Report, output_dir: Path) -> Report:
+def _write_report(report: Report, output_dir: Path, *, png: bool = True) -> Report:
     from .report import write_all
 
-    missing = report.series and importlib.util.find_spec("matplotlib") is None
+    missing = png and report.series and importlib.util.find_spec("matplotlib") is None
     if missing:  # the note goes into the returned report too, not only the files
         report = attrs.evolve(report, notes=(*report.notes, "no loss-curve PNG: matplotlib is not installed "
                                              "(pip install 'tokensmith[bench]')"))
-    write_all(report, output_dir, png=False if missing else None)
+    write_all(report, output_dir, png=False if missing or not png else None)
     return report
 
 
@@ -930,8 +930,9 @@ class _Run:
                          digests=_rank_digests(ctx.model, trainer), counts=self.counts, seconds=seconds,
                          runtime=ctx.runtime, registry=ctx.registry, source=self.source, spec=ctx.spec,
                          seed=trainer.args.seed, notes=[], resumed=checkpoint)
-        if trainer.args.should_save:
-            report = _write_report(report, ctx.output_dir)
+        files = ctx.settings.report_files
+        if trainer.args.should_save and files != "none":
+            report = _write_report(report, ctx.output_dir, png=files == "all")
         return TrainResult(losses=losses, evaluations=list(trainer.evaluation_points), report=report,
                            output_dir=ctx.output_dir, steps=trainer.state.global_step,
                            world_size=trainer.accelerator.num_processes, seconds=seconds, model=ctx.model,

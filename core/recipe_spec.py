@@ -214,6 +214,9 @@ class TrainSettings:
     progress: Literal["auto", "bar", "plain", "off"] = attrs.field(
         default="auto", metadata={"doc": "auto: a bar on a terminal, plain lines otherwise"})
     shuffle: bool = attrs.field(default=True, metadata={"doc": "shuffle the training sequences (seeded)"})
+    report_files: Literal["all", "text", "none"] = attrs.field(
+        default="all", metadata={"doc": "the run's report in output_dir: train.json/.md/.png (all), "
+                                 "without the PNG (text), or none (the TrainResult still has it)"})
     arguments: dict[str, Any] = attrs.field(factory=dict, converter=_mapping,
                                             metadata={"doc": "more transformers TrainingArguments"})
 

@@ -149,6 +149,14 @@ def test_a_run_writes_its_report_checkpoints_and_final_model(tiny_tokenizer, tmp
     assert not list(out.rglob("training_args.bin"))
 
 
+@pytest.mark.parametrize("files, written", [("text", {"train.json", "train.md"}), ("none", set())])
+def test_report_files_text_or_none_write_less_and_return_the_same_report(tiny_tokenizer, tmp_path, files,
+                                                                         written):
+    result = _run(tiny_tokenizer, tmp_path, files, arguments={"steps": 2, "report_files": files})
+    assert {p.name for p in (tmp_path / files).iterdir() if p.is_file()} == written
+    assert result.report.metrics["steps"] == 2 and result.report.series
+
+
 def test_checkpoints_reload_into_a_model(tiny_tokenizer, tmp_path, make_registry):
     result = _run(tiny_tokenizer, tmp_path, "run", arguments={"save_final": True})
     model, tok, manifest = ckpt.load_checkpoint(result.final_dir)
