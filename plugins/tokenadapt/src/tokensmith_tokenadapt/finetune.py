@@ -123,7 +123,8 @@ def fine_tune_embeddings(model: Any, tokenizer: Any, train_data: Sequence[dict[s
                               arguments={"steps": steps, "batch_size": batch_size, "lr": lr,
                                          "warmup": warmup, "schedule": schedule,
                                          "weight_decay": weight_decay, "trainable": names,
-                                         "progress": "off", "save_final": False, "seed": seed},
+                                         "progress": "off", "save_final": False, "seed": seed,
+                                         "report_files": "none"},  # a scratch folder: nothing to draw
                               recipe=recipe, callbacks=tuple(callbacks), runtime=runtime, output_dir=out,
                               registry=registry)
     finally:
