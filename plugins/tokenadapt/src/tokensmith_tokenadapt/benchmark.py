@@ -162,13 +162,15 @@ class TransplantBenchmark(Benchmark):
     @eval_at.validator
     def _steps(self, attribute: Any, value: tuple[int, ...]) -> None:
         if any(type(v) is not int or v < 1 for v in value) or list(value) != sorted(set(value)):
-            raise ValueError(f"eval_at must be increasing positive step counts, got {list(value)}")
+            raise ConfigError(f"eval_at must be increasing positive step counts, got {list(value)}",
+                              component="benchmark 'transplant'", hint="e.g. eval_at = [12, 24]")
 
     @inits.validator
     def _known(self, attribute: Any, value: tuple[str, ...]) -> None:
         bad = [v for v in value if v not in INITS]
         if bad or not value:
-            raise ValueError(f"inits must be a non-empty subset of {', '.join(INITS)}, got {bad or value}")
+            raise ConfigError(f"inits must be a non-empty subset of {', '.join(INITS)}, got {bad or value}",
+                              component="benchmark 'transplant'")
 
     def run(self, *, quick: bool = False) -> Report:
         sizes = QUICK if quick else FULL
