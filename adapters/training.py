@@ -278,8 +278,9 @@ class PadCollator:
         keys = sorted((set().union(*rows) | {"attention_mask"}) - self.example_fields)
         batch: dict[str, torch.Tensor] = {}
         for key in keys:
-            # a per-token field holds all ints or all floats (build_sequences)
-            floats = any(isinstance(r[key][0], float) for r in rows if key in r)
+            # one float anywhere makes the field float: a packed block can join an example whose
+            # field holds ints to one whose field holds floats
+            floats = any(isinstance(v, float) for r in rows if key in r for v in r[key])
             batch[key] = torch.full((len(rows), width), fill.get(key, 0),
                                     dtype=torch.float32 if floats else torch.long)
         for i, row in enumerate(rows):

@@ -54,6 +54,13 @@ def test_integer_token_fields_stay_integers():
     assert batch["tag"].dtype == torch.long and batch["tag"].tolist() == [[0, 1, 1], [2, 0, 0]]
 
 
+def test_a_packed_block_joining_int_and_float_values_stays_float():
+    examples = [{"input_ids": [1, 2], "w": [1, 1]}, {"input_ids": [3, 4], "w": [0.5, 0.25]}]
+    rows = build_sequences(examples, None, DataSettings(max_length=4, packing=True, token_fields=["w"]))
+    batch = PadCollator(0)(rows)
+    assert batch["w"].dtype == torch.float32 and batch["w"].tolist() == [[1.0, 1.0, 0.5, 0.25]]
+
+
 def test_example_fields_are_stacked_and_never_cut():
     examples = [{"input_ids": list(range(1, 9)), "pixels": [[float(j)] * 3] * 2} for j in range(3)]
     data = DataSettings(max_length=4, truncate=True, example_fields=["pixels"])
