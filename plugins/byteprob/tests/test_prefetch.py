@@ -146,3 +146,40 @@ def test_unlikely_branches_are_not_prefetched_and_nothing_changes(tiny_byte_leve
         assert [s.prefix for s in walk] == [s.prefix for s in plain]
         for a, e in zip(walk, plain):
             assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12
+
+
+@pytest.mark.parametrize("eager", [0, 1, 3])
+def test_eager_prefetched_rows_change_nothing_but_the_head_passes(tiny_byte_level_lm, monkeypatch, eager):
+    """The shortest EAGER_PREFETCH prefetched tokens get their next-token rows in their batch (the
+    others are deferred until reached): the same distributions as prefetching with every row
+    deferred, and one later output-layer pass fewer for each eager row that is reached."""
+    lm = tiny_byte_level_lm
+    monkeypatch.setattr(cover_set_module, "EAGER_PREFETCH", 0)
+    lazy = ByteProbLM(lm, tolerance=0, prefetch=2)
+    before = lm.counters.get("head_rows", 0)
+    walk_lazy = _greedy_walk(lazy, b"the", 12)
+    lazy_heads = lm.counters.get("head_rows", 0) - before
+    monkeypatch.setattr(cover_set_module, "EAGER_PREFETCH", eager)
+    seen: list[list[bool]] = []
+    extend_batch = lm.extend_batch
+
+    def spy(state, conts, defer=None):
+        seen.append(list(defer or []))
+        return extend_batch(state, conts, defer=defer)
+
+    monkeypatch.setattr(lm, "extend_batch", spy)
+    some = ByteProbLM(lm, tolerance=0, prefetch=2)
+    before = lm.counters.get("head_rows", 0)
+    walk = _greedy_walk(some, b"the", 12)
+    heads = lm.counters.get("head_rows", 0) - before
+    assert some.counters["prefetch_hits"] == lazy.counters["prefetch_hits"] > 0
+    assert [s.prefix for s in walk] == [s.prefix for s in walk_lazy]
+    for a, e in zip(walk, walk_lazy):
+        assert float((a.logprobs.exp() - e.logprobs.exp()).abs().max()) <= 1e-12
+    # a prefetching batch: its needed rows, then its prefetched ones, the eager ones not deferred
+    computed = [sum(not d for d in defer) for defer in seen if any(defer)]
+    assert computed and all(n >= 1 for n in computed)
+    if eager == 0:
+        assert heads == lazy_heads == some.counters["prefetch_hits"]
+    else:
+        assert heads < lazy_heads

@@ -103,8 +103,14 @@ PREFETCH = 1
 #: prefetching is skipped when the most likely straddling cover of the parent holds less than this
 #: share of the mass of the next covers (the included ones and the sequences being forwarded): the
 #: text then rarely follows it (SmolLM2 greedy walks: every call below 0.1 got no hit, most above 0.3
-#: got all), while on a CPU a forward of 2 rows costs ~1.4 of 1 row (gemm vs gemv; 3-8 rows ~1.6-1.7)
+#: got all). A wider forward is not free: on the 2-core CPU a SmolLM2 forward of 2-4 rows costs
+#: ~1.05-1.3 of 1 row with the core's few-row kernel (``HFCausalLM.few_row_linears``; ~1.5-1.7 without);
+#: 0.03 gave the same calls per byte
 PREFETCH_SHARE = 0.1
+#: prefetched states whose next-token rows are computed in their batch rather than deferred until
+#: reached: the shortest tokens of the chain (reached first). Each costs a vocabulary-sized row held
+#: a byte or so early; each saves a one-row pass of the output layer later
+EAGER_PREFETCH = 1
 #: a batched forward is split so that its logits plus shared-past copies stay under this many floats
 BATCH_LOGITS = 1 << 24
 
@@ -177,11 +183,12 @@ class Straddle:
     """Covers ``node.ids + (v,)`` for each ``v`` in ``ids``, with ``offset`` bytes of ``v`` read.
 
     Kept as the sub-row of ``node``'s next-token row that is still consistent with the bytes
-    (issue 13, item 2): ``ids`` (int32) and ``vals``, the row's own entries there (the model's
+    (issue 13, item 2): ``ids`` (uint16 for vocabularies of at most 65,536 ids, else int32; index
+    with ``ids.int()``) and ``vals``, the row's own entries there (the model's
     dtype, -inf where invalid), with ``base`` = ``node.logq`` and ``logz`` = ``node.logz``.
     :attr:`logq` is recomputed from them when read, by the same float64 operations as
-    ``base + (row[ids].double() - logz)`` at the branch, so it has the same bits, at 8 bytes a
-    cover (float32 models) instead of 16 for int64 ids and float64 log-masses."""
+    ``base + (row[ids].double() - logz)`` at the branch, so it has the same bits, at 6 bytes a
+    cover (float32 models, uint16 ids) instead of 16 for int64 ids and float64 log-masses."""
 
     node: Node
     ids: Any
@@ -295,6 +302,10 @@ class ByteProbLM(ByteLanguageModel):
         # defer): an LM whose extend_batch predates it computes them at once, which is also exact
         self._defer = "defer" in inspect.signature(lm.extend_batch).parameters
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
+        # straddling covers' token ids: 2 bytes each where the vocabulary allows (SmolLM2: 49,152 ids)
+        import torch
+
+        self._id_dtype = torch.uint16 if lm.vocab_size <= 1 << 16 else torch.int32
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning != "marginal" else None
         self.counters: ChainMap[str, int] = ChainMap(
             {"states": 0, "max_covers_seen": 0, "expanded": 0, "deferred": 0, "prefetched": 0,
@@ -456,7 +467,7 @@ class ByteProbLM(ByteLanguageModel):
             mass += math.exp(node.logq - shift) * node.buckets
         weights = [torch.exp(q - shift) for q in logqs]
         for s, w in zip(covers.straddles, weights):
-            mass.scatter_add_(0, self.view.matrix[s.ids, s.offset].long(), w)
+            mass.scatter_add_(0, self.view.matrix[s.ids.int(), s.offset].long(), w)
         total = float(mass.sum())
         covers.log_mass = shift + math.log(total) if total > 0 else -math.inf
         end = len(covers.data)
@@ -482,7 +493,7 @@ class ByteProbLM(ByteLanguageModel):
         pending = list(covers.pending)
         straddles: list[Straddle] = []
         for s in covers.straddles:
-            keep = view.matrix[s.ids, s.offset] == b
+            keep = view.matrix[s.ids.int(), s.offset] == b
             if s.node.prefetched:  # a kept state whose token runs on with another byte is never reached now
                 for v in [v for v in s.node.prefetched
                           if int(view.lengths[v]) > s.offset and int(view.matrix[v, s.offset]) != b]:
@@ -490,7 +501,7 @@ class ByteProbLM(ByteLanguageModel):
             if not bool(keep.any()):
                 continue
             ids, vals = s.ids[keep], s.vals[keep]
-            done = view.lengths[ids] == s.offset + 1
+            done = view.lengths[ids.int()] == s.offset + 1
             if bool(done.any()):
                 logq = s.base + (vals[done].double() - s.logz)  # Straddle.logq of these entries
                 pending += [Node(s.node.ids + (v,), len(data), q, s.node)
@@ -545,7 +556,7 @@ class ByteProbLM(ByteLanguageModel):
             handle = node.handle = Node(node.ids, node.end, node.logq, state=state)
         straddles = []
         if bool(runs.any()):
-            straddles.append(Straddle(handle, ids[runs].to(torch.int32), vals[runs], node.logq, node.logz,
+            straddles.append(Straddle(handle, ids[runs].to(self._id_dtype), vals[runs], node.logq, node.logz,
                                       len(rest)))
         children = [Node(node.ids + (v,), node.end + n, q, handle)
                     for v, n, q in zip(ids[ends].tolist(), lengths[ends].tolist(), logq[ends].tolist())]
@@ -660,12 +671,17 @@ class ByteProbLM(ByteLanguageModel):
             per_row = vocab + (past + 1) * self._kv_per_token / 4
             chunk = max(1, BATCH_LOGITS // max(1, int(per_row)))
             rows: list[Node | int] = [*run, *ahead]
+            # the shortest prefetched tokens are reached first (the next byte or so): their rows are
+            # computed in this batch, where a few more output rows cost little (few-row kernel), and
+            # the others' are deferred (their vocabulary-sized rows are not held until reached)
+            eager = set(sorted(ahead, key=lambda v: int(self.view.lengths[v]))[:EAGER_PREFETCH])
             for i in range(0, len(rows), chunk):
                 part = rows[i: i + chunk]
                 conts = [r.ids[len(parent.ids):] if isinstance(r, Node) else [r] for r in part]
                 if self._defer:
                     states = self.lm.extend_batch(parent.state, conts,
-                                                  defer=[not isinstance(r, Node) for r in part])
+                                                  defer=[not isinstance(r, Node) and r not in eager
+                                                         for r in part])
                 else:
                     states = self.lm.extend_batch(parent.state, conts)
                 for row, state in zip(part, states):
@@ -774,7 +790,7 @@ class ByteProbLM(ByteLanguageModel):
         row = self.lm.vocab_size * 4
         kv = self._kv_per_token
         held = row * len(covers.exact)
-        held += sum(s.ids.numel() * (4 + s.vals.element_size()) for s in covers.straddles)
+        held += sum(s.ids.numel() * (s.ids.element_size() + s.vals.element_size()) for s in covers.straddles)
         parents = {id(s.node): s.node for s in covers.straddles}
         parents.update({id(n.parent): n.parent for n in covers.pending if n.parent is not None})
         held += len(parents) * 2 * kv  # their nodes' own KV segments
