@@ -21,6 +21,9 @@ def test_quick_run_is_exact_and_reports_every_part(report):
     assert m["byte_distribution_vs_token_step"] == pytest.approx(
         m["ms_per_next_byte_distribution"] / m["ms_per_cached_token_step"])
     assert m["lm_forwards_per_byte"] > 0 and m["state_memory_ratio"] > 0
+    # the bound checked on a float64 copy of the model: no float32 batch noise in the true error
+    assert m["float64_states"] > 0 and m["float64_true_error_minus_bound_max"] <= 1e-12
+    assert any("float64 copy of the model" in n for n in report.notes)
     titles = [t.title for t in report.tables]
     assert titles[0].startswith("max |error|") and "mid-word prompts" in titles
     mid = report.tables[titles.index("mid-word prompts")]
