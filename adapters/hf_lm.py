@@ -61,7 +61,7 @@ def _few_row_linear(module: Any, x: Any) -> Any:
     import torch
 
     weight, bias = module.weight, module.bias
-    rows = x.numel() // x.shape[-1] if x.dim() else 0
+    rows = x.numel() // x.shape[-1] if x.dim() and x.shape[-1] else 0
     if not 2 <= rows <= FEW_ROWS or x.device.type != "cpu" or x.dtype != weight.dtype \
             or not x.dtype.is_floating_point or (torch.is_grad_enabled() and weight.requires_grad):
         return torch.nn.functional.linear(x, weight, bias)

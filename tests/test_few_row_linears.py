@@ -47,6 +47,14 @@ def test_only_the_few_row_cases_take_the_other_kernel(monkeypatch):
     assert calls == [torch.Size([4, 8])]
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_empty_inputs_go_to_f_linear():
+    wide, none = torch.nn.Linear(5, 3), torch.nn.Linear(0, 3)
+    with torch.inference_mode(), few_row_linears([wide, none]):
+        assert wide(torch.randn(0, 5)).shape == (0, 3)
+        torch.testing.assert_close(none(torch.randn(4, 0)), none.bias.expand(4, 3))
+
+
 def test_training_keeps_f_linear_and_its_gradient():
     layer = torch.nn.Linear(6, 3)
     x = torch.randn(4, 6)
