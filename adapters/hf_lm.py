@@ -57,13 +57,15 @@ FEW_ROWS = 64
 
 def _few_row_linear(module: Any, x: Any) -> Any:
     """``module``'s output, computed as ``(W @ x.T).T`` when ``x`` holds 2..:data:`FEW_ROWS` rows
-    of a float CPU tensor without autograd, else by ``F.linear`` (the module's own forward)."""
+    of a float32/float64 CPU tensor without autograd (the measured case; bfloat16 and half keep
+    their own kernels), else by ``F.linear`` (the module's own forward)."""
     import torch
 
     weight, bias = module.weight, module.bias
     rows = x.numel() // x.shape[-1] if x.dim() and x.shape[-1] else 0
     if not 2 <= rows <= FEW_ROWS or x.device.type != "cpu" or x.dtype != weight.dtype \
-            or not x.dtype.is_floating_point or (torch.is_grad_enabled() and weight.requires_grad):
+            or x.dtype not in (torch.float32, torch.float64) \
+            or (torch.is_grad_enabled() and weight.requires_grad):
         return torch.nn.functional.linear(x, weight, bias)
     out = torch.mm(weight, x.reshape(rows, x.shape[-1]).t()).t().contiguous()
     if bias is not None:

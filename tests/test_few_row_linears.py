@@ -44,6 +44,9 @@ def test_only_the_few_row_cases_take_the_other_kernel(monkeypatch):
         layer(torch.randn(1, 8))  # one row: F.linear's matrix-vector kernel
         layer(torch.randn(FEW_ROWS + 1, 8))  # many rows: F.linear
         layer(torch.randn(1, 3, 8))  # three rows: W @ x.T
+        half = torch.nn.Linear(8, 4).to(torch.bfloat16)
+    with torch.inference_mode(), few_row_linears([half]):
+        half(torch.randn(3, 8, dtype=torch.bfloat16))  # bfloat16: its own kernel
     assert calls == [torch.Size([4, 8])]
 
 
