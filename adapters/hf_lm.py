@@ -158,8 +158,6 @@ class HFCausalLM(LanguageModel):
     """
 
     def __init__(self, model: Any, tokenizer: Tokenizer, runtime: Runtime, name: str = "hf") -> None:
-        import torch
-
         super().__init__()
         self.model = model.eval()
         self._tokenizer = tokenizer
@@ -175,7 +173,6 @@ class HFCausalLM(LanguageModel):
         #: linear layers of the model computed by :func:`few_row_linears` in forwards of a few rows
         #: (on CPU); set to ``False`` to use ``F.linear`` everywhere
         self.few_row_linears = True
-        self._linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
         if tokenizer.vocab_size > self._vocab:
             raise InputError(
                 f"tokenizer has {tokenizer.vocab_size} ids but the model only {self._vocab} output rows",
@@ -189,7 +186,8 @@ class HFCausalLM(LanguageModel):
         """:func:`few_row_linears` over the model's linear layers for a decoding forward of
         ``rows`` token rows (2..:data:`FEW_ROWS`) on CPU (``few_row_linears`` on), else nothing."""
         if self.few_row_linears and 2 <= rows <= FEW_ROWS and self.device.type == "cpu":
-            return few_row_linears(self._linears)
+            # the model's modules as they are now (a transplant may have replaced its output layer)
+            return few_row_linears(list(self.model.modules()))
         return contextlib.nullcontext()
 
     @property
