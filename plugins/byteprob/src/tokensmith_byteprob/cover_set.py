@@ -265,6 +265,8 @@ class ByteProbLM(ByteLanguageModel):
                  max_memory: int = MAX_MEMORY, invalid_utf8: InvalidUtf8 = "unjudged",
                  specials: Specials = "error", context: Sequence[int] | str | None = None,
                  prefetch: int = PREFETCH, name: str | None = None) -> None:
+        import torch
+
         component = f"byte LM '{name or 'byteprob'}'"
         if meaning not in MEANINGS:
             raise InputError(f"meaning must be one of {MEANINGS}, got {meaning!r}", component=component)
@@ -303,8 +305,6 @@ class ByteProbLM(ByteLanguageModel):
         self._defer = "defer" in inspect.signature(lm.extend_batch).parameters
         self.view = TokenBytes(lm.tokenizer, lm.vocab_size)
         # straddling covers' token ids: 2 bytes each where the vocabulary allows (SmolLM2: 49,152 ids)
-        import torch
-
         self._id_dtype = torch.uint16 if lm.vocab_size <= 1 << 16 else torch.int32
         self.valid = ValidEncodings(lm.tokenizer, self.view) if meaning != "marginal" else None
         self.counters: ChainMap[str, int] = ChainMap(
